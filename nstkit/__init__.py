@@ -1,0 +1,21 @@
+"""nstkit: neural style transfer on a ResNet-50 backbone.
+
+    >>> import nstkit
+    >>> result = nstkit.stylize("img/content/astronaut.png", "img/style/hexagons.png",
+    ...                         preset="robust", steps=200, weights="random")
+    >>> result.save("out.png")     # writes out.png and its run record out.json
+
+Modules, in the order data flows: `images` (load, save, caffe pixel space),
+`layers` (catalog, presets), `backbone` (weights, feature extractor),
+`losses`, `optimize` (the loop), `record` (run record), `cli`.
+TensorFlow is imported only when a run starts, so the CLI answers fast.
+"""
+
+from .config import StyleConfig
+from .errors import NstkitError
+from .layers import CATALOG, all_presets, get_preset
+from .optimize import Progress, Result, stylize
+
+__version__ = "0.1.0"
+__all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result",
+           "stylize", "__version__"]

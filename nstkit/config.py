@@ -1,0 +1,114 @@
+"""The run configuration: one dataclass, one source of defaults.
+
+The Python API, the CLI, the widgets and the JSON run record all read and
+write `StyleConfig`. Its defaults are the seed's settings (original-settings.md):
+Adam(lr=20, beta_1=0.99, epsilon=0.1) in caffe-BGR pixel space, 512 px on
+the long side, content weight 1e2, style weight 1e7, 1000 steps, the
+``robust`` layer set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import NstkitError
+from .layers import get_preset, parse_layers
+
+DEFAULT_CONTENT_WEIGHT = 1e2
+DEFAULT_STYLE_WEIGHT = 1e7
+INIT_CHOICES = ("content", "noise")  # or a path to an image
+
+
+@dataclass
+class StyleConfig:
+    """Everything that decides a run's output, and nothing that does not.
+
+    ``style_layers`` / ``content_layers`` override the preset's layers; the
+    loss weights left as ``None`` come from the preset, else from the seed's
+    defaults. `resolved()` fills them in, and the run record stores that form,
+    so a record can be fed back to reproduce the run.
+    """
+
+    preset: str = "robust"
+    style_layers: dict[str, float] | None = None
+    content_layers: dict[str, float] | None = None
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float = 0.0
+    learning_rate: float = 20.0
+    beta_1: float = 0.99
+    beta_2: float = 0.999
+    epsilon: float = 0.1
+    steps: int = 1000
+    max_dim: int = 512
+    init: str = "content"
+    seed: int = 0
+    weights: str = "imagenet"
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def replace(self, **changes: Any) -> "StyleConfig":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise NstkitError(f"unknown option(s) {', '.join(sorted(unknown))}; "
+                              f"valid options are {', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+    def resolved(self) -> "StyleConfig":
+        """Validate, and fill layers and weights from the preset and the defaults."""
+        preset = get_preset(self.preset)
+        style = parse_layers(self.style_layers, "style layers") if self.style_layers else dict(preset.style_layers)
+        content = (parse_layers(self.content_layers, "content layers")
+                   if self.content_layers else dict(preset.content_layers))
+        content_weight = _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
+        style_weight = _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
+        resolved = dataclasses.replace(self, style_layers=style, content_layers=content,
+                                       content_weight=content_weight, style_weight=style_weight)
+        resolved.validate()
+        return resolved
+
+    def validate(self) -> None:
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_number(name, getattr(self, name), allow_zero=True)
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise NstkitError("content_weight and style_weight are both 0: nothing to optimise; "
+                              "give at least one a positive value")
+        for name in ("learning_rate", "epsilon"):
+            _check_number(name, getattr(self, name), allow_zero=False)
+        for name in ("beta_1", "beta_2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise NstkitError(f"{name} must be in [0, 1), got {value!r}")
+        for name, low in (("steps", 1), ("max_dim", 32), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if not self.style_layers and self.style_weight:
+            raise NstkitError("no style layers selected; choose a preset or pass style layers")
+        if not self.content_layers and self.content_weight:
+            raise NstkitError("no content layers selected; choose a preset or pass content layers")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StyleConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _first(*values):
+    return next(v for v in values if v is not None)
+
+
+def _check_number(name: str, value: Any, *, allow_zero: bool) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value)
+    if bad or value < 0 or (value == 0 and not allow_zero):
+        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise NstkitError(f"{name} must be {need}, got {value!r}")

@@ -1,0 +1,206 @@
+"""Image I/O and the caffe-BGR pixel space the seed optimised in.
+
+Loading accepts what users actually have on disk (phone JPEGs with EXIF
+rotation, RGBA PNGs, 16-bit TIFFs, palette GIF-likes) and turns every
+failure into one `NstkitError` line. Saving is atomic (temp file + rename)
+so an interrupted run never leaves half an image, and refuses to write over
+an input.
+
+Pixel space: `keras.applications.resnet50.preprocess_input` ("caffe" mode)
+flips RGB to BGR and subtracts the ImageNet mean, without scaling. The
+seed's Adam learning rate of 20 is in these units, so nstkit optimises the
+image in exactly this space and `deprocess` is its exact inverse.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import NstkitError
+from .layers import MIN_IMAGE_SIDE
+
+# ImageNet mean in BGR order, as in keras.applications.imagenet_utils (caffe mode).
+IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+
+def load_image(source: ImageInput, max_dim: int | None = None, *, what: str = "image") -> np.ndarray:
+    """Read an image as float32 RGB in [0, 255], shape (H, W, 3), downscaled so max(H, W) <= max_dim.
+
+    ``what`` names the image in error messages ("content image", "style image").
+    """
+    if isinstance(source, np.ndarray):
+        pixels = _array_to_rgb(source, what)
+    else:
+        pil = source if isinstance(source, Image.Image) else _open(Path(source), what)
+        pixels = _pil_to_rgb(pil, what, source)
+    original_shape = pixels.shape[:2]
+    if max_dim is not None:
+        pixels = resize_max_dim(pixels, max_dim)
+    check_size(pixels.shape[:2], what, downscaled=pixels.shape[:2] != original_shape)
+    return pixels
+
+
+def check_size(shape: tuple[int, int], what: str, *, downscaled: bool = False) -> None:
+    """Reject images too small or thin for ResNet-50's 32x downsampling to leave any spatial statistics."""
+    height, width = shape
+    if min(height, width) < MIN_IMAGE_SIDE:
+        scaled = " after downscaling to max-dim" if downscaled else ""
+        raise NstkitError(
+            f"{what} is {width}x{height} px{scaled}; ResNet-50 needs both sides >= {MIN_IMAGE_SIDE} px: "
+            "use a larger or less elongated image" + (" or a larger max-dim" if downscaled else ""))
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    if not path.exists():
+        raise NstkitError(f"{what} not found: {path}: check the path")
+    if path.is_dir():
+        raise NstkitError(f"{what} {path} is a directory: give the path of an image file")
+    if path.stat().st_size == 0:
+        raise NstkitError(f"{what} {path} is empty (0 bytes): re-export or re-download it")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its pixel limit; treat both as too large.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            pil = Image.open(path)
+            pil.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise NstkitError(
+            f"{what} {path} has more pixels than Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS:,}): downscale it first, e.g. to 4096 px on the long side") from None
+    except Image.UnidentifiedImageError:
+        raise NstkitError(f"{what} {path} is not an image Pillow can read: use JPEG, PNG, WebP, BMP or TIFF") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NstkitError(f"{what} {path} is damaged or truncated ({exc}): re-export or re-download it") from None
+    return pil
+
+
+def _pil_to_rgb(pil: Image.Image, what: str, source: object) -> np.ndarray:
+    try:
+        pil = ImageOps.exif_transpose(pil)  # phone photos store rotation in EXIF
+    except Exception:  # a malformed EXIF block should not stop an otherwise fine image
+        pass
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit / 32-bit greyscale: Pillow's convert("RGB") would clip, so scale by the real range.
+        grey = np.asarray(pil, dtype=np.float32)
+        top = 65535.0 if pil.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        grey = np.clip(grey / top * 255.0, 0, 255)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if pil.mode == "P":
+        pil = pil.convert("RGBA")
+    if pil.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Composite transparency on white: a transparent "black" background is not content.
+        rgba = pil.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        pil = Image.alpha_composite(background, rgba)
+    return np.asarray(pil.convert("RGB"), dtype=np.float32)
+
+
+def _array_to_rgb(array: np.ndarray, what: str) -> np.ndarray:
+    pixels = np.asarray(array)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise NstkitError(f"{what} array has shape {pixels.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+    if pixels.shape[2] == 4:
+        alpha = pixels[..., 3:4].astype(np.float32) / (255.0 if pixels.dtype == np.uint8 else 1.0)
+        pixels = pixels[..., :3] * alpha + (255.0 if pixels.dtype == np.uint8 else 1.0) * (1 - alpha)
+    pixels = pixels.astype(np.float32)
+    if np.issubdtype(np.asarray(array).dtype, np.floating) and pixels.max(initial=0) <= 1.0:
+        pixels = pixels * 255.0  # floats in [0, 1], as matplotlib and skimage use
+    return np.clip(pixels, 0, 255)
+
+
+def resize_max_dim(pixels: np.ndarray, max_dim: int) -> np.ndarray:
+    """Downscale (never upscale) so the long side is at most ``max_dim``, keeping the aspect ratio."""
+    height, width = pixels.shape[:2]
+    scale = max_dim / max(height, width)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    pil = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
+    return np.asarray(pil.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    pil = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
+    return np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def preprocess(rgb: np.ndarray) -> np.ndarray:
+    """RGB [0, 255] (H, W, 3) -> caffe BGR, mean-subtracted, with a batch axis: (1, H, W, 3)."""
+    return (np.asarray(rgb, dtype=np.float32)[..., ::-1] - IMAGENET_MEAN_BGR)[None]
+
+
+def deprocess(bgr: np.ndarray) -> np.ndarray:
+    """Exact inverse of `preprocess`, as float32 RGB (H, W, 3); `to_uint8` rounds for saving."""
+    bgr = np.asarray(bgr, dtype=np.float32)
+    if bgr.ndim == 4:
+        bgr = bgr[0]
+    return (bgr + IMAGENET_MEAN_BGR)[..., ::-1]
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def pixel_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel bounds of valid pixels in caffe space: [-mean, 255 - mean] (the seed clipped to these)."""
+    return -IMAGENET_MEAN_BGR, 255.0 - IMAGENET_MEAN_BGR
+
+
+def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
+    """Fail early (before any compute) if ``path`` can't be written or would replace an input."""
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise NstkitError(f"output {path} must end in .png, .jpg or .jpeg")
+    for source in inputs:
+        if isinstance(source, (str, os.PathLike)) and _same_file(path, Path(source)):
+            raise NstkitError(f"output {path} is the same file as input {source}: "
+                              "choose another output path so the input is kept")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise NstkitError(f"output folder {parent} does not exist: create it or choose another -o path")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise NstkitError(f"output {path} is not writable: choose a folder you can write to")
+    if path.is_dir():
+        raise NstkitError(f"output {path} is a directory: give a file name ending in .png or .jpg")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = ()) -> Path:
+    """Write PNG or JPEG atomically: a temp file in the same folder, then `os.replace`.
+
+    ``protect`` lists input paths that must never be replaced.
+    """
+    path = check_output_path(path, protect)
+    image = Image.fromarray(to_uint8(rgb) if rgb.dtype != np.uint8 else rgb)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            options = {"quality": 95} if SAVE_FORMATS[path.suffix.lower()] == "JPEG" else {}
+            image.save(handle, format=SAVE_FORMATS[path.suffix.lower()], **options)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

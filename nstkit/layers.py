@@ -1,0 +1,248 @@
+"""ResNet-50 layer catalog and the seed's layer presets.
+
+The catalog is written out from the architecture (He et al. 2016, Keras
+`ResNet50` v1 naming) instead of being read off a built model, so that
+`nstkit layers`, preset resolution and input validation answer in
+milliseconds without importing TensorFlow. `tests/test_layers.py` checks it
+against the real Keras model.
+
+A layer selection is an ordered ``{name: weight}`` dict. The seed listed some
+style layers twice and weighted every entry ``1/len(style_layers)``; counting
+a repeated name as weight 2 reproduces that weighting exactly without
+computing the same Gram matrix twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Union
+
+from .errors import NstkitError
+
+# Blocks per stage of ResNet-50 and the bottleneck widths (He et al. 2016, table 1).
+BLOCKS_PER_STAGE = {2: 3, 3: 4, 4: 6, 5: 3}
+BOTTLENECK_CHANNELS = {2: 64, 3: 128, 4: 256, 5: 512}
+STAGE_STRIDE = {2: 4, 3: 8, 4: 16, 5: 32}
+
+# The smallest image side nstkit accepts: ResNet-50 downsamples 32x, so a
+# thinner image leaves stage 5 (and the Gram statistics) without a spatial extent.
+MIN_IMAGE_SIDE = 32
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One ResNet-50 layer whose output can be used as a content or style feature."""
+
+    name: str
+    stage: int
+    block: int  # 0 for the stem (conv1_*, pool1_pool)
+    kind: str  # conv | bn | relu | add | out | pool
+    channels: int
+    stride: int  # input pixels per feature-map pixel
+    depth: int  # position in forward order; larger means computed later
+
+
+def _build_catalog() -> dict[str, LayerInfo]:
+    rows: list[tuple[str, int, int, str, int, int]] = [
+        ("conv1_conv", 1, 0, "conv", 64, 2),
+        ("conv1_bn", 1, 0, "bn", 64, 2),
+        ("conv1_relu", 1, 0, "relu", 64, 2),
+        ("pool1_pool", 1, 0, "pool", 64, 4),
+    ]
+    for stage, blocks in BLOCKS_PER_STAGE.items():
+        width = BOTTLENECK_CHANNELS[stage]
+        stride = STAGE_STRIDE[stage]
+        for block in range(1, blocks + 1):
+            prefix = f"conv{stage}_block{block}"
+            if block == 1:  # projection shortcut
+                rows += [(f"{prefix}_0_conv", stage, block, "conv", 4 * width, stride),
+                         (f"{prefix}_0_bn", stage, block, "bn", 4 * width, stride)]
+            for k, channels in ((1, width), (2, width), (3, 4 * width)):
+                rows += [(f"{prefix}_{k}_conv", stage, block, "conv", channels, stride),
+                         (f"{prefix}_{k}_bn", stage, block, "bn", channels, stride)]
+                if k < 3:
+                    rows.append((f"{prefix}_{k}_relu", stage, block, "relu", channels, stride))
+            rows += [(f"{prefix}_add", stage, block, "add", 4 * width, stride),
+                     (f"{prefix}_out", stage, block, "out", 4 * width, stride)]
+    return {name: LayerInfo(name, stage, block, kind, channels, stride, depth)
+            for depth, (name, stage, block, kind, channels, stride) in enumerate(rows)}
+
+
+CATALOG: dict[str, LayerInfo] = _build_catalog()
+LAYER_KINDS = ("conv", "bn", "relu", "add", "out", "pool")
+
+LayerSpec = Union[str, Iterable[str], Mapping[str, float], None]
+
+
+def check_layer_name(name: str) -> LayerInfo:
+    """Return the catalog entry, or fail with the closest real names."""
+    if name in CATALOG:
+        return CATALOG[name]
+    close = difflib.get_close_matches(name, list(CATALOG), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `nstkit layers` to list them."
+    raise NstkitError(f"unknown ResNet-50 layer '{name}': {hint}")
+
+
+def parse_layers(spec: LayerSpec, what: str = "layers") -> dict[str, float]:
+    """Turn a user's layer selection into an ordered ``{name: weight}`` dict.
+
+    Accepts ``"a,b:2,a"`` (a CLI string; ``:w`` gives a weight), a list
+    (a repeated name adds its weight again, as in the seed's lists) or a dict.
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        entries = [(str(k), v) for k, v in spec.items()]
+    else:
+        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        entries = []
+        for item in items:
+            item = str(item).strip()
+            if not item:
+                continue
+            name, _, weight = item.partition(":")
+            entries.append((name.strip(), weight.strip() or 1.0))
+    layers: dict[str, float] = {}
+    for name, weight in entries:
+        check_layer_name(name)
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            raise NstkitError(f"{what}: weight '{weight}' of layer {name} is not a number; "
+                              f"write it as {name}:2") from None
+        if not weight > 0 or weight == float("inf"):
+            raise NstkitError(f"{what}: layer {name} has weight {weight}; "
+                              "layer weights must be positive and finite")
+        layers[name] = layers.get(name, 0.0) + weight
+    return layers
+
+
+def layers_to_spec(layers: Mapping[str, float]) -> str:
+    """The inverse of `parse_layers` for a dict: ``"a,b:2"``."""
+    return ",".join(name if weight == 1 else f"{name}:{weight:g}" for name, weight in layers.items())
+
+
+def deepest(layer_names: Iterable[str]) -> LayerInfo:
+    """The layer computed last: the feature extractor stops there."""
+    return max((CATALOG[n] for n in layer_names), key=lambda info: info.depth)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named layer selection, optionally with the loss weights it was run with."""
+
+    name: str
+    description: str
+    style_layers: dict[str, float]
+    content_layers: dict[str, float]
+    content_weight: float | None = None
+    style_weight: float | None = None
+    source: str = field(default="", compare=False)
+
+
+# The seed's final style list, duplicates included (write-up, "Improvements to model robustness").
+SEED_ROBUST_STYLE_LIST = [
+    "conv1_relu", "conv2_block1_1_conv",
+    "conv2_block2_1_relu", "conv2_block2_1_relu",
+    "conv2_block3_3_conv", "conv2_block2_2_relu",
+    "conv4_block2_1_conv", "conv2_block2_1_relu",
+    "conv2_block2_1_relu", "conv2_block3_3_conv",
+    "conv2_block2_2_relu", "conv4_block2_1_relu",
+    "conv4_block2_2_conv", "conv4_block2_2_relu",
+    "conv4_block2_3_conv",
+]
+
+_CONV_STYLE = ["conv2_block2_1_bn", "conv3_block1_3_bn", "conv3_block1_0_conv", "conv4_block4_2_bn"]
+_RELU_STYLE = ["conv2_block2_2_relu", "conv3_block4_2_relu", "conv4_block6_1_relu", "conv5_block3_2_relu"]
+_ROBUST_CONTENT = ["conv4_block2_2_conv"]
+
+_PRESETS = {
+    p.name: p
+    for p in [
+        Preset(
+            "vanilla",
+            "the standard recipe the seed started from: one layer per stage, content 1, style 1e6",
+            parse_layers(["conv1_relu", "conv2_block1_out", "conv3_block1_out",
+                          "conv4_block1_out", "conv5_block1_out"]),
+            parse_layers(["conv5_block2_out"]),
+            content_weight=1.0,
+            style_weight=1e6,
+            source="the Kaggle ResNet-50 notebook's weights (original-settings.md); the seed does not "
+                   "record its vanilla layers, so these mirror the VGG recipe: the first block of each "
+                   "stage for style, a late block for content",
+        ),
+        Preset(
+            "conv",
+            "the seed's conv trial: conv/bn layers of block 2, block 3 (x2) and block 4",
+            parse_layers(_CONV_STYLE),
+            parse_layers(["conv1_conv"]),
+            source="original-settings.md, trial 'conv only'",
+        ),
+        Preset(
+            "relu",
+            "the seed's ReLU trial: ReLU layers of stages 2, 3, 4 and 5",
+            parse_layers(_RELU_STYLE),
+            parse_layers(["conv4_block6_1_relu"]),
+            source="original-settings.md, trial 'relu only'",
+        ),
+        Preset(
+            "robust",
+            "the seed's final later-stage conv+relu set (15 entries, repeats weigh double)",
+            parse_layers(SEED_ROBUST_STYLE_LIST),
+            parse_layers(_ROBUST_CONTENT),
+            source="write-up, 'Improvements to model robustness'",
+        ),
+    ]
+}
+
+
+def conv_relu_preset(relu_share: float) -> Preset:
+    """Blend the seed's conv and ReLU style sets: ``relu_share`` of the style weight goes to ReLU layers.
+
+    0 is the pure conv set, 1 the pure ReLU set (the write-up's "weighted ratio
+    of Conv to ReLu layers"). The content layer stays the seed's final one, so a
+    sweep over the share changes only the style side.
+    """
+    if not 0.0 <= relu_share <= 1.0:
+        raise NstkitError(f"conv_relu share {relu_share} is outside [0, 1]; "
+                          "write e.g. conv_relu:0.25 for 25% of the style weight on ReLU layers")
+    style: dict[str, float] = {}
+    for names, share in ((_CONV_STYLE, 1.0 - relu_share), (_RELU_STYLE, relu_share)):
+        for name in names:
+            if share > 0:
+                style[name] = style.get(name, 0.0) + share / len(names)
+    return Preset(
+        f"conv_relu:{relu_share:g}",
+        f"conv and ReLU style layers blended {1 - relu_share:g}:{relu_share:g}",
+        style,
+        parse_layers(_ROBUST_CONTENT),
+        source="write-up, 'Experiments with weighted ratio of Conv to ReLu layers'",
+    )
+
+
+PRESET_NAMES = (*_PRESETS, "conv_relu")
+
+
+def get_preset(name: str) -> Preset:
+    """Resolve ``robust``, ``conv_relu:0.25`` and the like."""
+    base, _, arg = name.partition(":")
+    if base == "conv_relu":
+        try:
+            share = float(arg) if arg else 0.5
+        except ValueError:
+            raise NstkitError(f"preset '{name}': the share after ':' must be a number, "
+                              "e.g. conv_relu:0.25") from None
+        return conv_relu_preset(share)
+    if name in _PRESETS:
+        return _PRESETS[name]
+    close = difflib.get_close_matches(name, PRESET_NAMES, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise NstkitError(f"unknown preset '{name}': {hint}choose one of {', '.join(PRESET_NAMES)}")
+
+
+def all_presets() -> list[Preset]:
+    return [*_PRESETS.values(), conv_relu_preset(0.5)]

@@ -1,0 +1,57 @@
+"""Loss terms, each a plain function of tensors (Gatys et al. 2016, as the seed wrote them).
+
+All functions take batched activations ``(B, H, W, C)`` and return one
+scalar per call, in float32 whatever the activations' dtype, so mixed
+precision never reduces in low precision.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """Channel co-activation statistics ``FᵀF / (H·W)``, shape (B, C, C).
+
+    Dividing by the number of positions (not by C·H·W) is the seed's choice;
+    it makes the Gram independent of image size, so a style image of any size
+    gives comparable targets.
+    """
+    features = tf.cast(features, tf.float32)
+    positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
+    return tf.einsum("bijc,bijd->bcd", features, features) / positions
+
+
+def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference of activations: keeps the content image's layout."""
+    return tf.reduce_mean(tf.square(tf.cast(features, tf.float32) - tf.cast(target, tf.float32)))
+
+
+def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor],
+               layer_weights: Mapping[str, float]) -> tf.Tensor:
+    """Weighted mean over layers of the mean squared Gram difference.
+
+    Weights are normalised to sum to 1, so a layer the seed listed twice
+    (weight 2 of 15) counts exactly as in the seed's ``1/len(style_layers)``.
+    """
+    total_weight = sum(layer_weights.values())
+    return tf.add_n([
+        (weight / total_weight) * tf.reduce_mean(tf.square(grams[name] - target_grams[name]))
+        for name, weight in layer_weights.items()
+    ])
+
+
+def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
+    image = tf.cast(image, tf.float32)
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+def mean_over_layers(per_layer: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]) -> tf.Tensor:
+    """Weighted mean of per-layer scalars (content loss over several content layers)."""
+    total_weight = sum(layer_weights.values())
+    return tf.add_n([(w / total_weight) * per_layer[name] for name, w in layer_weights.items()])

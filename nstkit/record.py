@@ -1,0 +1,89 @@
+"""The JSON run record written beside every output image.
+
+It answers "what made this picture?" months later: the resolved config
+(feed ``record["config"]`` back to `StyleConfig.from_dict` to rerun), the
+weights (ImageNet, a file with its md5, or seeded random), the inputs with
+their checksums, the package versions, the device and the wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RECORD_VERSION = 1
+_PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
+
+
+def describe_input(source: Any) -> dict[str, Any]:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    array = np.asarray(source)
+    return {"array_shape": list(array.shape),
+            "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def device_name() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU ({details.get('device_name', gpus[0].name)})"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def build_record(**fields: Any) -> dict[str, Any]:
+    return {"record_version": RECORD_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), **fields}
+
+
+def record_path(image_path: os.PathLike | str) -> Path:
+    """``out.png`` -> ``out.json``."""
+    return Path(image_path).with_suffix(".json")
+
+
+def write_record(image_path: os.PathLike | str, record: dict[str, Any]) -> Path:
+    """Write the record beside the image, atomically, with canonical (sorted, indented) JSON."""
+    path = record_path(image_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True, default=_jsonable)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
