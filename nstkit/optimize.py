@@ -47,6 +47,11 @@ class Progress:
     elapsed: float
     _run: "_Run" = field(repr=False)
 
+    @property
+    def weights(self) -> dict[str, Any]:
+        """Which backbone weights this run uses (for snapshot records and figure captions)."""
+        return vars(self._run.weights_info)
+
     def image(self) -> np.ndarray:
         """The current image as uint8 RGB (copies from the device: call it only when you need it)."""
         return to_uint8(deprocess(self._run.image.numpy()))

@@ -1,0 +1,7 @@
+"""`python -m nstkit` is the same as the `nstkit` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

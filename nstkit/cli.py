@@ -1,0 +1,209 @@
+"""The `nstkit` command line: stylize, layers, presets.
+
+Every flag maps to one `StyleConfig` field and shows its default in --help.
+All input is checked before TensorFlow is imported, so a typo costs a
+fraction of a second and one line on stderr (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from .config import StyleConfig
+from .errors import NstkitError
+from .layers import CATALOG, LAYER_KINDS, PRESET_NAMES, all_presets, layers_to_spec
+
+DEFAULTS = StyleConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2) like every other nstkit error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nstkit", description="Neural style transfer on a ResNet-50 backbone.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("stylize", help="stylize CONTENT in the style of STYLE",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
+    run.add_argument("style", help="style image")
+    run.add_argument("-o", "--output", required=True, help="output image, .png or .jpg; its run record goes "
+                     "beside it as .json")
+    run.add_argument("--preset", default=DEFAULTS.preset,
+                     help=f"layer preset: {', '.join(PRESET_NAMES)} (conv_relu:0.25 puts 25%% of the style "
+                          "weight on ReLU layers)")
+    run.add_argument("--style-layers", help="override the preset's style layers: 'name,name:2,...' "
+                     "(':w' weights a layer; a repeated name adds up)")
+    run.add_argument("--content-layers", help="override the preset's content layers, same syntax")
+    run.add_argument("--content-weight", type=_number, help="content loss weight (default: the preset's, else 1e2)")
+    run.add_argument("--style-weight", type=_number, help="style loss weight (default: the preset's, else 1e7)")
+    run.add_argument("--tv-weight", type=_number, default=DEFAULTS.tv_weight, help="total-variation weight")
+    run.add_argument("--lr", "--learning-rate", dest="learning_rate", type=_number,
+                     default=DEFAULTS.learning_rate, help="Adam learning rate, in caffe pixel units")
+    run.add_argument("--beta1", dest="beta_1", type=_number, default=DEFAULTS.beta_1, help="Adam beta_1")
+    run.add_argument("--beta2", dest="beta_2", type=_number, default=DEFAULTS.beta_2, help="Adam beta_2")
+    run.add_argument("--epsilon", type=_number, default=DEFAULTS.epsilon, help="Adam epsilon")
+    run.add_argument("--steps", type=_number, default=DEFAULTS.steps, help="optimisation steps")
+    run.add_argument("--max-dim", type=_number, default=DEFAULTS.max_dim,
+                     help="downscale images so the long side is at most this many px")
+    run.add_argument("--init", default=DEFAULTS.init, help="start from 'content', 'noise' or an image path")
+    run.add_argument("--seed", type=_number, default=DEFAULTS.seed, help="seed for noise init")
+    run.add_argument("--weights", default=DEFAULTS.weights,
+                     help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
+                          "'random[:SEED]' for offline runs")
+    run.add_argument("--save-every", type=_positive_int, metavar="N",
+                     help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    layers = commands.add_parser("layers", help="list ResNet-50 layers usable as features")
+    layers.add_argument("--kind", choices=LAYER_KINDS, help="only this kind of layer")
+    layers.add_argument("--stage", type=int, choices=range(1, 6), help="only this stage (1 = stem)")
+
+    commands.add_parser("presets", help="list the layer presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "layers":
+            return _list_layers(args)
+        if args.command == "presets":
+            return _list_presets()
+        return _stylize(args)
+    except NstkitError as error:
+        print(f"nstkit: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("nstkit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _whole(name: str, value: float) -> int:
+    if not math.isfinite(value) or value != int(value):
+        raise NstkitError(f"--{name.replace('_', '-')} must be a whole number, got {value:g}")
+    return int(value)
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from .images import check_output_path, load_image
+
+    config = StyleConfig(
+        preset=args.preset, style_layers=args.style_layers, content_layers=args.content_layers,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2, epsilon=args.epsilon,
+        steps=_whole("steps", args.steps), max_dim=_whole("max_dim", args.max_dim),
+        init=args.init, seed=_whole("seed", args.seed), weights=args.weights,
+    )
+    resolved = config.resolved()
+    inputs = (args.content, args.style) + ((args.init,) if args.init not in ("content", "noise") else ())
+    output = check_output_path(args.output, inputs)
+    for path, what in zip(inputs, ("content image", "style image", "init image")):
+        load_image(path, resolved.max_dim, what=what)  # fail on a bad image before loading TensorFlow
+    from .backbone import parse_weights
+
+    parse_weights(resolved.weights)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .optimize import stylize
+
+    callbacks = []
+    bar = None if args.quiet else _progress_bar(resolved.steps)
+    if bar is not None:
+        callbacks.append(bar)
+    if args.save_every:
+        callbacks.append(_snapshot_saver(output, args.save_every, inputs, resolved))
+    try:
+        result = stylize(args.content, args.style, config, callbacks=callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
+    saved = result.save(output, protect=inputs)
+    record = result.record
+    status = (f"stopped at step {record['steps_run']} of {resolved.steps}; saved the best image so far"
+              if result.stopped_early else f"ran {record['steps_run']} steps")
+    print(f"nstkit: {status}: {saved} (best after {record['best_step']} updates, "
+          f"loss {record['best_loss']:.4g}) and {saved.with_suffix('.json')}; "
+          f"weights: {record['weights']['description']}")
+    return 0
+
+
+class _progress_bar:
+    """A tqdm bar with the weighted loss terms and an ETA, as a stylize callback."""
+
+    def __init__(self, steps: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def __call__(self, progress) -> None:
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()}, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig):
+    from .images import save_image
+    from .record import build_record, write_record
+
+    def save_snapshot(progress) -> None:
+        if progress.step % every:
+            return
+        path = output.with_name(f"{output.stem}_step{progress.step:05d}{output.suffix}")
+        save_image(path, progress.image(), protect=inputs)
+        write_record(path, build_record(config=config.to_dict(), snapshot_of=str(output), step=progress.step,
+                                        losses=progress.losses, weights=progress.weights))
+
+    return save_snapshot
+
+
+def _list_layers(args: argparse.Namespace) -> int:
+    rows = [info for info in CATALOG.values()
+            if (args.kind is None or info.kind == args.kind) and (args.stage is None or info.stage == args.stage)]
+    print(f"{'layer':24} {'stage':>5} {'block':>5} {'kind':5} {'channels':>8} {'stride':>6}")
+    for info in rows:
+        print(f"{info.name:24} {info.stage:>5} {info.block:>5} {info.kind:5} {info.channels:>8} {info.stride:>6}")
+    return 0
+
+
+def _list_presets() -> int:
+    for preset in all_presets():
+        weights = ", ".join(f"{k} {v:g}" for k, v in
+                            (("content weight", preset.content_weight), ("style weight", preset.style_weight))
+                            if v is not None) or "seed defaults (content 1e2, style 1e7)"
+        print(f"{preset.name}: {preset.description}\n"
+              f"  style:   {layers_to_spec(preset.style_layers)}\n"
+              f"  content: {layers_to_spec(preset.content_layers)}\n"
+              f"  weights: {weights}\n  source:  {preset.source}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
