@@ -124,7 +124,8 @@ def _stylize(args: argparse.Namespace) -> int:
     inputs = (args.content, args.style) + ((args.init,) if args.init not in ("content", "noise") else ())
     output = check_output_path(args.output, inputs)
     for path, what in zip(inputs, ("content image", "style image", "init image")):
-        load_image(path, resolved.max_dim, what=what)  # fail on a bad image before loading TensorFlow
+        # fail on a bad image before loading TensorFlow
+        load_image(path, resolved.max_dim, what=what, check_min_size=what != "init image")
     from .backbone import parse_weights
 
     parse_weights(resolved.weights)

@@ -33,7 +33,8 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
-def load_image(source: ImageInput, max_dim: int | None = None, *, what: str = "image") -> np.ndarray:
+def load_image(source: ImageInput, max_dim: int | None = None, *, what: str = "image",
+               check_min_size: bool = True) -> np.ndarray:
     """Read an image as float32 RGB in [0, 255], shape (H, W, 3), downscaled so max(H, W) <= max_dim.
 
     ``what`` names the image in error messages ("content image", "style image").
@@ -46,7 +47,8 @@ def load_image(source: ImageInput, max_dim: int | None = None, *, what: str = "i
     original_shape = pixels.shape[:2]
     if max_dim is not None:
         pixels = resize_max_dim(pixels, max_dim)
-    check_size(pixels.shape[:2], what, downscaled=pixels.shape[:2] != original_shape)
+    if check_min_size:
+        check_size(pixels.shape[:2], what, downscaled=pixels.shape[:2] != original_shape)
     return pixels
 
 
@@ -169,13 +171,22 @@ def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, Path(source)):
             raise NstkitError(f"output {path} is the same file as input {source}: "
                               "choose another output path so the input is kept")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise NstkitError(f"output folder {parent} is a file, not a folder: choose another -o path")
     if not parent.is_dir():
         raise NstkitError(f"output folder {parent} does not exist: create it or choose another -o path")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise NstkitError(f"output {path} is not writable: choose a folder you can write to")
     if path.is_dir():
         raise NstkitError(f"output {path} is a directory: give a file name ending in .png or .jpg")
+    try:  # a real probe: permission bits say nothing for root or on read-only mounts
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise NstkitError(f"output folder {parent} is not writable ({exc.strerror}): "
+                          "choose a folder you can write to") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise NstkitError(f"output {path} exists and is not writable: choose another -o path")
     return path
 
 

@@ -133,6 +133,7 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
         best_step=int(run.best_step.numpy()),
         best_loss=float(run.best_loss.numpy()),
         final_losses={term: values[-1] for term, values in history.items()},
+        step_traces=run.step.experimental_get_tracing_count(),  # 1 unless something retraced
         wall_time_s=round(wall_time, 3),
         seconds_per_step=round(wall_time / max(steps_run, 1), 4),
     )
@@ -147,7 +148,7 @@ def _initial_image(config: StyleConfig, content_rgb: np.ndarray) -> np.ndarray:
         return rng.uniform(0, 255, content_rgb.shape).astype(np.float32)
     if not Path(config.init).exists():
         raise NstkitError(f"init must be 'content', 'noise' or an image path; {config.init} does not exist")
-    start = load_image(config.init, None, what="init image")
+    start = load_image(config.init, None, what="init image", check_min_size=False)  # resized to the content
     return resize_to(start, *content_rgb.shape[:2])
 
 

@@ -1,0 +1,51 @@
+import json
+import math
+
+import pytest
+
+from nstkit.config import StyleConfig
+from nstkit.errors import NstkitError
+
+
+def test_defaults_are_the_seeds_settings():
+    config = StyleConfig().resolved()
+    assert (config.learning_rate, config.beta_1, config.epsilon) == (20.0, 0.99, 0.1)
+    assert (config.content_weight, config.style_weight, config.steps, config.max_dim) == (1e2, 1e7, 1000, 512)
+    assert config.preset == "robust" and config.init == "content" and config.weights == "imagenet"
+
+
+def test_preset_weights_apply_unless_overridden():
+    assert StyleConfig(preset="vanilla").resolved().style_weight == 1e6
+    assert StyleConfig(preset="vanilla", style_weight=5.0).resolved().style_weight == 5.0
+
+
+def test_layer_overrides_replace_the_preset():
+    config = StyleConfig(style_layers="conv1_relu,conv1_relu", content_layers=["conv2_block1_out"]).resolved()
+    assert config.style_layers == {"conv1_relu": 2.0}
+    assert config.content_layers == {"conv2_block1_out": 1.0}
+
+
+def test_json_round_trip_reproduces_the_resolved_config():
+    config = StyleConfig(preset="conv_relu:0.25", steps=7, seed=3).resolved()
+    again = StyleConfig.from_dict(json.loads(config.to_json())).resolved()
+    assert again == config
+
+
+@pytest.mark.parametrize("field, value", [
+    ("style_weight", math.nan), ("content_weight", -1.0), ("tv_weight", math.inf), ("learning_rate", 0.0),
+    ("epsilon", -0.1), ("beta_1", 1.0), ("steps", 0), ("steps", -3), ("steps", 2.5), ("max_dim", 8),
+    ("seed", -1), ("style_weight", "big"),
+])
+def test_bad_numbers_are_refused_with_the_field_name(field, value):
+    with pytest.raises(NstkitError, match=field):
+        StyleConfig(**{field: value}).resolved()
+
+
+def test_unknown_option_lists_the_valid_ones():
+    with pytest.raises(NstkitError, match="unknown option.*style_wieght.*valid options"):
+        StyleConfig().replace(style_wieght=1)
+
+
+def test_both_weights_zero_is_refused():
+    with pytest.raises(NstkitError, match="nothing to optimise"):
+        StyleConfig(content_weight=0, style_weight=0).resolved()

@@ -1,0 +1,95 @@
+import pytest
+
+from nstkit.errors import NstkitError
+from nstkit.layers import (CATALOG, MIN_IMAGE_SIDE, SEED_ROBUST_STYLE_LIST, deepest, get_preset, layers_to_spec,
+                           parse_layers)
+
+
+def test_catalog_matches_the_keras_model():
+    from nstkit.backbone import load_resnet50
+
+    model, _ = load_resnet50("random")
+    usable = {layer.name for layer in model.layers if not layer.name.endswith("_pad") and layer.name != "input_layer"}
+    assert set(CATALOG) == usable
+    for name, info in CATALOG.items():
+        assert model.get_layer(name).output.shape[-1] == info.channels, name
+
+
+def test_catalog_strides_match_feature_map_sizes():
+    import numpy as np
+
+    from nstkit.backbone import FeatureExtractor, load_resnet50
+
+    model, _ = load_resnet50("random")
+    names = ["conv1_relu", "pool1_pool", "conv2_block3_out", "conv3_block1_1_conv", "conv4_block2_2_conv",
+             "conv5_block3_out"]
+    features = FeatureExtractor(model, names)(np.zeros((1, 64, 96, 3), np.float32))
+    for name in names:
+        stride = CATALOG[name].stride
+        assert tuple(features[name].shape[1:3]) == (64 // stride, 96 // stride), name
+    assert MIN_IMAGE_SIDE == max(info.stride for info in CATALOG.values())
+
+
+def test_robust_preset_keeps_the_seeds_duplicates_as_weights():
+    preset = get_preset("robust")
+    assert len(SEED_ROBUST_STYLE_LIST) == 15
+    assert sum(preset.style_layers.values()) == 15
+    assert preset.style_layers["conv2_block2_1_relu"] == 4
+    assert preset.style_layers["conv2_block3_3_conv"] == 2
+    assert preset.style_layers["conv2_block2_2_relu"] == 2
+    assert preset.style_layers["conv1_relu"] == 1
+    assert list(preset.style_layers)[:3] == ["conv1_relu", "conv2_block1_1_conv", "conv2_block2_1_relu"]
+    assert preset.content_layers == {"conv4_block2_2_conv": 1.0}
+
+
+def test_seed_trial_presets_match_the_original_settings():
+    conv, relu = get_preset("conv"), get_preset("relu")
+    assert list(conv.style_layers) == ["conv2_block2_1_bn", "conv3_block1_3_bn", "conv3_block1_0_conv",
+                                       "conv4_block4_2_bn"]
+    assert list(conv.content_layers) == ["conv1_conv"]
+    assert list(relu.style_layers) == ["conv2_block2_2_relu", "conv3_block4_2_relu", "conv4_block6_1_relu",
+                                       "conv5_block3_2_relu"]
+    assert {CATALOG[n].stage for n in relu.style_layers} == {2, 3, 4, 5}
+    vanilla = get_preset("vanilla")
+    assert (vanilla.content_weight, vanilla.style_weight) == (1.0, 1e6)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 1.0])
+def test_conv_relu_share_splits_the_style_weight(share):
+    preset = get_preset(f"conv_relu:{share}")
+    relu = sum(w for n, w in preset.style_layers.items() if n in get_preset("relu").style_layers)
+    conv = sum(w for n, w in preset.style_layers.items() if n in get_preset("conv").style_layers)
+    assert relu == pytest.approx(share)
+    assert conv == pytest.approx(1 - share)
+    assert all(w > 0 for w in preset.style_layers.values())
+
+
+def test_parse_layers_adds_repeats_and_reads_weights():
+    assert parse_layers("conv1_relu, conv2_block1_out:2.5,conv1_relu") == {"conv1_relu": 2.0,
+                                                                           "conv2_block1_out": 2.5}
+    assert parse_layers(["a" * 0 + "conv1_relu"] * 3) == {"conv1_relu": 3.0}
+    assert layers_to_spec({"conv1_relu": 1.0, "conv2_block1_out": 2.5}) == "conv1_relu,conv2_block1_out:2.5"
+
+
+def test_unknown_layer_suggests_the_closest_names():
+    with pytest.raises(NstkitError, match=r"unknown ResNet-50 layer 'conv4_block2_2_rellu'.*conv4_block2_2_relu"):
+        parse_layers("conv4_block2_2_rellu")
+
+
+@pytest.mark.parametrize("spec, problem", [("conv1_relu:0", "positive"), ("conv1_relu:-1", "positive"),
+                                           ("conv1_relu:nan", "positive"), ("conv1_relu:x", "not a number")])
+def test_bad_layer_weights_are_refused(spec, problem):
+    with pytest.raises(NstkitError, match=problem):
+        parse_layers(spec)
+
+
+def test_unknown_preset_and_bad_share():
+    with pytest.raises(NstkitError, match="did you mean robust"):
+        get_preset("robst")
+    with pytest.raises(NstkitError, match="outside"):
+        get_preset("conv_relu:1.5")
+
+
+def test_deepest_layer_follows_forward_order():
+    assert deepest(get_preset("robust").style_layers).name == "conv4_block2_3_conv"
+    assert deepest(["conv5_block1_out", "conv1_relu"]).name == "conv5_block1_out"

@@ -1,0 +1,110 @@
+import threading
+
+import numpy as np
+import pytest
+
+import nstkit
+from conftest import smooth_image
+from nstkit.images import pixel_bounds
+
+TINY = dict(weights="random", max_dim=64)
+CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
+
+
+@pytest.fixture(scope="module")
+def thirty_steps():
+    return nstkit.stylize(CONTENT, STYLE, steps=30, **TINY)
+
+
+def test_loss_falls_over_thirty_steps(thirty_steps):
+    total = thirty_steps.history["total"]
+    assert len(total) == 30
+    assert min(total[-10:]) < 0.8 * total[0]
+    assert thirty_steps.record["best_loss"] < total[0]
+    assert np.mean(thirty_steps.history["style"][-5:]) < thirty_steps.history["style"][0]
+
+
+def test_terms_sum_to_total(thirty_steps):
+    h = thirty_steps.history
+    np.testing.assert_allclose(np.add(np.add(h["content"], h["style"]), h["tv"]), h["total"], rtol=1e-5)
+
+
+def test_best_image_is_the_one_with_the_lowest_loss(thirty_steps):
+    record, total = thirty_steps.record, thirty_steps.history["total"]
+    assert record["best_loss"] <= min(total)
+    if record["best_step"] < len(total):  # else the final, unstepped image won
+        assert record["best_loss"] == pytest.approx(total[record["best_step"]], rel=1e-6)
+    assert thirty_steps.image.shape == CONTENT.shape and thirty_steps.image.dtype == np.uint8
+
+
+def test_the_step_is_traced_once(thirty_steps):
+    assert thirty_steps.record["step_traces"] == 1
+
+
+def test_record_says_which_weights_and_settings(thirty_steps):
+    record = thirty_steps.record
+    assert record["weights"]["source"] == "random"
+    assert record["config"]["learning_rate"] == 20.0 and record["config"]["preset"] == "robust"
+    assert record["steps_run"] == 30 and not record["stopped_early"]
+    assert record["versions"]["tensorflow"].startswith("2.21")
+    assert record["wall_time_s"] > 0
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes():
+    a = nstkit.stylize(CONTENT, STYLE, steps=4, init="noise", seed=3, **TINY)
+    b = nstkit.stylize(CONTENT, STYLE, steps=4, init="noise", seed=3, **TINY)
+    c = nstkit.stylize(CONTENT, STYLE, steps=4, init="noise", seed=4, **TINY)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.history == b.history
+    assert a.image.tobytes() != c.image.tobytes()
+
+
+def test_image_stays_in_the_valid_pixel_range():
+    low, high = pixel_bounds()
+    seen = []
+    nstkit.stylize(CONTENT, STYLE, steps=3, learning_rate=5000.0,
+                   callbacks=[lambda p: seen.append(p._run.image.numpy())], **TINY)
+    for image in seen:
+        assert np.all(image >= low - 1e-3) and np.all(image <= high + 1e-3)
+    assert any(np.isclose(image, high, atol=1e-3).any() for image in seen)  # the clip was needed
+
+
+def test_callback_stop_returns_the_best_so_far():
+    steps = []
+
+    def stop_at_three(progress):
+        steps.append(progress.step)
+        if progress.step == 3:
+            progress.stop()
+
+    result = nstkit.stylize(CONTENT, STYLE, steps=50, callbacks=[stop_at_three], **TINY)
+    assert steps == [1, 2, 3]
+    assert result.stopped_early and result.record["steps_run"] == 3
+    assert len(result.history["total"]) == 3
+    assert result.image.shape == CONTENT.shape
+
+
+def test_stop_event_from_another_thread():
+    event = threading.Event()
+    result = nstkit.stylize(CONTENT, STYLE, steps=50, stop_event=event,
+                            callbacks=[lambda p: event.set() if p.step == 2 else None], **TINY)
+    assert result.record["steps_run"] == 2
+
+
+def test_init_from_an_image_file(tmp_path):
+    from PIL import Image
+
+    start = tmp_path / "start.png"
+    Image.fromarray(smooth_image(5, 24, 32)).save(start)  # other size: resized to the content's
+    result = nstkit.stylize(CONTENT, STYLE, steps=1, init=str(start), **TINY)
+    assert result.record["inputs"]["init"]["path"] == str(start)
+    assert result.image.shape == CONTENT.shape
+
+
+def test_result_save_writes_image_and_record(tmp_path, thirty_steps):
+    import json
+
+    saved = thirty_steps.save(tmp_path / "out.png")
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert saved.exists() and record["output"] == str(saved)
+    assert nstkit.StyleConfig.from_dict(record["config"]).resolved() == thirty_steps.config
