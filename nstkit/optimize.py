@@ -108,11 +108,11 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     start = time.perf_counter()
     with _stop_on_signals(run.stop_event):
         for step in range(1, config.steps + 1):
-            losses = dict(zip(LOSS_TERMS, run.step().numpy().tolist()))
+            *terms, best_loss = run.step().numpy().tolist()  # one device->host copy per step
+            losses = dict(zip(LOSS_TERMS, terms))
             for term, value in losses.items():
                 history[term].append(value)
-            progress = Progress(step, config.steps, losses, float(run.best_loss.numpy()),
-                                time.perf_counter() - start, run)
+            progress = Progress(step, config.steps, losses, best_loss, time.perf_counter() - start, run)
             for callback in callbacks:
                 callback(progress)
             if run.stop_event.is_set():
@@ -178,8 +178,8 @@ class _Run:
         self.best_loss = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
         self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)  # updates applied so far
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=config.beta_1,
-                                          beta_2=config.beta_2, epsilon=config.epsilon)
+        optimizer = keras.optimizers.Adam(learning_rate=float(config.learning_rate), beta_1=float(config.beta_1),
+                                          beta_2=float(config.beta_2), epsilon=float(config.epsilon))
         optimizer.build([self.image])  # create slots now, so the step traces exactly once
 
         weights = tf.constant([config.content_weight, config.style_weight, config.tv_weight], tf.float32)
@@ -211,7 +211,7 @@ class _Run:
             optimizer.apply_gradients([(gradient, self.image)])
             self.image.assign(tf.clip_by_value(self.image, low, high))
             self.step_count.assign_add(1)
-            return terms
+            return tf.concat([terms, tf.reshape(self.best_loss, [1])], axis=0)
 
         @tf.function
         def evaluate_final():
