@@ -7,7 +7,7 @@ STEPS  ?= 200
 CONTENT ?= img/content/astronaut.jpg
 STYLE  ?= img/style/hexagons.png
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test lab bench clean
 
 env: $(VENV)/.installed
 
@@ -23,7 +23,10 @@ demo: env
 	$(BIN)/nstkit stylize $(CONTENT) $(STYLE) -o out/demo.png --weights $(WEIGHTS) --steps $(STEPS)
 
 test: env
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest --nbval-lax tests notebooks
+
+lab: env
+	$(BIN)/jupyter lab notebooks
 
 bench: env
 	$(BIN)/python benchmarks/step_time.py
