@@ -113,7 +113,9 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] =
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, cell * n_rows), squeeze=False)
+    aspect = max(image.shape[0] / image.shape[1] for row in rows for image in row)  # height/width
+    figsize = (cell * n_cols, cell * n_rows * aspect + (0.5 if title else 0.3))
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -159,7 +161,7 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, floats: st
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def save_figure(figure, name: str, caption: str, settings: NotebookSettings) -> Path | None:
