@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import NstkitError
+from .files import atomic_write
 from .layers import MIN_IMAGE_SIDE
 
 # ImageNet mean in BGR order, as in keras.applications.imagenet_utils (caffe mode).
@@ -204,14 +205,7 @@ def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = ())
     """
     path = check_output_path(path, protect)
     image = Image.fromarray(to_uint8(rgb) if rgb.dtype != np.uint8 else rgb)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            options = {"quality": 95} if SAVE_FORMATS[path.suffix.lower()] == "JPEG" else {}
-            image.save(handle, format=SAVE_FORMATS[path.suffix.lower()], **options)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    image_format = SAVE_FORMATS[path.suffix.lower()]
+    with atomic_write(path) as handle:
+        image.save(handle, format=image_format, **({"quality": 95} if image_format == "JPEG" else {}))
     return path

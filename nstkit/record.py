@@ -13,13 +13,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import atomic_write
 
 RECORD_VERSION = 1
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
@@ -68,16 +69,9 @@ def record_path(image_path: os.PathLike | str) -> Path:
 def write_record(image_path: os.PathLike | str, record: dict[str, Any]) -> Path:
     """Write the record beside the image, atomically, with canonical (sorted, indented) JSON."""
     path = record_path(image_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True, default=_jsonable)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True, default=_jsonable)
+        handle.write("\n")
     return path
 
 
