@@ -75,7 +75,8 @@ def imagenet_weights_path() -> Path:
         return Path(keras.utils.get_file(IMAGENET_FILE, IMAGENET_ORIGIN, cache_subdir="models",
                                          file_hash=IMAGENET_MD5, cache_dir=str(keras_home())))
     except Exception as exc:  # URLError, HTTPError, hash mismatch: all mean "no usable download"
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        # Keras says "URL fetch failure on <url>: <code> -- <reason>"; the reason is what helps.
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].rpartition(" -- ")[2][:120]
         raise NstkitError(
             f"could not download the ImageNet ResNet-50 weights ({reason}); offline, pass --weights PATH "
             f"to a copy of {IMAGENET_FILE}, or put it in {cached.parent}, "

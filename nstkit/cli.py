@@ -155,19 +155,26 @@ def _stylize(args: argparse.Namespace) -> int:
 
 
 class _progress_bar:
-    """A tqdm bar with the weighted loss terms and an ETA, as a stylize callback."""
+    """A tqdm bar with the weighted loss terms and an ETA, as a stylize callback.
+
+    Opened at the first step, so model loading (and a failed ImageNet download) prints no empty bar.
+    """
 
     def __init__(self, steps: int):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.steps = steps
+        self.bar = None
 
     def __call__(self, progress) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.steps, unit="step", dynamic_ncols=True, file=sys.stderr)
         self.bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()}, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig):

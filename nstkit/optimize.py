@@ -18,6 +18,7 @@ prunes the filter gradients an eager tape computes and throws away.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -152,12 +153,26 @@ def _initial_image(config: StyleConfig, content_rgb: np.ndarray) -> np.ndarray:
     return resize_to(start, *content_rgb.shape[:2])
 
 
+class _OneTracePerRunFilter(logging.Filter):
+    """Drop TF's "N calls triggered tf.function retracing" warning: each run compiles its own step by design.
+
+    Real retracing within a run is still visible: the run record's ``step_traces`` counts it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 class _Run:
     """The TF state of one run: image variable, Adam, best-so-far, and the compiled step."""
 
     def __init__(self, config: StyleConfig, content_rgb, style_rgb, init_rgb, stop_event):
         import keras
         import tensorflow as tf
+
+        tf_logger = tf.get_logger()
+        if not any(isinstance(f, _OneTracePerRunFilter) for f in tf_logger.filters):
+            tf_logger.addFilter(_OneTracePerRunFilter())
 
         from .backbone import FeatureExtractor, load_resnet50
         from .losses import content_loss, gram_matrix, mean_over_layers, style_loss, total_variation_loss

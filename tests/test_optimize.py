@@ -108,3 +108,12 @@ def test_result_save_writes_image_and_record(tmp_path, thirty_steps):
     record = json.loads((tmp_path / "out.json").read_text())
     assert saved.exists() and record["output"] == str(saved)
     assert nstkit.StyleConfig.from_dict(record["config"]).resolved() == thirty_steps.config
+
+
+def test_many_runs_do_not_warn_about_retracing(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(6):  # TF warns from the 5th new tf.function onwards
+            nstkit.stylize(CONTENT, STYLE, steps=1, **TINY)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
