@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import StyleConfig
+from .config import COLOR_MODES, PARAMETERIZATIONS, SWAG_VARIANTS, StyleConfig
 from .errors import NstkitError
 from .layers import CATALOG, LAYER_KINDS, PRESET_NAMES, all_presets, layers_to_spec
 
@@ -25,6 +25,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: x)" only where there is a default to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(text: str) -> int:
@@ -49,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("stylize", help="stylize CONTENT in the style of STYLE",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=_HelpFormatter)
     run.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
     run.add_argument("style", help="style image")
     run.add_argument("-o", "--output", required=True, help="output image, .png or .jpg; its run record goes "
@@ -64,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--style-weight", type=_number, help="style loss weight (default: the preset's, else 1e7)")
     run.add_argument("--tv-weight", type=_number, default=DEFAULTS.tv_weight, help="total-variation weight")
     run.add_argument("--lr", "--learning-rate", dest="learning_rate", type=_number,
-                     default=DEFAULTS.learning_rate, help="Adam learning rate, in caffe pixel units")
+                     help="Adam learning rate (default: 20 in caffe pixel units; 0.05 with --param fourier)")
     run.add_argument("--beta1", dest="beta_1", type=_number, default=DEFAULTS.beta_1, help="Adam beta_1")
     run.add_argument("--beta2", dest="beta_2", type=_number, default=DEFAULTS.beta_2, help="Adam beta_2")
     run.add_argument("--epsilon", type=_number, default=DEFAULTS.epsilon, help="Adam epsilon")
@@ -76,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", default=DEFAULTS.weights,
                      help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
                           "'random[:SEED]' for offline runs")
+    beyond = run.add_argument_group("beyond the seed")
+    beyond.add_argument("--swag", choices=SWAG_VARIANTS,
+                        help="smooth activations before the losses (Wang et al. 2021): softmax over C*H*W, "
+                             "channel_softmax over channels, or scale (default: the preset's, else none)")
+    beyond.add_argument("--swag-temperature", type=_number, default=DEFAULTS.swag_temperature,
+                        help="softmax temperature T")
+    beyond.add_argument("--swag-alpha", type=_number, default=DEFAULTS.swag_alpha, help="factor for --swag scale")
+    beyond.add_argument("--swag-layers", help="layers to smooth, 'a,b,...' (default: those in stages 3-5)")
+    beyond.add_argument("--param", choices=PARAMETERIZATIONS, default=DEFAULTS.param,
+                        help="optimise pixels, or a colour-decorrelated Fourier spectrum (Mordvintsev et al. 2018)")
+    beyond.add_argument("--jitter", type=_number, default=DEFAULTS.jitter,
+                        help="shift the image by up to this many px each step")
+    beyond.add_argument("--normalize-style-layers", action="store_true",
+                        help="divide each style layer's loss by its target's scale (He et al. 2016)")
+    beyond.add_argument("--preserve-color", choices=COLOR_MODES, default=DEFAULTS.preserve_color,
+                        help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the "
+                             "style the content's colour statistics first (Gatys et al. 2017)")
     run.add_argument("--save-every", type=_positive_int, metavar="N",
                      help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -119,6 +145,10 @@ def _stylize(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2, epsilon=args.epsilon,
         steps=_whole("steps", args.steps), max_dim=_whole("max_dim", args.max_dim),
         init=args.init, seed=_whole("seed", args.seed), weights=args.weights,
+        swag=args.swag, swag_temperature=args.swag_temperature, swag_alpha=args.swag_alpha,
+        swag_layers=args.swag_layers.split(",") if args.swag_layers else None, param=args.param,
+        jitter=_whole("jitter", args.jitter), normalize_style_layers=args.normalize_style_layers,
+        preserve_color=args.preserve_color,
     )
     resolved = config.resolved()
     inputs = (args.content, args.style) + ((args.init,) if args.init not in ("content", "noise") else ())

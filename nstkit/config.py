@@ -21,6 +21,12 @@ from .layers import get_preset, parse_layers
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
 INIT_CHOICES = ("content", "noise")  # or a path to an image
+SWAG_VARIANTS = ("none", "softmax", "channel_softmax", "scale")
+PARAMETERIZATIONS = ("pixel", "fourier")
+COLOR_MODES = ("none", "luminance", "match")
+# Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
+# scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
+DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
 
 
 @dataclass
@@ -39,7 +45,7 @@ class StyleConfig:
     content_weight: float | None = None
     style_weight: float | None = None
     tv_weight: float = 0.0
-    learning_rate: float = 20.0
+    learning_rate: float | None = None
     beta_1: float = 0.99
     beta_2: float = 0.999
     epsilon: float = 0.1
@@ -48,7 +54,15 @@ class StyleConfig:
     init: str = "content"
     seed: int = 0
     weights: str = "imagenet"
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
+    swag: str | None = None
+    swag_temperature: float = 1.0
+    swag_alpha: float = 1.0
+    swag_layers: list[str] | None = None
+    param: str = "pixel"
+    jitter: int = 0
+    normalize_style_layers: bool = False
+    preserve_color: str = "none"
 
     def replace(self, **changes: Any) -> "StyleConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -65,8 +79,18 @@ class StyleConfig:
                    if self.content_layers else dict(preset.content_layers))
         content_weight = _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
         style_weight = _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
+        swag = _first(self.swag, preset.swag, "none")
+        learning_rate = _first(self.learning_rate, DEFAULT_LEARNING_RATE.get(self.param, 20.0))
+        swag_layers = self.swag_layers
+        if swag != "none" and swag_layers is None:
+            from .swag import default_swag_layers
+
+            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]))
         resolved = dataclasses.replace(self, style_layers=style, content_layers=content,
-                                       content_weight=content_weight, style_weight=style_weight)
+                                       content_weight=content_weight, style_weight=style_weight, swag=swag,
+                                       learning_rate=learning_rate,
+                                       swag_layers=list(parse_layers(swag_layers, "swag layers")) if swag_layers
+                                       else [])
         resolved.validate()
         return resolved
 
@@ -86,6 +110,14 @@ class StyleConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
+        for name, value, choices in (("swag", self.swag, SWAG_VARIANTS), ("param", self.param, PARAMETERIZATIONS),
+                                     ("preserve_color", self.preserve_color, COLOR_MODES)):
+            if value not in choices:
+                raise NstkitError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        for name in ("swag_temperature", "swag_alpha"):
+            _check_number(name, getattr(self, name), allow_zero=False)
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
+            raise NstkitError(f"jitter must be a whole number of pixels >= 0, got {self.jitter!r}")
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:

@@ -141,6 +141,7 @@ class Preset:
     content_layers: dict[str, float]
     content_weight: float | None = None
     style_weight: float | None = None
+    swag: str | None = None
     source: str = field(default="", compare=False)
 
 
@@ -195,6 +196,15 @@ _PRESETS = {
             parse_layers(SEED_ROBUST_STYLE_LIST),
             parse_layers(_ROBUST_CONTENT),
             source="write-up, 'Improvements to model robustness'",
+        ),
+        Preset(
+            "swag",
+            "Wang et al. 2021: one output per stage, softmax-smoothed activations from stage 3 on",
+            parse_layers(["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
+                          "conv5_block3_out"]),
+            parse_layers(["conv4_block6_out"]),
+            swag="softmax",
+            source="Wang, Li & Vasconcelos, CVPR 2021 (peiwang062/swag, resnet_swag.py)",
         ),
     ]
 }

@@ -30,15 +30,17 @@ def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 
 def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor],
-               layer_weights: Mapping[str, float]) -> tf.Tensor:
+               layer_weights: Mapping[str, float], layer_scales: Mapping[str, tf.Tensor] | None = None) -> tf.Tensor:
     """Weighted mean over layers of the mean squared Gram difference.
 
     Weights are normalised to sum to 1, so a layer the seed listed twice
     (weight 2 of 15) counts exactly as in the seed's ``1/len(style_layers)``.
+    ``layer_scales`` divides each layer's term (per-layer normalisation, He et al. 2016).
     """
     total_weight = sum(layer_weights.values())
     return tf.add_n([
         (weight / total_weight) * tf.reduce_mean(tf.square(grams[name] - target_grams[name]))
+        / (layer_scales[name] if layer_scales else 1.0)
         for name, weight in layer_weights.items()
     ])
 

@@ -28,10 +28,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .color import luminance_as_rgb, match_color, with_content_chroma
 from .config import INIT_CHOICES, StyleConfig
 from .errors import NstkitError
-from .images import (ImageInput, deprocess, load_image, pixel_bounds, preprocess, resize_to, save_image,
-                     to_uint8)
+from .images import ImageInput, deprocess, load_image, preprocess, resize_to, save_image, to_uint8
 from .record import build_record, describe_input, device_name, write_record
 
 LOSS_TERMS = ("total", "content", "style", "tv")
@@ -55,7 +55,7 @@ class Progress:
 
     def image(self) -> np.ndarray:
         """The current image as uint8 RGB (copies from the device: call it only when you need it)."""
-        return to_uint8(deprocess(self._run.image.numpy()))
+        return to_uint8(deprocess(self._run.param.image().numpy()))
 
     def best_image(self) -> np.ndarray:
         return to_uint8(deprocess(self._run.best_image.numpy()))
@@ -100,9 +100,14 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     returned and ``result.stopped_early`` is true.
     """
     config = (config or StyleConfig()).replace(**options).resolved()
-    content_rgb = load_image(content, config.max_dim, what="content image")
+    original_content_rgb = content_rgb = load_image(content, config.max_dim, what="content image")
     style_rgb = load_image(style, config.max_dim, what="style image")
     init_rgb = _initial_image(config, content_rgb)
+    if config.preserve_color == "match":  # Gatys et al. 2017: give the style the content's colours first
+        style_rgb = match_color(style_rgb, content_rgb)
+    elif config.preserve_color == "luminance":  # transfer luminance only; chroma comes back from the content
+        content_rgb, style_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(style_rgb, like=content_rgb)
+        init_rgb = luminance_as_rgb(init_rgb)
 
     run = _Run(config, content_rgb, style_rgb, init_rgb, stop_event or threading.Event())
     history = {term: [] for term in LOSS_TERMS}
@@ -138,7 +143,10 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
         wall_time_s=round(wall_time, 3),
         seconds_per_step=round(wall_time / max(steps_run, 1), 4),
     )
-    return Result(to_uint8(deprocess(run.best_image.numpy())), history, config, record)
+    best_rgb = deprocess(run.best_image.numpy())
+    if config.preserve_color == "luminance":
+        best_rgb = with_content_chroma(best_rgb, original_content_rgb)
+    return Result(to_uint8(best_rgb), history, config, record)
 
 
 def _initial_image(config: StyleConfig, content_rgb: np.ndarray) -> np.ndarray:
@@ -176,40 +184,60 @@ class _Run:
 
         from .backbone import FeatureExtractor, load_resnet50
         from .losses import content_loss, gram_matrix, mean_over_layers, style_loss, total_variation_loss
+        from .param import FourierImage, PixelImage
+        from .swag import smoothing
 
         self.stop_event = stop_event
         backbone, self.weights_info = load_resnet50(config.weights)
         style_layers, content_layers = config.style_layers, config.content_layers
         extractor = FeatureExtractor(backbone, [*style_layers, *content_layers])
+        smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
+        smoothed_layers = set(config.swag_layers) if smooth else set()
 
-        style_features = extractor(tf.constant(preprocess(style_rgb)))
+        def features_of(image):
+            """Activations, with SWAG smoothing on the chosen layers (targets and image alike)."""
+            features = extractor(image)
+            return {n: smooth(f) if n in smoothed_layers else f for n, f in features.items()}
+
+        style_features = features_of(tf.constant(preprocess(style_rgb)))
         style_targets = {name: gram_matrix(style_features[name]) for name in style_layers}
-        content_features = extractor(tf.constant(preprocess(content_rgb)))
+        content_features = features_of(tf.constant(preprocess(content_rgb)))
         content_targets = {name: content_features[name] for name in content_layers}
+        # He, Wang & Hopcroft 2016: divide each layer's loss by its target's scale, so no layer dominates.
+        style_scales = ({n: tf.reduce_mean(tf.square(g)) + 1e-12 for n, g in style_targets.items()}
+                        if config.normalize_style_layers else None)
 
-        low, high = (tf.constant(bound) for bound in pixel_bounds())
-        self.image = tf.Variable(preprocess(init_rgb), name="image")
-        self.best_image = tf.Variable(self.image, name="best_image", trainable=False)
+        self.param = FourierImage(init_rgb) if config.param == "fourier" else PixelImage(init_rgb)
+        variable = self.param.variable
+        self.best_image = tf.Variable(self.param.image(), name="best_image", trainable=False)
         self.best_loss = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
         self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)  # updates applied so far
+        jitter_rng = tf.random.Generator.from_seed(config.seed)
         optimizer = keras.optimizers.Adam(learning_rate=float(config.learning_rate), beta_1=float(config.beta_1),
                                           beta_2=float(config.beta_2), epsilon=float(config.epsilon))
-        optimizer.build([self.image])  # create slots now, so the step traces exactly once
+        optimizer.build([variable])  # create slots now, so the step traces exactly once
 
         weights = tf.constant([config.content_weight, config.style_weight, config.tv_weight], tf.float32)
 
         def loss_terms(image):
-            features = extractor(image)
+            features = features_of(image)
             zero = tf.constant(0.0)
             content = (mean_over_layers({n: content_loss(features[n], content_targets[n]) for n in content_layers},
                                         content_layers) if config.content_weight else zero)
-            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, style_targets, style_layers)
-                     if config.style_weight else zero)
+            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, style_targets, style_layers,
+                                style_scales) if config.style_weight else zero)
             tv = total_variation_loss(image) if config.tv_weight else zero
             weighted = weights * tf.stack([content, style, tv])
             total = tf.reduce_sum(weighted)
             return total, tf.concat([tf.reshape(total, [1]), weighted], axis=0)
+
+        def jittered(image):
+            """Shift by up to ``jitter`` px each step (Mordvintsev et al. 2018): no pixel grid gets special."""
+            if not config.jitter:
+                return image
+            shift = jitter_rng.uniform([2], -config.jitter, config.jitter + 1, dtype=tf.int32)
+            return tf.roll(image, shift=shift, axis=[1, 2])
 
         def keep_if_best(image, terms):
             improved = terms[0] < self.best_loss
@@ -220,17 +248,19 @@ class _Run:
         @tf.function
         def step():
             with tf.GradientTape() as tape:
-                total, terms = loss_terms(self.image)
-            gradient = tape.gradient(total, self.image)
-            keep_if_best(self.image, terms)  # the loss belongs to the image before this update
-            optimizer.apply_gradients([(gradient, self.image)])
-            self.image.assign(tf.clip_by_value(self.image, low, high))
+                image = self.param.image()
+                total, terms = loss_terms(jittered(image))
+            gradient = tape.gradient(total, variable)
+            keep_if_best(image, terms)  # the loss belongs to the image before this update
+            optimizer.apply_gradients([(gradient, variable)])
+            self.param.after_step()
             self.step_count.assign_add(1)
             return tf.concat([terms, tf.reshape(self.best_loss, [1])], axis=0)
 
         @tf.function
         def evaluate_final():
-            keep_if_best(self.image, loss_terms(self.image)[1])
+            image = self.param.image()
+            keep_if_best(image, loss_terms(image)[1])
 
         self.step = step
         self._evaluate_final = evaluate_final

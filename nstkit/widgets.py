@@ -98,7 +98,7 @@ class StylePanel:
                                              description="style weight")
         self.content_weight = w.FloatLogSlider(value=defaults.content_weight, base=10, min=-2, max=6, step=0.5,
                                                description="content weight")
-        self.learning_rate = w.FloatSlider(value=base.learning_rate, min=0.5, max=50, step=0.5, description="lr")
+        self.learning_rate = w.FloatSlider(value=defaults.learning_rate, min=0.5, max=50, step=0.5, description="lr")
         self.steps = w.IntSlider(value=base.steps, min=5, max=2000, step=5, description="steps")
         self.max_dim = w.IntSlider(value=base.max_dim, min=64, max=1024, step=32, description="max size")
         self.preview_every = w.IntSlider(value=preview_every, min=1, max=100, description="preview every")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from nst_helpers import smooth_image
 from nstkit.analysis import layer_statistics, normalised_entropy, peakiness
 
 

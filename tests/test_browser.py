@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from nst_helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 NOTEBOOK = "01_vanilla_resnet_nst.ipynb"

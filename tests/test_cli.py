@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli, sha256
+from nst_helpers import ROOT, run_cli, sha256
 from test_images import bad_images
 
 FAST = ["--weights", "random", "--max-dim", "64"]
@@ -48,7 +48,10 @@ def test_python_api_and_cli_defaults_agree():
                  "--steps", "--max-dim", "--init", "--seed", "--weights", "--save-every", "--epsilon", "--beta1"):
         assert flag in done.stdout
     text = " ".join(done.stdout.split())
-    assert "Adam learning rate, in caffe pixel units (default: 20.0)" in text and "(default: robust)" in text
+    assert "default: 20 in caffe pixel units; 0.05 with --param fourier" in text and "(default: robust)" in text
+    for flag in ("--swag", "--swag-temperature", "--param", "--jitter", "--normalize-style-layers",
+                 "--preserve-color"):
+        assert flag in text
 
 
 def test_layers_and_presets_listings():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sha256, smooth_image
+from nst_helpers import sha256, smooth_image
 from nstkit.errors import NstkitError
 from nstkit.images import deprocess, load_image, preprocess, save_image, to_uint8
 

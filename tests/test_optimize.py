@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nstkit
-from conftest import smooth_image
+from nst_helpers import smooth_image
 from nstkit.images import pixel_bounds
 
 TINY = dict(weights="random", max_dim=64)
@@ -63,7 +63,7 @@ def test_image_stays_in_the_valid_pixel_range():
     low, high = pixel_bounds()
     seen = []
     nstkit.stylize(CONTENT, STYLE, steps=3, learning_rate=5000.0,
-                   callbacks=[lambda p: seen.append(p._run.image.numpy())], **TINY)
+                   callbacks=[lambda p: seen.append(p._run.param.image().numpy())], **TINY)
     for image in seen:
         assert np.all(image >= low - 1e-3) and np.all(image <= high + 1e-3)
     assert any(np.isclose(image, high, atol=1e-3).any() for image in seen)  # the clip was needed

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, smooth_image
+from nst_helpers import ROOT, smooth_image
 from nstkit.widgets import StylePanel
 
 

@@ -1,0 +1,66 @@
+"""Colour control (Gatys, Ecker, Bethge, Hertzmann, Shechtman, "Controlling Perceptual Factors in Neural
+Style Transfer", CVPR 2017).
+
+Two ways to keep the content's colours while taking the style's texture:
+
+- `match_color`: before the run, give the style image the content's colour mean and covariance
+  (a linear map in RGB), so the style's palette no longer competes with the content's;
+- `luminance_only`: run the transfer on luminance alone and put the content's chroma back afterwards
+  (YIQ, as in the paper).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# RGB -> YIQ (NTSC), the colour space Gatys et al. 2017 used for luminance-only transfer.
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
+                        [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]], dtype=np.float64)
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
+
+
+def _moments(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = pixels.reshape(-1, 3).astype(np.float64)
+    return flat.mean(axis=0), np.cov(flat, rowvar=False) + 1e-5 * np.eye(3)
+
+
+def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    values = np.clip(values, 1e-8, None) ** (-0.5 if inverse else 0.5)
+    return (vectors * values) @ vectors.T
+
+
+def match_color(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Linearly map ``source`` RGB so its mean and covariance equal ``target``'s (values may leave [0, 255];
+    they are clipped, which only matters for extreme palettes)."""
+    source_mean, source_cov = _moments(source)
+    target_mean, target_cov = _moments(target)
+    transform = _sqrt_psd(target_cov) @ _sqrt_psd(source_cov, inverse=True)
+    flat = (source.reshape(-1, 3) - source_mean) @ transform.T + target_mean
+    return np.clip(flat, 0, 255).reshape(source.shape).astype(np.float32)
+
+
+def rgb_to_yiq(rgb: np.ndarray) -> np.ndarray:
+    return (np.asarray(rgb, np.float64) @ _RGB_TO_YIQ.T).astype(np.float32)
+
+
+def yiq_to_rgb(yiq: np.ndarray) -> np.ndarray:
+    return (np.asarray(yiq, np.float64) @ _YIQ_TO_RGB.T).astype(np.float32)
+
+
+def luminance_as_rgb(rgb: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+    """Grey RGB image of ``rgb``'s luminance; with ``like``, its mean and spread matched to ``like``'s
+    luminance (the paper's luminance histogram matching, to first and second moments)."""
+    luminance = rgb_to_yiq(rgb)[..., 0]
+    if like is not None:
+        reference = rgb_to_yiq(like)[..., 0]
+        luminance = (luminance - luminance.mean()) / (luminance.std() + 1e-6) * reference.std() + reference.mean()
+    return np.repeat(np.clip(luminance, 0, 255)[..., None], 3, axis=2).astype(np.float32)
+
+
+def with_content_chroma(stylized_rgb: np.ndarray, content_rgb: np.ndarray) -> np.ndarray:
+    """Keep the stylized image's luminance, take I and Q (colour) from the content."""
+    yiq = rgb_to_yiq(content_rgb)
+    yiq[..., 0] = rgb_to_yiq(stylized_rgb)[..., 0]
+    return np.clip(yiq_to_rgb(yiq), 0, 255)

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from nst_helpers import smooth_image
+from nstkit.errors import NstkitError
+from nstkit.metrics import color_distance, content_ssim, evaluate, gram_distance
+
+
+def test_content_ssim_is_one_for_identity_and_lower_for_noise():
+    content = smooth_image(1, 64, 64)
+    same = content_ssim(content, content)
+    assert same["ssim_luminance"] == pytest.approx(1.0) and same["ssim_edges"] == pytest.approx(1.0)
+    noisy = np.clip(content + np.random.default_rng(0).normal(0, 60, content.shape), 0, 255)
+    worse = content_ssim(noisy, content)
+    assert worse["ssim_luminance"] < 0.7 and worse["ssim_edges"] < 0.7
+
+
+def test_gram_distance_is_zero_for_the_style_and_ranks_a_closer_image_closer():
+    style = smooth_image(2, 64, 64)
+    assert gram_distance(style, style) == pytest.approx(0.0, abs=1e-6)
+    near = np.clip(style.astype(np.float32) + 10, 0, 255)
+    far = smooth_image(9, 64, 64)[:, ::-1] * 0.3
+    assert gram_distance(near, style) < gram_distance(far, style)
+
+
+def test_the_judge_cannot_be_the_optimiser():
+    style = smooth_image(2, 64, 64)
+    with pytest.raises(NstkitError, match="held out"):
+        gram_distance(style, style, judge_weights="random:5", optimised_with="random:5")
+
+
+def test_color_distance_zero_for_same_palette_and_larger_for_other_colours():
+    image = smooth_image(3, 64, 64)
+    assert color_distance(image, image) == {"color_histogram": 0.0, "color_moments": 0.0}
+    shifted = image.copy()
+    shifted[..., 0] = 255 - shifted[..., 0]
+    moved = color_distance(shifted, image)
+    assert moved["color_histogram"] > 0.1 and moved["color_moments"] > 5
+
+
+def test_evaluate_reports_every_metric():
+    content, style = smooth_image(4, 64, 64), smooth_image(5, 64, 64)
+    metrics = evaluate(content, content, style, optimised_with="random")
+    assert set(metrics) == {"ssim_luminance", "ssim_edges", "gram_distance", "color_histogram", "color_moments"}
