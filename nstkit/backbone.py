@@ -23,13 +23,25 @@ from typing import Sequence
 import numpy as np
 
 from .errors import NstkitError
-from .layers import CATALOG, check_layer_name, deepest
+from .layers import CATALOGS, check_layer_name, deepest
 
 # The file keras.applications.ResNet50(include_top=False, weights="imagenet") downloads.
 # Same name, origin and md5 as keras/src/applications/resnet.py; tests pin them to Keras' own.
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
 IMAGENET_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
+# The VGG19 baseline's file (keras/src/applications/vgg19.py).
+VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + VGG19_FILE
+VGG19_MD5 = "253f8cb515780f3b799900260a226db6"
+LABELS = {"resnet50": "ResNet-50", "vgg19": "VGG19"}
+
+
+def imagenet_file(backbone: str = "resnet50") -> tuple[str, str, str]:
+    """(file name, origin, md5) of a backbone's ImageNet weights, read at call time so tests can stand in."""
+    if backbone == "vgg19":
+        return VGG19_FILE, VGG19_ORIGIN, VGG19_MD5
+    return IMAGENET_FILE, IMAGENET_ORIGIN, IMAGENET_MD5
 
 
 @dataclass(frozen=True)
@@ -55,31 +67,32 @@ def keras_home() -> Path:
     return Path(keras_default_home()).expanduser()
 
 
-def imagenet_weights_path() -> Path:
+def imagenet_weights_path(backbone: str = "resnet50") -> Path:
     """Return the cached ImageNet weights file, downloading it on first use.
 
     A cached file with the wrong checksum is reported, not deleted: Keras'
     own `get_file` would remove it and re-download, which offline loses the file.
     """
-    cached = keras_home() / "models" / IMAGENET_FILE
+    file_name, origin, md5 = imagenet_file(backbone)
+    cached = keras_home() / "models" / file_name
     if cached.exists():
         digest = file_md5(cached)
-        if digest != IMAGENET_MD5:
+        if digest != md5:
             raise NstkitError(
-                f"{cached} is not the ResNet-50 ImageNet weights file (md5 {digest}, expected {IMAGENET_MD5}): "
+                f"{cached} is not the {LABELS[backbone]} ImageNet weights file (md5 {digest}, expected {md5}): "
                 "replace it with the real file, or pass --weights PATH or --weights random")
         return cached
     import keras
 
     try:
-        return Path(keras.utils.get_file(IMAGENET_FILE, IMAGENET_ORIGIN, cache_subdir="models",
-                                         file_hash=IMAGENET_MD5, cache_dir=str(keras_home())))
+        return Path(keras.utils.get_file(file_name, origin, cache_subdir="models",
+                                         file_hash=md5, cache_dir=str(keras_home())))
     except Exception as exc:  # URLError, HTTPError, hash mismatch: all mean "no usable download"
         # Keras says "URL fetch failure on <url>: <code> -- <reason>"; the reason is what helps.
         reason = (str(exc).splitlines() or [type(exc).__name__])[0].rpartition(" -- ")[2][:120]
         raise NstkitError(
-            f"could not download the ImageNet ResNet-50 weights ({reason}); offline, pass --weights PATH "
-            f"to a copy of {IMAGENET_FILE}, or put it in {cached.parent}, "
+            f"could not download the ImageNet {LABELS[backbone]} weights ({reason}); offline, pass --weights PATH "
+            f"to a copy of {file_name}, or put it in {cached.parent}, "
             "or use --weights random (mechanics only, no learned features)") from None
 
 
@@ -107,36 +120,42 @@ def parse_weights(weights: str) -> tuple[str, int | str | None]:
     return "file", str(path)
 
 
-_BACKBONES: dict[str, tuple[object, WeightsInfo]] = {}
+_BACKBONES: dict[tuple[str, str], tuple[object, WeightsInfo]] = {}
 
 
 def load_resnet50(weights: str = "imagenet"):
-    """Build `keras.applications.ResNet50(include_top=False)` with the given weights, frozen.
+    return load_backbone("resnet50", weights)
 
-    Models are cached per weights string: notebooks and sweeps call this many times.
+
+def load_backbone(backbone: str = "resnet50", weights: str = "imagenet"):
+    """Build `keras.applications.ResNet50` (or `VGG19`), ``include_top=False``, with the given weights, frozen.
+
+    Models are cached per (backbone, weights): notebooks and sweeps call this many times.
     Returns ``(model, WeightsInfo)``.
     """
-    if weights in _BACKBONES:
-        return _BACKBONES[weights]
+    if (backbone, weights) in _BACKBONES:
+        return _BACKBONES[backbone, weights]
     kind, arg = parse_weights(weights)
     import keras
 
-    model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
+    builder = keras.applications.VGG19 if backbone == "vgg19" else keras.applications.ResNet50
+    model = builder(include_top=False, weights=None, input_shape=(None, None, 3))
     if kind == "random":
         _init_random(model, int(arg))
         info = WeightsInfo("random", f"random (seeded {arg}; not ImageNet: shows mechanics, not learned features)")
     else:
-        path = imagenet_weights_path() if kind == "imagenet" else Path(str(arg))
+        path = imagenet_weights_path(backbone) if kind == "imagenet" else Path(str(arg))
         try:
             model.load_weights(str(path))
         except Exception as exc:
-            raise NstkitError(f"could not load ResNet-50 weights from {path} ({str(exc).splitlines()[0][:160]}): "
-                              "give weights saved from ResNet50(include_top=False), .h5 or .weights.h5") from None
+            raise NstkitError(f"could not load {LABELS[backbone]} weights from {path} "
+                              f"({str(exc).splitlines()[0][:160]}): give weights saved from "
+                              f"{LABELS[backbone].replace('-', '')}(include_top=False), .h5 or .weights.h5") from None
         digest = file_md5(path)
         label = "ImageNet" if kind == "imagenet" else "file"
         info = WeightsInfo(kind, f"{label} weights from {path} (md5 {digest})", str(path), digest)
     model.trainable = False
-    _BACKBONES[weights] = (model, info)
+    _BACKBONES[backbone, weights] = (model, info)
     return model, info
 
 
@@ -174,21 +193,22 @@ class FeatureExtractor:
     conv4_block2, skipping ~60% of ResNet-50's FLOPs at the same image size).
     """
 
-    def __init__(self, backbone, layer_names: Sequence[str]):
+    def __init__(self, model, layer_names: Sequence[str], backbone: str = "resnet50"):
         import keras
 
+        self.catalog = CATALOGS[backbone]
         self.layer_names = list(dict.fromkeys(layer_names))
         if not self.layer_names:
             raise NstkitError("no layers requested for the feature extractor")
         for name in self.layer_names:
-            check_layer_name(name)
-        outputs = [backbone.get_layer(name).output for name in self.layer_names]
-        self.model = keras.Model(backbone.input, outputs, name="nstkit_features")
-        self.deepest = deepest(self.layer_names).name
+            check_layer_name(name, backbone)
+        outputs = [model.get_layer(name).output for name in self.layer_names]
+        self.model = keras.Model(model.input, outputs, name="nstkit_features")
+        self.deepest = deepest(self.layer_names, backbone).name
 
     def computed_layers(self) -> list[str]:
         """Catalog layers this extractor actually runs (used by the truncation test)."""
-        return [layer.name for layer in self.model.layers if layer.name in CATALOG]
+        return [layer.name for layer in self.model.layers if layer.name in self.catalog]
 
     def __call__(self, image):
         outputs = self.model(image, training=False)

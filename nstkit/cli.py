@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import COLOR_MODES, PARAMETERIZATIONS, SWAG_VARIANTS, StyleConfig
 from .errors import NstkitError
-from .layers import CATALOG, LAYER_KINDS, PRESET_NAMES, all_presets, layers_to_spec
+from .layers import BACKBONES, CATALOGS, LAYER_KINDS, PRESET_NAMES, all_presets, layers_to_spec
 
 DEFAULTS = StyleConfig()
 
@@ -60,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("stylize", help="stylize CONTENT in the style of STYLE",
                               formatter_class=_HelpFormatter)
     run.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
-    run.add_argument("style", help="style image")
+    run.add_argument("style", nargs="+", help="style image(s); several are blended (see --style-blend)")
     run.add_argument("-o", "--output", required=True, help="output image, .png or .jpg; its run record goes "
                      "beside it as .json")
-    run.add_argument("--preset", default=DEFAULTS.preset,
+    run.add_argument("--preset",
                      help=f"layer preset: {', '.join(PRESET_NAMES)} (conv_relu:0.25 puts 25%% of the style "
-                          "weight on ReLU layers)")
+                          "weight on ReLU layers; default: robust, or vgg19 with --backbone vgg19)")
+    run.add_argument("--backbone", choices=BACKBONES, help="network (default: resnet50; vgg19 is the baseline)")
     run.add_argument("--style-layers", help="override the preset's style layers: 'name,name:2,...' "
                      "(':w' weights a layer; a repeated name adds up)")
     run.add_argument("--content-layers", help="override the preset's content layers, same syntax")
@@ -102,11 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     beyond.add_argument("--preserve-color", choices=COLOR_MODES, default=DEFAULTS.preserve_color,
                         help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the "
                              "style the content's colour statistics first (Gatys et al. 2017)")
+    beyond.add_argument("--coarse-levels", type=_number, default=DEFAULTS.coarse_levels,
+                        help="first optimise at 1/2, 1/4, ... of the size (steps // 2 each), then upsample")
+    beyond.add_argument("--style-blend", help="weights of several style images, e.g. 0.7,0.3 (default: equal)")
     run.add_argument("--save-every", type=_positive_int, metavar="N",
                      help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    layers = commands.add_parser("layers", help="list ResNet-50 layers usable as features")
+    layers = commands.add_parser("layers", help="list the layers usable as features")
+    layers.add_argument("--backbone", choices=BACKBONES, default="resnet50", help="network")
     layers.add_argument("--kind", choices=LAYER_KINDS, help="only this kind of layer")
     layers.add_argument("--stage", type=int, choices=range(1, 6), help="only this stage (1 = stem)")
 
@@ -130,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _numbers(flag: str, text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise NstkitError(f"--{flag} must be numbers separated by commas, e.g. 0.7,0.3; got {text!r}") from None
+
+
 def _whole(name: str, value: float) -> int:
     if not math.isfinite(value) or value != int(value):
         raise NstkitError(f"--{name.replace('_', '-')} must be a whole number, got {value:g}")
@@ -144,18 +158,26 @@ def _stylize(args: argparse.Namespace) -> int:
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2, epsilon=args.epsilon,
         steps=_whole("steps", args.steps), max_dim=_whole("max_dim", args.max_dim),
-        init=args.init, seed=_whole("seed", args.seed), weights=args.weights,
+        init=args.init, seed=_whole("seed", args.seed), weights=args.weights, backbone=args.backbone,
         swag=args.swag, swag_temperature=args.swag_temperature, swag_alpha=args.swag_alpha,
         swag_layers=args.swag_layers.split(",") if args.swag_layers else None, param=args.param,
         jitter=_whole("jitter", args.jitter), normalize_style_layers=args.normalize_style_layers,
-        preserve_color=args.preserve_color,
+        preserve_color=args.preserve_color, coarse_levels=_whole("coarse_levels", args.coarse_levels),
+        style_blend=_numbers("style-blend", args.style_blend),
     )
     resolved = config.resolved()
-    inputs = (args.content, args.style) + ((args.init,) if args.init not in ("content", "noise") else ())
+    styles = args.style
+    init = (args.init,) if args.init not in ("content", "noise") else ()
+    inputs = (args.content, *styles, *init)
     output = check_output_path(args.output, inputs)
-    for path, what in zip(inputs, ("content image", "style image", "init image")):
-        # fail on a bad image before loading TensorFlow
-        load_image(path, resolved.max_dim, what=what, check_min_size=what != "init image")
+    if resolved.style_blend and len(resolved.style_blend) != len(styles):
+        raise NstkitError(f"--style-blend has {len(resolved.style_blend)} weights for {len(styles)} style image(s)")
+    # fail on a bad image before loading TensorFlow
+    load_image(args.content, resolved.max_dim, what="content image")
+    for style in styles:
+        load_image(style, resolved.max_dim, what="style image")
+    for path in init:
+        load_image(path, resolved.max_dim, what="init image", check_min_size=False)
     from .backbone import parse_weights
 
     parse_weights(resolved.weights)
@@ -170,7 +192,7 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.save_every:
         callbacks.append(_snapshot_saver(output, args.save_every, inputs, resolved))
     try:
-        result = stylize(args.content, args.style, config, callbacks=callbacks)
+        result = stylize(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks)
     finally:
         if bar is not None:
             bar.close()
@@ -223,7 +245,7 @@ def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig
 
 
 def _list_layers(args: argparse.Namespace) -> int:
-    rows = [info for info in CATALOG.values()
+    rows = [info for info in CATALOGS[args.backbone].values()
             if (args.kind is None or info.kind == args.kind) and (args.stage is None or info.stage == args.stage)]
     print(f"{'layer':24} {'stage':>5} {'block':>5} {'kind':5} {'channels':>8} {'stride':>6}")
     for info in rows:

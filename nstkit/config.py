@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import NstkitError
-from .layers import get_preset, parse_layers
+from .layers import BACKBONES, get_preset, parse_layers
 
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
@@ -39,7 +39,7 @@ class StyleConfig:
     so a record can be fed back to reproduce the run.
     """
 
-    preset: str = "robust"
+    preset: str | None = None  # "robust" for ResNet-50, "vgg19" for VGG19
     style_layers: dict[str, float] | None = None
     content_layers: dict[str, float] | None = None
     content_weight: float | None = None
@@ -54,6 +54,7 @@ class StyleConfig:
     init: str = "content"
     seed: int = 0
     weights: str = "imagenet"
+    backbone: str | None = None  # "resnet50" unless the preset says otherwise
     # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
     swag: str | None = None
     swag_temperature: float = 1.0
@@ -63,6 +64,8 @@ class StyleConfig:
     jitter: int = 0
     normalize_style_layers: bool = False
     preserve_color: str = "none"
+    coarse_levels: int = 0
+    style_blend: list[float] | None = None
 
     def replace(self, **changes: Any) -> "StyleConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -73,9 +76,16 @@ class StyleConfig:
 
     def resolved(self) -> "StyleConfig":
         """Validate, and fill layers and weights from the preset and the defaults."""
-        preset = get_preset(self.preset)
-        style = parse_layers(self.style_layers, "style layers") if self.style_layers else dict(preset.style_layers)
-        content = (parse_layers(self.content_layers, "content layers")
+        if self.backbone is not None and self.backbone not in BACKBONES:
+            raise NstkitError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        preset = get_preset(self.preset or ("vgg19" if self.backbone == "vgg19" else "robust"))
+        backbone = self.backbone or preset.backbone
+        if backbone != preset.backbone:
+            raise NstkitError(f"preset '{preset.name}' is for {preset.backbone}, not {backbone}: "
+                              f"use --preset {'vgg19' if backbone == 'vgg19' else 'robust'} or give the layers")
+        style = (parse_layers(self.style_layers, "style layers", backbone) if self.style_layers
+                 else dict(preset.style_layers))
+        content = (parse_layers(self.content_layers, "content layers", backbone)
                    if self.content_layers else dict(preset.content_layers))
         content_weight = _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
         style_weight = _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
@@ -85,11 +95,12 @@ class StyleConfig:
         if swag != "none" and swag_layers is None:
             from .swag import default_swag_layers
 
-            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]))
-        resolved = dataclasses.replace(self, style_layers=style, content_layers=content,
+            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]), backbone)
+        resolved = dataclasses.replace(self, preset=preset.name, backbone=backbone,
+                                       style_layers=style, content_layers=content,
                                        content_weight=content_weight, style_weight=style_weight, swag=swag,
                                        learning_rate=learning_rate,
-                                       swag_layers=list(parse_layers(swag_layers, "swag layers")) if swag_layers
+                                       swag_layers=list(parse_layers(swag_layers, "swag layers", backbone)) if swag_layers
                                        else [])
         resolved.validate()
         return resolved
@@ -116,8 +127,12 @@ class StyleConfig:
                 raise NstkitError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         for name in ("swag_temperature", "swag_alpha"):
             _check_number(name, getattr(self, name), allow_zero=False)
-        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
-            raise NstkitError(f"jitter must be a whole number of pixels >= 0, got {self.jitter!r}")
+        for name in ("jitter", "coarse_levels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise NstkitError(f"{name} must be a whole number >= 0, got {value!r}")
+        for weight in self.style_blend or ():
+            _check_number("style_blend", weight, allow_zero=False)
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:

@@ -69,22 +69,38 @@ def _build_catalog() -> dict[str, LayerInfo]:
             for depth, (name, stage, block, kind, channels, stride) in enumerate(rows)}
 
 
+def _build_vgg19_catalog() -> dict[str, LayerInfo]:
+    """VGG19 (Simonyan & Zisserman 2015): 5 blocks of 3x3 convs (each with its ReLU inside) and a pool."""
+    rows = []
+    for block, (convs, channels) in enumerate(((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)), start=1):
+        rows += [(f"block{block}_conv{k}", block, block, "conv", channels, 2 ** (block - 1))
+                 for k in range(1, convs + 1)]
+        rows.append((f"block{block}_pool", block, block, "pool", channels, 2 ** block))
+    return {name: LayerInfo(name, stage, block, kind, channels, stride, depth)
+            for depth, (name, stage, block, kind, channels, stride) in enumerate(rows)}
+
+
 CATALOG: dict[str, LayerInfo] = _build_catalog()
+VGG19_CATALOG: dict[str, LayerInfo] = _build_vgg19_catalog()
+CATALOGS = {"resnet50": CATALOG, "vgg19": VGG19_CATALOG}
+BACKBONES = tuple(CATALOGS)
 LAYER_KINDS = ("conv", "bn", "relu", "add", "out", "pool")
 
 LayerSpec = Union[str, Iterable[str], Mapping[str, float], None]
 
 
-def check_layer_name(name: str) -> LayerInfo:
+def check_layer_name(name: str, backbone: str = "resnet50") -> LayerInfo:
     """Return the catalog entry, or fail with the closest real names."""
-    if name in CATALOG:
-        return CATALOG[name]
-    close = difflib.get_close_matches(name, list(CATALOG), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "run `nstkit layers` to list them."
-    raise NstkitError(f"unknown ResNet-50 layer '{name}': {hint}")
+    catalog = CATALOGS[backbone]
+    if name in catalog:
+        return catalog[name]
+    close = difflib.get_close_matches(name, list(catalog), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"run `nstkit layers --backbone {backbone}` to list them."
+    label = "ResNet-50" if backbone == "resnet50" else "VGG19"
+    raise NstkitError(f"unknown {label} layer '{name}': {hint}")
 
 
-def parse_layers(spec: LayerSpec, what: str = "layers") -> dict[str, float]:
+def parse_layers(spec: LayerSpec, what: str = "layers", backbone: str = "resnet50") -> dict[str, float]:
     """Turn a user's layer selection into an ordered ``{name: weight}`` dict.
 
     Accepts ``"a,b:2,a"`` (a CLI string; ``:w`` gives a weight), a list
@@ -105,7 +121,7 @@ def parse_layers(spec: LayerSpec, what: str = "layers") -> dict[str, float]:
             entries.append((name.strip(), weight.strip() or 1.0))
     layers: dict[str, float] = {}
     for name, weight in entries:
-        check_layer_name(name)
+        check_layer_name(name, backbone)
         try:
             weight = float(weight)
         except (TypeError, ValueError):
@@ -123,9 +139,9 @@ def layers_to_spec(layers: Mapping[str, float]) -> str:
     return ",".join(name if weight == 1 else f"{name}:{weight:g}" for name, weight in layers.items())
 
 
-def deepest(layer_names: Iterable[str]) -> LayerInfo:
+def deepest(layer_names: Iterable[str], backbone: str = "resnet50") -> LayerInfo:
     """The layer computed last: the feature extractor stops there."""
-    return max((CATALOG[n] for n in layer_names), key=lambda info: info.depth)
+    return max((CATALOGS[backbone][n] for n in layer_names), key=lambda info: info.depth)
 
 
 # --------------------------------------------------------------------------- presets
@@ -142,6 +158,7 @@ class Preset:
     content_weight: float | None = None
     style_weight: float | None = None
     swag: str | None = None
+    backbone: str = "resnet50"
     source: str = field(default="", compare=False)
 
 
@@ -205,6 +222,16 @@ _PRESETS = {
             parse_layers(["conv4_block6_out"]),
             swag="softmax",
             source="Wang, Li & Vasconcelos, CVPR 2021 (peiwang062/swag, resnet_swag.py)",
+        ),
+        Preset(
+            "vgg19",
+            "the VGG19 baseline: the TensorFlow style-transfer tutorial's layers and weights",
+            parse_layers([f"block{b}_conv1" for b in range(1, 6)], backbone="vgg19"),
+            parse_layers(["block5_conv2"], backbone="vgg19"),
+            content_weight=1e4,
+            style_weight=1e-2,
+            backbone="vgg19",
+            source="tensorflow.org/tutorials/generative/style_transfer",
         ),
     ]
 }

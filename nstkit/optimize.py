@@ -32,6 +32,7 @@ from .color import luminance_as_rgb, match_color, with_content_chroma
 from .config import INIT_CHOICES, StyleConfig
 from .errors import NstkitError
 from .images import ImageInput, deprocess, load_image, preprocess, resize_to, save_image, to_uint8
+from .layers import MIN_IMAGE_SIDE
 from .record import build_record, describe_input, device_name, write_record
 
 LOSS_TERMS = ("total", "content", "style", "tv")
@@ -94,59 +95,103 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
             **options: Any) -> Result:
     """Optimise an image so its ResNet-50 features match ``content`` and its Gram matrices match ``style``.
 
-    ``content`` / ``style`` are paths, PIL images or arrays. ``options`` override
+    ``content`` / ``style`` are paths, PIL images or arrays; ``style`` may be a
+    list, blended by ``style_blend``. ``options`` override
     fields of ``config`` (see `StyleConfig`). Ctrl-C / SIGTERM (in the main
     thread) or ``stop_event`` end the run early; the best image so far is
     returned and ``result.stopped_early`` is true.
     """
     config = (config or StyleConfig()).replace(**options).resolved()
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    blend = _style_blend(config, len(styles))
     original_content_rgb = content_rgb = load_image(content, config.max_dim, what="content image")
-    style_rgb = load_image(style, config.max_dim, what="style image")
+    style_rgbs = [load_image(s, config.max_dim, what="style image" if len(styles) == 1 else f"style image {i + 1}")
+                  for i, s in enumerate(styles)]
     init_rgb = _initial_image(config, content_rgb)
     if config.preserve_color == "match":  # Gatys et al. 2017: give the style the content's colours first
-        style_rgb = match_color(style_rgb, content_rgb)
+        style_rgbs = [match_color(rgb, content_rgb) for rgb in style_rgbs]
     elif config.preserve_color == "luminance":  # transfer luminance only; chroma comes back from the content
-        content_rgb, style_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(style_rgb, like=content_rgb)
-        init_rgb = luminance_as_rgb(init_rgb)
+        style_rgbs = [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs]
+        content_rgb, init_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(init_rgb)
 
-    run = _Run(config, content_rgb, style_rgb, init_rgb, stop_event or threading.Event())
+    stop_event = stop_event or threading.Event()
+    levels = _levels(config, content_rgb.shape[:2])
+    total_steps = sum(steps for _, steps in levels)
     history = {term: [] for term in LOSS_TERMS}
     start = time.perf_counter()
-    with _stop_on_signals(run.stop_event):
-        for step in range(1, config.steps + 1):
-            *terms, best_loss = run.step().numpy().tolist()  # one device->host copy per step
-            losses = dict(zip(LOSS_TERMS, terms))
-            for term, value in losses.items():
-                history[term].append(value)
-            progress = Progress(step, config.steps, losses, best_loss, time.perf_counter() - start, run)
-            for callback in callbacks:
-                callback(progress)
-            if run.stop_event.is_set():
+    with _stop_on_signals(stop_event):
+        for factor, level_steps in levels:
+            # Coarse to fine: each level starts from the previous level's best image, upsampled.
+            size = _scaled(content_rgb.shape[:2], factor)
+            run = _Run(config, resize_to(content_rgb, *size),
+                       [resize_to(rgb, *_scaled(rgb.shape[:2], factor)) for rgb in style_rgbs], blend,
+                       resize_to(init_rgb, *size), stop_event)
+            for _ in range(level_steps):
+                *terms, best_loss = run.step().numpy().tolist()  # one device->host copy per step
+                losses = dict(zip(LOSS_TERMS, terms))
+                for term, value in losses.items():
+                    history[term].append(value)
+                progress = Progress(len(history["total"]), total_steps, losses, best_loss,
+                                    time.perf_counter() - start, run)
+                for callback in callbacks:
+                    callback(progress)
+                if stop_event.is_set():
+                    break
+            run.consider_final_image()
+            init_rgb = deprocess(run.best_image.numpy())
+            if stop_event.is_set():
                 break
     steps_run = len(history["total"])
-    run.consider_final_image()
     wall_time = time.perf_counter() - start
 
     record = build_record(
         config=config.to_dict(),
         weights=vars(run.weights_info),
-        inputs={"content": describe_input(content), "style": describe_input(style),
+        inputs={"content": describe_input(content),
+                **({"style": describe_input(style)} if len(styles) == 1 else
+                   {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
                 **({"init": describe_input(config.init)} if config.init not in INIT_CHOICES else {})},
+        style_blend=blend,
         image_size=list(content_rgb.shape[:2]),
+        levels=[{"scale": factor, "steps": steps} for factor, steps in levels],
         device=device_name(),
         steps_run=steps_run,
-        stopped_early=steps_run < config.steps,
-        best_step=int(run.best_step.numpy()),
+        stopped_early=steps_run < total_steps,
+        best_step=int(run.best_step.numpy()),  # within the last level
         best_loss=float(run.best_loss.numpy()),
         final_losses={term: values[-1] for term, values in history.items()},
         step_traces=run.step.experimental_get_tracing_count(),  # 1 unless something retraced
         wall_time_s=round(wall_time, 3),
         seconds_per_step=round(wall_time / max(steps_run, 1), 4),
     )
-    best_rgb = deprocess(run.best_image.numpy())
+    best_rgb = init_rgb
     if config.preserve_color == "luminance":
         best_rgb = with_content_chroma(best_rgb, original_content_rgb)
     return Result(to_uint8(best_rgb), history, config, record)
+
+
+def _style_blend(config: StyleConfig, count: int) -> list[float]:
+    """Blend weights for several style images, normalised to sum to 1 (equal if not given)."""
+    blend = list(config.style_blend) if config.style_blend else [1.0] * count
+    if len(blend) != count:
+        raise NstkitError(f"style_blend has {len(blend)} weights for {count} style image(s): give one per style")
+    total = sum(blend)
+    return [w / total for w in blend]
+
+
+def _levels(config: StyleConfig, shape: tuple[int, int]) -> list[tuple[float, int]]:
+    """(scale, steps) per level, coarsest first: each coarse level halves the size and runs steps // 2."""
+    levels = [(1.0, config.steps)]
+    for level in range(1, config.coarse_levels + 1):
+        factor = 0.5 ** level
+        if min(shape) * factor < MIN_IMAGE_SIDE:
+            break
+        levels.insert(0, (factor, max(1, config.steps // 2)))
+    return levels
+
+
+def _scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    return max(MIN_IMAGE_SIDE, round(shape[0] * factor)), max(MIN_IMAGE_SIDE, round(shape[1] * factor))
 
 
 def _initial_image(config: StyleConfig, content_rgb: np.ndarray) -> np.ndarray:
@@ -174,7 +219,7 @@ class _OneTracePerRunFilter(logging.Filter):
 class _Run:
     """The TF state of one run: image variable, Adam, best-so-far, and the compiled step."""
 
-    def __init__(self, config: StyleConfig, content_rgb, style_rgb, init_rgb, stop_event):
+    def __init__(self, config: StyleConfig, content_rgb, style_rgbs, blend, init_rgb, stop_event):
         import keras
         import tensorflow as tf
 
@@ -182,15 +227,15 @@ class _Run:
         if not any(isinstance(f, _OneTracePerRunFilter) for f in tf_logger.filters):
             tf_logger.addFilter(_OneTracePerRunFilter())
 
-        from .backbone import FeatureExtractor, load_resnet50
+        from .backbone import FeatureExtractor, load_backbone
         from .losses import content_loss, gram_matrix, mean_over_layers, style_loss, total_variation_loss
         from .param import FourierImage, PixelImage
         from .swag import smoothing
 
         self.stop_event = stop_event
-        backbone, self.weights_info = load_resnet50(config.weights)
+        model, self.weights_info = load_backbone(config.backbone, config.weights)
         style_layers, content_layers = config.style_layers, config.content_layers
-        extractor = FeatureExtractor(backbone, [*style_layers, *content_layers])
+        extractor = FeatureExtractor(model, [*style_layers, *content_layers], config.backbone)
         smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         smoothed_layers = set(config.swag_layers) if smooth else set()
 
@@ -199,8 +244,12 @@ class _Run:
             features = extractor(image)
             return {n: smooth(f) if n in smoothed_layers else f for n, f in features.items()}
 
-        style_features = features_of(tf.constant(preprocess(style_rgb)))
-        style_targets = {name: gram_matrix(style_features[name]) for name in style_layers}
+        # Several styles: the target Gram is the blend of theirs (a weighted mix of the style statistics).
+        style_targets = {name: 0.0 for name in style_layers}
+        for style_rgb, share in zip(style_rgbs, blend):
+            style_features = features_of(tf.constant(preprocess(style_rgb)))
+            for name in style_layers:
+                style_targets[name] = style_targets[name] + share * gram_matrix(style_features[name])
         content_features = features_of(tf.constant(preprocess(content_rgb)))
         content_targets = {name: content_features[name] for name in content_layers}
         # He, Wang & Hopcroft 2016: divide each layer's loss by its target's scale, so no layer dominates.

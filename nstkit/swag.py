@@ -19,7 +19,7 @@ from typing import Iterable
 
 import tensorflow as tf
 
-from .layers import CATALOG
+from .layers import CATALOGS
 
 SWAG_FIRST_STAGE = 3  # the paper smooths conv3_x .. conv5_x
 
@@ -48,6 +48,6 @@ def smoothing(variant: str, temperature: float = 1.0, alpha: float = 1.0):
     return None
 
 
-def default_swag_layers(layer_names: Iterable[str]) -> list[str]:
-    """The layers the paper smooths: those in stages 3 to 5."""
-    return [name for name in layer_names if CATALOG[name].stage >= SWAG_FIRST_STAGE]
+def default_swag_layers(layer_names: Iterable[str], backbone: str = "resnet50") -> list[str]:
+    """The layers the paper smooths: those in stages (VGG: blocks) 3 to 5."""
+    return [name for name in layer_names if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]

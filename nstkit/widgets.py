@@ -90,7 +90,7 @@ class StylePanel:
         self.upload_content.observe(lambda change: self._add_upload(change, self.content), names="value")
         self.upload_style.observe(lambda change: self._add_upload(change, self.style), names="value")
 
-        self.preset = w.Dropdown(options=[*PRESET_NAMES[:-1], "conv_relu:0.5"], value=base.preset,
+        self.preset = w.Dropdown(options=[*PRESET_NAMES[:-1], "conv_relu:0.5"], value=defaults.preset,
                                  description="preset")
         self.layers = w.SelectMultiple(options=list(CATALOG), rows=6, description="style layers",
                                        tooltip="empty = the preset's layers")

@@ -35,7 +35,7 @@ def test_imagenet_constants_match_keras():
 
 def test_random_weights_are_seeded(fresh_cache):
     a, info = load_resnet50("random:1")
-    b, _ = backbone._BACKBONES.pop("random:1")
+    b, _ = backbone._BACKBONES.pop(("resnet50", "random:1"))
     backbone._BACKBONES.clear()
     again, _ = load_resnet50("random:1")
     other, _ = load_resnet50("random:2")
@@ -77,7 +77,7 @@ def test_imagenet_download_failure_names_every_remedy(tmp_path, monkeypatch, fre
     assert "could not download" in message and "--weights PATH" in message
     assert str(tmp_path / "models") in message and "--weights random" in message
     assert "\n" not in message
-    assert "imagenet" not in backbone._BACKBONES  # no silent fallback was cached
+    assert not backbone._BACKBONES  # no silent fallback was cached
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".weights.h5"])
@@ -125,3 +125,20 @@ def test_extractor_returns_the_requested_layers():
         np.zeros((1, 64, 64, 3), np.float32))
     assert list(features) == ["conv2_block1_out", "conv1_relu"]
     assert features["conv2_block1_out"].shape == (1, 16, 16, 256)
+
+
+def test_vgg19_backbone_through_the_same_api(fresh_cache):
+    from keras.src.applications import vgg19
+
+    from nstkit.layers import VGG19_CATALOG
+
+    import inspect
+
+    assert backbone.VGG19_ORIGIN == vgg19.WEIGHTS_PATH_NO_TOP
+    assert f'file_hash="{backbone.VGG19_MD5}"' in inspect.getsource(vgg19)
+    model, info = backbone.load_backbone("vgg19", "random")
+    assert {layer.name for layer in model.layers[1:]} == set(VGG19_CATALOG)
+    extractor = FeatureExtractor(model, ["block1_conv1", "block3_conv2"], "vgg19")
+    assert max(VGG19_CATALOG[n].depth for n in extractor.computed_layers()) == VGG19_CATALOG["block3_conv2"].depth
+    features = extractor(np.zeros((1, 64, 64, 3), np.float32))
+    assert features["block3_conv2"].shape == (1, 16, 16, 256)

@@ -55,3 +55,41 @@ def test_normalised_layers_change_the_scale_of_the_style_term():
     plain = nstkit.stylize(CONTENT, STYLE, weights="random", max_dim=64, steps=1)
     normalised = nstkit.stylize(CONTENT, STYLE, weights="random", max_dim=64, steps=1, normalize_style_layers=True)
     assert plain.history["style"][0] != pytest.approx(normalised.history["style"][0], rel=0.1)
+
+
+def test_coarse_to_fine_runs_each_level_and_returns_full_size():
+    result = nstkit.stylize(smooth_image(1, 96, 128), STYLE, weights="random", max_dim=128, steps=6,
+                            coarse_levels=1)
+    assert result.record["levels"] == [{"scale": 0.5, "steps": 3}, {"scale": 1.0, "steps": 6}]
+    assert result.record["steps_run"] == 9 and len(result.history["total"]) == 9
+    assert result.image.shape == (96, 128, 3)
+
+
+def test_coarse_levels_stop_at_the_smallest_usable_size():
+    result = nstkit.stylize(CONTENT, STYLE, weights="random", max_dim=64, steps=2, coarse_levels=3)
+    assert [level["scale"] for level in result.record["levels"]] == [1.0]  # 48 px content: no room to halve
+
+
+def test_two_styles_blend_their_gram_targets():
+    other = smooth_image(7, 40, 40)
+    only_a = nstkit.stylize(CONTENT, STYLE, weights="random", max_dim=64, steps=1)
+    only_b = nstkit.stylize(CONTENT, other, weights="random", max_dim=64, steps=1)
+    mostly_a = nstkit.stylize(CONTENT, [STYLE, other], style_blend=[0.9, 0.1], weights="random", max_dim=64,
+                              steps=1)
+    assert mostly_a.record["style_blend"] == pytest.approx([0.9, 0.1])
+    assert set(mostly_a.record["inputs"]) == {"content", "style_1", "style_2"}
+    first = [r.history["style"][0] for r in (only_a, mostly_a, only_b)]
+    assert abs(first[1] - first[0]) < abs(first[1] - first[2])  # closer to the style it weighs 0.9
+    with pytest.raises(nstkit.NstkitError, match="one per style"):
+        nstkit.stylize(CONTENT, [STYLE, other], style_blend=[1.0], weights="random", max_dim=64, steps=1)
+
+
+def test_vgg19_baseline_through_the_same_api():
+    result = nstkit.stylize(CONTENT, STYLE, backbone="vgg19", **TINY)
+    assert result.config.preset == "vgg19" and result.config.backbone == "vgg19"
+    assert list(result.config.style_layers) == [f"block{b}_conv1" for b in range(1, 6)]
+    assert _fell(result, "style")
+    with pytest.raises(nstkit.NstkitError, match="is for resnet50, not vgg19"):
+        nstkit.StyleConfig(backbone="vgg19", preset="robust").resolved()
+    with pytest.raises(nstkit.NstkitError, match="unknown VGG19 layer"):
+        nstkit.StyleConfig(backbone="vgg19", style_layers="conv1_relu").resolved()
