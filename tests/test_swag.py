@@ -26,7 +26,15 @@ def test_scale_and_variant_lookup():
     x = np.ones((1, 2, 2, 3), np.float32)
     assert np.all(scale(x, 3.0).numpy() == 3.0)
     assert smoothing("none") is None
-    np.testing.assert_allclose(smoothing("channel_softmax", temperature=1.0)(x).numpy(), 1 / 3, rtol=1e-6)
+    # the loop's smoothing is the softmax scaled to unit mean (a constant factor: see softmax_all)
+    np.testing.assert_allclose(smoothing("channel_softmax", temperature=1.0)(x).numpy(), 1.0, rtol=1e-6)
+    y = np.random.default_rng(2).normal(size=(1, 4, 4, 8)).astype(np.float32)
+    standardised = y / y.std()
+    expected = _np_softmax(standardised.reshape(1, -1) / 2.0, axis=1).reshape(y.shape) * y.size
+    np.testing.assert_allclose(smoothing("softmax", temperature=2.0)(y).numpy(), expected, rtol=1e-4)
+    assert smoothing("softmax")(y).numpy().mean() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(smoothing("channel_softmax", temperature=0.5)(y).numpy(),
+                               _np_softmax(standardised / 0.5, axis=-1) * 8, rtol=1e-4)
 
 
 def test_default_layers_are_stages_3_to_5():
