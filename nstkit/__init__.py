@@ -6,8 +6,10 @@
     >>> result.save("out.png")     # writes out.png and its run record out.json
 
 Modules, in the order data flows: `images` (load, save, caffe pixel space),
-`layers` (catalog, presets), `backbone` (weights, feature extractor),
-`losses`, `optimize` (the loop), `record` (run record), `cli`.
+`layers` (catalogs, presets), `backbone` (weights, feature extractor),
+`swag` (activation smoothing), `param` (pixels or Fourier), `color`,
+`losses`, `optimize` (the loop), `record` (run record), `cli`; then
+`metrics` and `compare` (offline quality), `widgets`, `notebook`, `analysis`.
 TensorFlow is imported only when a run starts, so the CLI answers fast.
 """
 
