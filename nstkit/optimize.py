@@ -151,7 +151,7 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
         config=config.to_dict(),
         weights=vars(run.weights_info),
         inputs={"content": describe_input(content),
-                **({"style": describe_input(style)} if len(styles) == 1 else
+                **({"style": describe_input(styles[0])} if len(styles) == 1 else
                    {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
                 **({"init": describe_input(config.init)} if config.init not in INIT_CHOICES else {})},
         style_blend=blend,
