@@ -129,9 +129,7 @@ def resize_max_dim(pixels: np.ndarray, max_dim: int) -> np.ndarray:
     scale = max_dim / max(height, width)
     if scale >= 1:
         return pixels
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    pil = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
-    return np.asarray(pil.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    return resize_to(pixels, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
