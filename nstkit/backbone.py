@@ -185,16 +185,22 @@ def _init_random(model, seed: int) -> None:
 
 
 class FeatureExtractor:
-    """Maps an image batch (caffe BGR) to ``{layer name: activation}`` for the requested layers.
+    """Maps an image batch (caffe BGR) to ``{layer name: float32 activation}`` for the requested layers.
 
     Built as a Keras functional model whose outputs are the requested layers;
     Keras keeps only the layers those outputs depend on, so nothing past the
     deepest requested layer is computed (the seed's robust set stops in
     conv4_block2, skipping ~60% of ResNet-50's FLOPs at the same image size).
+    The network runs with BatchNorm folded into the convs (`folding`), in
+    ``precision``; the activations come out as float32 so every loss is
+    reduced in float32 whatever the network computed in.
     """
 
-    def __init__(self, model, layer_names: Sequence[str], backbone: str = "resnet50"):
+    def __init__(self, model, layer_names: Sequence[str], backbone: str = "resnet50",
+                 precision: str = "float32", fold: bool = True):
         import keras
+
+        from .folding import PRECISIONS
 
         self.catalog = CATALOGS[backbone]
         self.layer_names = list(dict.fromkeys(layer_names))
@@ -202,8 +208,12 @@ class FeatureExtractor:
             raise NstkitError("no layers requested for the feature extractor")
         for name in self.layer_names:
             check_layer_name(name, backbone)
-        outputs = [model.get_layer(name).output for name in self.layer_names]
-        self.model = keras.Model(model.input, outputs, name="nstkit_features")
+        if precision not in PRECISIONS:
+            raise NstkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
+        network = inference_graph(model, self.layer_names, precision) if fold or precision != "float32" else model
+        outputs = [network.get_layer(name).output for name in self.layer_names]
+        self.model = keras.Model(network.input, outputs, name="nstkit_features")
         self.deepest = deepest(self.layer_names, backbone).name
 
     def computed_layers(self) -> list[str]:
@@ -211,7 +221,23 @@ class FeatureExtractor:
         return [layer.name for layer in self.model.layers if layer.name in self.catalog]
 
     def __call__(self, image):
+        from keras import ops
+
         outputs = self.model(image, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
-        return dict(zip(self.layer_names, outputs))
+        return {name: ops.cast(output, "float32") for name, output in zip(self.layer_names, outputs)}
+
+
+_INFERENCE_GRAPHS: dict[tuple[int, str, frozenset], object] = {}
+
+
+def inference_graph(model, layer_names: Sequence[str], precision: str = "float32"):
+    """``model`` with BatchNorm folded (taps in ``layer_names`` kept exact), cached: cloning takes ~1 s."""
+    from .folding import fold_batchnorm
+
+    keep = frozenset(name for name in layer_names if name.endswith("_conv"))
+    key = (id(model), precision, keep)
+    if key not in _INFERENCE_GRAPHS:
+        _INFERENCE_GRAPHS[key] = (model, fold_batchnorm(model, keep, precision))  # holding model pins its id
+    return _INFERENCE_GRAPHS[key][1]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import NstkitError
+from .folding import PRECISIONS
 from .layers import BACKBONES, get_preset, parse_layers
 
 DEFAULT_CONTENT_WEIGHT = 1e2
@@ -66,6 +67,9 @@ class StyleConfig:
     preserve_color: str = "none"
     coarse_levels: int = 0
     style_blend: list[float] | None = None
+    # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
+    precision: str = "float32"
+    jit_compile: bool | None = None  # None: the device's measured default (off on CPUs, on on GPUs)
 
     def replace(self, **changes: Any) -> "StyleConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -122,7 +126,8 @@ class StyleConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
         for name, value, choices in (("swag", self.swag, SWAG_VARIANTS), ("param", self.param, PARAMETERIZATIONS),
-                                     ("preserve_color", self.preserve_color, COLOR_MODES)):
+                                     ("preserve_color", self.preserve_color, COLOR_MODES),
+                                     ("precision", self.precision, PRECISIONS)):
             if value not in choices:
                 raise NstkitError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         for name in ("swag_temperature", "swag_alpha"):
@@ -131,6 +136,8 @@ class StyleConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise NstkitError(f"{name} must be a whole number >= 0, got {value!r}")
+        if self.jit_compile not in (None, True, False):
+            raise NstkitError(f"jit_compile must be true, false or null (the device's default), got {self.jit_compile!r}")
         for weight in self.style_blend or ():
             _check_number("style_blend", weight, allow_zero=False)
         if not self.style_layers and self.style_weight:

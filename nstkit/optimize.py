@@ -36,6 +36,14 @@ from .layers import MIN_IMAGE_SIDE
 from .record import build_record, describe_input, device_name, write_record
 
 LOSS_TERMS = ("total", "content", "style", "tv")
+FLOAT16_LOSS_SCALE = 2.0 ** -8  # float16's first loss scale; dynamic scaling moves it from there
+
+
+def default_jit_compile() -> bool:
+    """XLA where it pays: on GPUs; not on CPUs, where it measured no faster and 30-45% heavier (BENCHMARKS.md)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 @dataclass
@@ -164,6 +172,7 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
         best_loss=float(run.best_loss.numpy()),
         final_losses={term: values[-1] for term, values in history.items()},
         step_traces=run.step.experimental_get_tracing_count(),  # 1 unless something retraced
+        jit_compile=run.jit_compile,
         wall_time_s=round(wall_time, 3),
         # The median step, so the first step's tracing (seconds) does not count as speed.
         seconds_per_step=round(float(np.median(step_times[1:] or step_times)), 4),
@@ -239,7 +248,7 @@ class _Run:
         self.stop_event = stop_event
         model, self.weights_info = load_backbone(config.backbone, config.weights)
         style_layers, content_layers = config.style_layers, config.content_layers
-        extractor = FeatureExtractor(model, [*style_layers, *content_layers], config.backbone)
+        extractor = FeatureExtractor(model, [*style_layers, *content_layers], config.backbone, config.precision)
         smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         smoothed_layers = set(config.swag_layers) if smooth else set()
 
@@ -269,7 +278,13 @@ class _Run:
         jitter_rng = tf.random.Generator.from_seed(config.seed)
         optimizer = keras.optimizers.Adam(learning_rate=float(config.learning_rate), beta_1=float(config.beta_1),
                                           beta_2=float(config.beta_2), epsilon=float(config.epsilon))
+        if config.precision == "float16":
+            # float16 tops out at 65504: a style weight of 1e7 overflows the backward pass. Scale the loss
+            # down (dynamically: halve and skip the step on inf/nan, grow after 100 clean steps).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=FLOAT16_LOSS_SCALE,
+                                                            dynamic_growth_steps=100)
         optimizer.build([variable])  # create slots now, so the step traces exactly once
+        self.jit_compile = default_jit_compile() if config.jit_compile is None else config.jit_compile
 
         weights = tf.constant([config.content_weight, config.style_weight, config.tv_weight], tf.float32)
 
@@ -298,19 +313,22 @@ class _Run:
             self.best_step.assign(tf.where(improved, self.step_count, self.best_step))
             self.best_loss.assign(tf.minimum(terms[0], self.best_loss))
 
-        @tf.function
+        scale_loss = getattr(optimizer, "scale_loss", lambda loss: loss)
+
+        @tf.function(jit_compile=self.jit_compile)
         def step():
             with tf.GradientTape() as tape:
                 image = self.param.image()
                 total, terms = loss_terms(jittered(image))
-            gradient = tape.gradient(total, variable)
+                scaled = scale_loss(total)
+            gradient = tape.gradient(scaled, variable)
             keep_if_best(image, terms)  # the loss belongs to the image before this update
             optimizer.apply_gradients([(gradient, variable)])
             self.param.after_step()
             self.step_count.assign_add(1)
             return tf.concat([terms, tf.reshape(self.best_loss, [1])], axis=0)
 
-        @tf.function
+        @tf.function(jit_compile=self.jit_compile)
         def evaluate_final():
             image = self.param.image()
             keep_if_best(image, loss_terms(image)[1])
