@@ -140,8 +140,12 @@ def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """RGB [0, 255] (H, W, 3) -> caffe BGR, mean-subtracted, with a batch axis: (1, H, W, 3)."""
-    return (np.asarray(rgb, dtype=np.float32)[..., ::-1] - IMAGENET_MEAN_BGR)[None]
+    """RGB [0, 255] (H, W, 3) -> caffe BGR, mean-subtracted, with a batch axis: (1, H, W, 3).
+
+    A batch (B, H, W, 3) keeps its batch axis."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    bgr = rgb[..., ::-1] - IMAGENET_MEAN_BGR
+    return bgr if rgb.ndim == 4 else bgr[None]
 
 
 def deprocess(bgr: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Loss terms, each a plain function of tensors (Gatys et al. 2016, as the seed wrote them).
 
 All functions take batched activations ``(B, H, W, C)`` and return one
-scalar per call, in float32 whatever the activations' dtype, so mixed
-precision never reduces in low precision.
+value per batch member, shape ``(B,)``, in float32 whatever the activations'
+dtype, so mixed precision never reduces in low precision. Members never mix:
+a batch of B images optimises B independent problems (`optimize.stylize_batch`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
 
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Mean squared difference of activations: keeps the content image's layout."""
-    return tf.reduce_mean(tf.square(tf.cast(features, tf.float32) - tf.cast(target, tf.float32)))
+    return _mean_per_member(tf.square(tf.cast(features, tf.float32) - tf.cast(target, tf.float32)))
 
 
 def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor],
@@ -36,10 +37,11 @@ def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Ten
     Weights are normalised to sum to 1, so a layer the seed listed twice
     (weight 2 of 15) counts exactly as in the seed's ``1/len(style_layers)``.
     ``layer_scales`` divides each layer's term (per-layer normalisation, He et al. 2016).
+    A weight may be a ``(B,)`` tensor: one weight per batch member.
     """
     total_weight = sum(layer_weights.values())
     return tf.add_n([
-        (weight / total_weight) * tf.reduce_mean(tf.square(grams[name] - target_grams[name]))
+        (weight / total_weight) * _mean_per_member(tf.square(grams[name] - target_grams[name]))
         / (layer_scales[name] if layer_scales else 1.0)
         for name, weight in layer_weights.items()
     ])
@@ -50,10 +52,15 @@ def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     image = tf.cast(image, tf.float32)
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+    return _mean_per_member(tf.square(dy)) + _mean_per_member(tf.square(dx))
 
 
 def mean_over_layers(per_layer: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]) -> tf.Tensor:
     """Weighted mean of per-layer scalars (content loss over several content layers)."""
     total_weight = sum(layer_weights.values())
     return tf.add_n([(w / total_weight) * per_layer[name] for name, w in layer_weights.items()])
+
+
+def _mean_per_member(values: tf.Tensor) -> tf.Tensor:
+    """Mean over every axis but the batch axis: (B, ...) -> (B,)."""
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class Progress:
     best_loss: float
     elapsed: float
     _run: "_Run" = field(repr=False)
+    member: int = 0  # which image of a batch (`stylize_batch`); always 0 for `stylize`
 
     @property
     def weights(self) -> dict[str, Any]:
@@ -64,10 +65,10 @@ class Progress:
 
     def image(self) -> np.ndarray:
         """The current image as uint8 RGB (copies from the device: call it only when you need it)."""
-        return to_uint8(deprocess(self._run.param.image().numpy()))
+        return to_uint8(deprocess(self._run.param.image()[self.member].numpy()))
 
     def best_image(self) -> np.ndarray:
-        return to_uint8(deprocess(self._run.best_image.numpy()))
+        return to_uint8(deprocess(self._run.best_image[self.member].numpy()))
 
     def stop(self) -> None:
         """Ask the loop to stop after this step; the best image so far is still returned."""
@@ -110,77 +111,169 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     returned and ``result.stopped_early`` is true.
     """
     config = (config or StyleConfig()).replace(**options).resolved()
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    blend = _style_blend(config, len(styles))
-    original_content_rgb = content_rgb = load_image(content, config.max_dim, what="content image")
-    style_rgbs = [load_image(s, config.max_dim, what="style image" if len(styles) == 1 else f"style image {i + 1}")
-                  for i, s in enumerate(styles)]
-    init_rgb = _initial_image(config, content_rgb)
-    if config.preserve_color == "match":  # Gatys et al. 2017: give the style the content's colours first
-        style_rgbs = [match_color(rgb, content_rgb) for rgb in style_rgbs]
-    elif config.preserve_color == "luminance":  # transfer luminance only; chroma comes back from the content
-        style_rgbs = [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs]
-        content_rgb, init_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(init_rgb)
+    return _optimise([_Member.prepare(content, style, config)], callbacks, stop_event)[0]
 
+
+# What may differ between the members of one batch: the loss weights, the layers (each member weighs
+# the union of layers with its own weights, zero for layers it does not use), init and seed, the images.
+# Everything else shapes the compiled step or the optimiser, so it must be shared.
+BATCH_VARIES = ("content_weight", "style_weight", "tv_weight", "style_layers", "content_layers", "preset",
+                "init", "seed", "style_blend", "preserve_color")
+
+
+def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Mapping[str, Any]],
+                  config: StyleConfig | None = None, *, callbacks: Iterable[Callback] = (),
+                  stop_event: threading.Event | None = None, **options: Any) -> list[Result]:
+    """Run several variants of one stylisation as a single batch: one compiled step, B images per step.
+
+    Each variant is a dict of `StyleConfig` overrides on ``config`` + ``options``
+    (e.g. ``[{"style_weight": 1e6}, {"style_weight": 1e8}]``); only the fields
+    in `BATCH_VARIES` may differ. A variant may also carry ``content`` /
+    ``style`` images of its own (same size after loading). Members never mix:
+    each result equals its own `stylize` run up to float rounding. The gain
+    over a loop is one trace instead of B and fuller use of the cores per op
+    (BENCHMARKS.md). Callbacks run once per member per step; ``progress.member`` says which.
+    """
+    if not variants:
+        raise NstkitError("stylize_batch needs at least one variant, e.g. [{'style_weight': 1e7}]")
+    base = (config or StyleConfig()).replace(**options)
+    members = []
+    for variant in variants:
+        variant = dict(variant)
+        member_content, member_style = variant.pop("content", content), variant.pop("style", style)
+        members.append(_Member.prepare(member_content, member_style, base.replace(**variant).resolved()))
+    _check_batchable(members)
+    return _optimise(members, callbacks, stop_event)
+
+
+def _check_batchable(members: list["_Member"]) -> None:
+    first = members[0]
+    shared = {k: v for k, v in first.config.to_dict().items() if k not in BATCH_VARIES}
+    for index, member in enumerate(members[1:], start=2):
+        for key, value in shared.items():
+            if member.config.to_dict()[key] != value:
+                raise NstkitError(f"variant {index} changes {key}, which a batch must share "
+                                  f"(only {', '.join(BATCH_VARIES)} may vary): run it separately")
+        if member.content_rgb.shape != first.content_rgb.shape:
+            raise NstkitError(f"variant {index}'s content is {member.content_rgb.shape[1]}x"
+                              f"{member.content_rgb.shape[0]} px, the first's "
+                              f"{first.content_rgb.shape[1]}x{first.content_rgb.shape[0]}: a batch needs one size")
+        if member.config.seed != first.config.seed and first.config.jitter:
+            raise NstkitError(f"variant {index} changes seed while jitter is on: the batch shares one jitter "
+                              "sequence; give all variants one seed, or jitter=0")
+    if len(members) > 1 and first.config.param != "pixel":
+        raise NstkitError(f"param={first.config.param} runs one image at a time: use param=pixel for batches")
+
+
+@dataclass
+class _Member:
+    """One image being optimised: its config, and its inputs loaded and prepared for the network."""
+
+    config: StyleConfig
+    content: ImageInput
+    styles: list
+    blend: list[float]
+    original_content_rgb: np.ndarray
+    content_rgb: np.ndarray
+    style_rgbs: list[np.ndarray]
+    init_rgb: np.ndarray
+
+    @classmethod
+    def prepare(cls, content: ImageInput, style: ImageInput, config: StyleConfig) -> "_Member":
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        blend = _style_blend(config, len(styles))
+        original_content_rgb = content_rgb = load_image(content, config.max_dim, what="content image")
+        style_rgbs = [load_image(s, config.max_dim,
+                                 what="style image" if len(styles) == 1 else f"style image {i + 1}")
+                      for i, s in enumerate(styles)]
+        init_rgb = _initial_image(config, content_rgb)
+        if config.preserve_color == "match":  # Gatys et al. 2017: give the style the content's colours first
+            style_rgbs = [match_color(rgb, content_rgb) for rgb in style_rgbs]
+        elif config.preserve_color == "luminance":  # transfer luminance only; chroma comes back from the content
+            style_rgbs = [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs]
+            content_rgb, init_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(init_rgb)
+        return cls(config, content, styles, blend, original_content_rgb, content_rgb, style_rgbs, init_rgb)
+
+    def inputs(self) -> dict[str, Any]:
+        styles = self.styles
+        return {"content": describe_input(self.content),
+                **({"style": describe_input(styles[0])} if len(styles) == 1 else
+                   {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
+                **({"init": describe_input(self.config.init)} if self.config.init not in INIT_CHOICES else {})}
+
+    def final_rgb(self, best_rgb: np.ndarray) -> np.ndarray:
+        if self.config.preserve_color == "luminance":
+            best_rgb = with_content_chroma(best_rgb, self.original_content_rgb)
+        return to_uint8(best_rgb)
+
+
+def _optimise(members: list[_Member], callbacks: Iterable[Callback], stop_event: threading.Event | None) -> list[Result]:
+    """The loop shared by `stylize` (a batch of one) and `stylize_batch`."""
+    callbacks = list(callbacks)
     stop_event = stop_event or threading.Event()
-    levels = _levels(config, content_rgb.shape[:2])
+    first = members[0].config
+    levels = _levels(first, members[0].content_rgb.shape[:2])
     total_steps = sum(steps for _, steps in levels)
-    history = {term: [] for term in LOSS_TERMS}
+    histories = [{term: [] for term in LOSS_TERMS} for _ in members]
+    init_rgbs = [member.init_rgb for member in members]
     step_times: list[float] = []
     start = time.perf_counter()
     with _stop_on_signals(stop_event):
         for factor, level_steps in levels:
             # Coarse to fine: each level starts from the previous level's best image, upsampled.
-            size = _scaled(content_rgb.shape[:2], factor)
-            run = _Run(config, resize_to(content_rgb, *size),
-                       [resize_to(rgb, *_scaled(rgb.shape[:2], factor)) for rgb in style_rgbs], blend,
-                       resize_to(init_rgb, *size), stop_event)
+            size = _scaled(members[0].content_rgb.shape[:2], factor)
+            run = _Run([member.config for member in members],
+                       [resize_to(member.content_rgb, *size) for member in members],
+                       [[resize_to(rgb, *_scaled(rgb.shape[:2], factor)) for rgb in member.style_rgbs]
+                        for member in members],
+                       [member.blend for member in members],
+                       [resize_to(rgb, *size) for rgb in init_rgbs], stop_event)
             for _ in range(level_steps):
                 step_started = time.perf_counter()
-                *terms, best_loss = run.step().numpy().tolist()  # one device->host copy per step
+                values = run.step().numpy().tolist()  # one device->host copy per step: (B, 5)
                 step_times.append(time.perf_counter() - step_started)
-                losses = dict(zip(LOSS_TERMS, terms))
-                for term, value in losses.items():
-                    history[term].append(value)
-                progress = Progress(len(history["total"]), total_steps, losses, best_loss,
-                                    time.perf_counter() - start, run)
-                for callback in callbacks:
-                    callback(progress)
+                for index, (*terms, best_loss) in enumerate(values):
+                    losses = dict(zip(LOSS_TERMS, terms))
+                    for term, value in losses.items():
+                        histories[index][term].append(value)
+                    progress = Progress(len(histories[0]["total"]), total_steps, losses, best_loss,
+                                        time.perf_counter() - start, run, index)
+                    for callback in callbacks:
+                        callback(progress)
                 if stop_event.is_set():
                     break
             run.consider_final_image()
-            init_rgb = deprocess(run.best_image.numpy())
+            best_images = run.best_image.numpy()
+            init_rgbs = [deprocess(image) for image in best_images]
             if stop_event.is_set():
                 break
-    steps_run = len(history["total"])
+    steps_run = len(histories[0]["total"])
     wall_time = time.perf_counter() - start
-
-    record = build_record(
-        config=config.to_dict(),
-        weights=vars(run.weights_info),
-        inputs={"content": describe_input(content),
-                **({"style": describe_input(styles[0])} if len(styles) == 1 else
-                   {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
-                **({"init": describe_input(config.init)} if config.init not in INIT_CHOICES else {})},
-        style_blend=blend,
-        image_size=list(content_rgb.shape[:2]),
-        levels=[{"scale": factor, "steps": steps} for factor, steps in levels],
-        device=device_name(),
-        steps_run=steps_run,
-        stopped_early=steps_run < total_steps,
-        best_step=int(run.best_step.numpy()),  # within the last level
-        best_loss=float(run.best_loss.numpy()),
-        final_losses={term: values[-1] for term, values in history.items()},
-        step_traces=run.step.experimental_get_tracing_count(),  # 1 unless something retraced
-        jit_compile=run.jit_compile,
-        wall_time_s=round(wall_time, 3),
-        # The median step, so the first step's tracing (seconds) does not count as speed.
-        seconds_per_step=round(float(np.median(step_times[1:] or step_times)), 4),
-    )
-    best_rgb = init_rgb
-    if config.preserve_color == "luminance":
-        best_rgb = with_content_chroma(best_rgb, original_content_rgb)
-    return Result(to_uint8(best_rgb), history, config, record)
+    best_steps, best_losses = run.best_step.numpy(), run.best_loss.numpy()
+    results = []
+    for index, (member, history) in enumerate(zip(members, histories)):
+        record = build_record(
+            config=member.config.to_dict(),
+            weights=vars(run.weights_info),
+            inputs=member.inputs(),
+            style_blend=member.blend,
+            image_size=list(member.content_rgb.shape[:2]),
+            levels=[{"scale": factor, "steps": steps} for factor, steps in levels],
+            device=device_name(),
+            steps_run=steps_run,
+            stopped_early=steps_run < total_steps,
+            best_step=int(best_steps[index]),  # within the last level
+            best_loss=float(best_losses[index]),
+            final_losses={term: values[-1] for term, values in history.items()},
+            step_traces=run.step.experimental_get_tracing_count(),  # 1 unless something retraced
+            jit_compile=run.jit_compile,
+            **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
+            wall_time_s=round(wall_time, 3),
+            # The median step, so the first step's tracing (seconds) does not count as speed.
+            seconds_per_step=round(float(np.median(step_times[1:] or step_times)), 4),
+        )
+        results.append(Result(member.final_rgb(init_rgbs[index]), history, member.config, record))
+    return results
 
 
 def _style_blend(config: StyleConfig, count: int) -> list[float]:
@@ -230,9 +323,16 @@ class _OneTracePerRunFilter(logging.Filter):
 
 
 class _Run:
-    """The TF state of one run: image variable, Adam, best-so-far, and the compiled step."""
+    """The TF state of one run over a batch of B members: image variable, Adam, best-so-far, the compiled step.
 
-    def __init__(self, config: StyleConfig, content_rgb, style_rgbs, blend, init_rgb, stop_event):
+    Members share the network, the optimiser settings and the image size;
+    each has its own loss weights per layer (zero for layers it does not
+    use), targets, image and best-so-far. The step sums the members' losses:
+    their gradients never mix, and Adam is elementwise, so each member moves
+    exactly as it would alone.
+    """
+
+    def __init__(self, configs: list[StyleConfig], content_rgbs, style_rgbs, blends, init_rgbs, stop_event):
         import keras
         import tensorflow as tf
 
@@ -245,9 +345,11 @@ class _Run:
         from .param import FourierImage, PixelImage
         from .swag import smoothing
 
+        config = configs[0]  # what the members share
         self.stop_event = stop_event
         model, self.weights_info = load_backbone(config.backbone, config.weights)
-        style_layers, content_layers = config.style_layers, config.content_layers
+        style_layers = list(dict.fromkeys(name for c in configs for name in c.style_layers))
+        content_layers = list(dict.fromkeys(name for c in configs for name in c.content_layers))
         extractor = FeatureExtractor(model, [*style_layers, *content_layers], config.backbone, config.precision)
         smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         smoothed_layers = set(config.swag_layers) if smooth else set()
@@ -257,23 +359,38 @@ class _Run:
             features = extractor(image)
             return {n: smooth(f) if n in smoothed_layers else f for n, f in features.items()}
 
+        def per_member(values):
+            return tf.constant(np.asarray(values, np.float32))
+
+        # One weight per member per layer; a member's loss is its own weighted mean over its layers.
+        style_weights = {n: per_member([c.style_layers.get(n, 0.0) for c in configs]) for n in style_layers}
+        content_weights = {n: per_member([c.content_layers.get(n, 0.0) for c in configs]) for n in content_layers}
         # Several styles: the target Gram is the blend of theirs (a weighted mix of the style statistics).
-        style_targets = {name: 0.0 for name in style_layers}
-        for style_rgb, share in zip(style_rgbs, blend):
-            style_features = features_of(tf.constant(preprocess(style_rgb)))
-            for name in style_layers:
-                style_targets[name] = style_targets[name] + share * gram_matrix(style_features[name])
-        content_features = features_of(tf.constant(preprocess(content_rgb)))
+        grams_of_style: dict[bytes, dict] = {}  # members of a sweep usually share their style: compute it once
+        member_targets = []
+        for member_styles, blend in zip(style_rgbs, blends):
+            targets = {name: 0.0 for name in style_layers}
+            for style_rgb, share in zip(member_styles, blend):
+                key = style_rgb.tobytes()
+                if key not in grams_of_style:
+                    features = features_of(tf.constant(preprocess(style_rgb)))
+                    grams_of_style[key] = {name: gram_matrix(features[name]) for name in style_layers}
+                for name in style_layers:
+                    targets[name] = targets[name] + share * grams_of_style[key][name]
+            member_targets.append(targets)
+        style_targets = {name: tf.concat([t[name] for t in member_targets], axis=0) for name in style_layers}
+        content_features = features_of(tf.constant(np.concatenate([preprocess(rgb) for rgb in content_rgbs])))
         content_targets = {name: content_features[name] for name in content_layers}
         # He, Wang & Hopcroft 2016: divide each layer's loss by its target's scale, so no layer dominates.
-        style_scales = ({n: tf.reduce_mean(tf.square(g)) + 1e-12 for n, g in style_targets.items()}
+        style_scales = ({n: tf.reduce_mean(tf.square(g), axis=[1, 2]) + 1e-12 for n, g in style_targets.items()}
                         if config.normalize_style_layers else None)
 
-        self.param = FourierImage(init_rgb) if config.param == "fourier" else PixelImage(init_rgb)
+        init = np.stack([np.asarray(rgb, np.float32) for rgb in init_rgbs])
+        self.param = FourierImage(init[0]) if config.param == "fourier" else PixelImage(init)
         variable = self.param.variable
         self.best_image = tf.Variable(self.param.image(), name="best_image", trainable=False)
-        self.best_loss = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
-        self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_loss = tf.Variable(np.full(len(configs), np.inf, np.float32), trainable=False)
+        self.best_step = tf.Variable(np.zeros(len(configs), np.int64), trainable=False)
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)  # updates applied so far
         jitter_rng = tf.random.Generator.from_seed(config.seed)
         optimizer = keras.optimizers.Adam(learning_rate=float(config.learning_rate), beta_1=float(config.beta_1),
@@ -286,19 +403,22 @@ class _Run:
         optimizer.build([variable])  # create slots now, so the step traces exactly once
         self.jit_compile = default_jit_compile() if config.jit_compile is None else config.jit_compile
 
-        weights = tf.constant([config.content_weight, config.style_weight, config.tv_weight], tf.float32)
+        weights = per_member([[c.content_weight, c.style_weight, c.tv_weight] for c in configs])  # (B, 3)
+        uses = [any(c.content_weight for c in configs), any(c.style_weight for c in configs),
+                any(c.tv_weight for c in configs)]
+        zero = tf.zeros([len(configs)])
 
         def loss_terms(image):
+            """(B, 4): each member's total and its weighted content, style and TV terms."""
             features = features_of(image)
-            zero = tf.constant(0.0)
             content = (mean_over_layers({n: content_loss(features[n], content_targets[n]) for n in content_layers},
-                                        content_layers) if config.content_weight else zero)
-            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, style_targets, style_layers,
-                                style_scales) if config.style_weight else zero)
-            tv = total_variation_loss(image) if config.tv_weight else zero
-            weighted = weights * tf.stack([content, style, tv])
-            total = tf.reduce_sum(weighted)
-            return total, tf.concat([tf.reshape(total, [1]), weighted], axis=0)
+                                        content_weights) if uses[0] else zero)
+            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, style_targets, style_weights,
+                                style_scales) if uses[1] else zero)
+            tv = total_variation_loss(image) if uses[2] else zero
+            weighted = weights * tf.stack([content, style, tv], axis=1)
+            total = tf.reduce_sum(weighted, axis=1)
+            return tf.reduce_sum(total), tf.concat([total[:, None], weighted], axis=1)
 
         def jittered(image):
             """Shift by up to ``jitter`` px each step (Mordvintsev et al. 2018): no pixel grid gets special."""
@@ -308,10 +428,10 @@ class _Run:
             return tf.roll(image, shift=shift, axis=[1, 2])
 
         def keep_if_best(image, terms):
-            improved = terms[0] < self.best_loss
-            self.best_image.assign(tf.where(improved, image, self.best_image))
+            improved = terms[:, 0] < self.best_loss
+            self.best_image.assign(tf.where(improved[:, None, None, None], image, self.best_image))
             self.best_step.assign(tf.where(improved, self.step_count, self.best_step))
-            self.best_loss.assign(tf.minimum(terms[0], self.best_loss))
+            self.best_loss.assign(tf.minimum(terms[:, 0], self.best_loss))
 
         scale_loss = getattr(optimizer, "scale_loss", lambda loss: loss)
 
@@ -326,7 +446,7 @@ class _Run:
             optimizer.apply_gradients([(gradient, variable)])
             self.param.after_step()
             self.step_count.assign_add(1)
-            return tf.concat([terms, tf.reshape(self.best_loss, [1])], axis=0)
+            return tf.concat([terms, self.best_loss[:, None]], axis=1)
 
         @tf.function(jit_compile=self.jit_compile)
         def evaluate_final():
