@@ -6,7 +6,9 @@ and the size of every run:
 - ``NSTKIT_WEIGHTS``: ``imagenet`` (default), ``random[:SEED]`` or a path;
 - ``NSTKIT_QUICK=1``: tiny images, few steps, random weights, so every
   notebook runs top to bottom in CI (nbval) in well under a minute;
-- ``NSTKIT_STEPS`` / ``NSTKIT_MAX_DIM``: override the run length and size.
+- ``NSTKIT_STEPS`` / ``NSTKIT_MAX_DIM``: override the run length and size;
+- ``NSTKIT_PRECISION``: ``float32`` (default), ``bfloat16`` (AMX CPUs, recent GPUs) or
+  ``float16`` (GPUs): the network's compute precision, for faster runs on Colab's GPUs.
 
 When the weights are random, `setup` prints a banner, and every saved
 figure's caption says so: such images show the mechanics, not what
@@ -25,6 +27,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import NstkitError
+from .folding import PRECISIONS
+
 REPO = Path(__file__).resolve().parents[1]
 IMG = REPO / "img"
 RESULTS = IMG / "results"
@@ -39,6 +44,7 @@ class NotebookSettings:
     steps: int
     max_dim: int
     device: str
+    precision: str = "float32"
 
     @property
     def random_weights(self) -> bool:
@@ -46,11 +52,13 @@ class NotebookSettings:
 
     def caption(self, text: str) -> str:
         made = "random weights, not ImageNet" if self.random_weights else f"weights: {self.weights}"
-        return f"{text} ({made}; {self.steps} steps, {self.max_dim} px)"
+        precision = "" if self.precision == "float32" else f", {self.precision}"
+        return f"{text} ({made}; {self.steps} steps, {self.max_dim} px{precision})"
 
     def run_options(self, **overrides) -> dict:
-        """Keyword arguments for `nstkit.stylize` with this notebook's weights, size and steps."""
-        return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, **overrides}
+        """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
+        precision = {} if self.precision == "float32" else {"precision": self.precision}
+        return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, **precision, **overrides}
 
 
 @contextlib.contextmanager
@@ -94,11 +102,14 @@ def setup(verbose: bool = True) -> NotebookSettings:
     weights = os.environ.get("NSTKIT_WEIGHTS") or ("random" if quick else "imagenet")
     steps = int(os.environ.get("NSTKIT_STEPS") or (20 if quick else 1000))
     max_dim = int(os.environ.get("NSTKIT_MAX_DIM") or (64 if quick else 512))
+    precision = os.environ.get("NSTKIT_PRECISION") or "float32"
+    if precision not in PRECISIONS:
+        raise NstkitError(f"NSTKIT_PRECISION={precision}: use one of {', '.join(PRECISIONS)}")
     device = "GPU" if gpus else "CPU"
-    settings = NotebookSettings(weights, quick, steps, max_dim, device)
+    settings = NotebookSettings(weights, quick, steps, max_dim, device, precision)
     if verbose:
         print(f"nstkit: weights={weights} steps={steps} max_dim={max_dim} device={device}"
-              + (" quick mode" if quick else ""))
+              + (f" precision={precision}" if precision != "float32" else "") + (" quick mode" if quick else ""))
         if settings.random_weights:
             print("*" * 20 + "\n" + RANDOM_BANNER + "\n" + "*" * 20)
     return settings

@@ -16,7 +16,7 @@ from nstkit import notebook  # noqa: E402
     ({"NSTKIT_STEPS": "150", "NSTKIT_MAX_DIM": "256", "NSTKIT_WEIGHTS": "random"}, "random", 150, 256, False),
 ])
 def test_setup_reads_one_place(monkeypatch, capsys, env, weights, steps, max_dim, quick):
-    for name in ("NSTKIT_QUICK", "NSTKIT_WEIGHTS", "NSTKIT_STEPS", "NSTKIT_MAX_DIM"):
+    for name in ("NSTKIT_QUICK", "NSTKIT_WEIGHTS", "NSTKIT_STEPS", "NSTKIT_MAX_DIM", "NSTKIT_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -25,6 +25,17 @@ def test_setup_reads_one_place(monkeypatch, capsys, env, weights, steps, max_dim
     printed = capsys.readouterr().out
     assert (notebook.RANDOM_BANNER in printed) == weights.startswith("random")
     assert settings.run_options(steps=5) == {"weights": weights, "steps": 5, "max_dim": max_dim}
+
+
+def test_precision_from_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("NSTKIT_PRECISION", "bfloat16")
+    settings = notebook.setup()
+    assert settings.run_options()["precision"] == "bfloat16"
+    assert "precision=bfloat16" in capsys.readouterr().out
+    assert settings.caption("x").endswith("px, bfloat16)")
+    monkeypatch.setenv("NSTKIT_PRECISION", "half")
+    with pytest.raises(notebook.NstkitError, match="NSTKIT_PRECISION=half: use one of float32, bfloat16, float16"):
+        notebook.setup()
 
 
 def _settings(quick, weights="random"):
