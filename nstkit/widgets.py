@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import StyleConfig
 from .errors import NstkitError
+from .folding import PRECISIONS
 from .layers import CATALOG, PRESET_NAMES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -101,6 +102,8 @@ class StylePanel:
         self.learning_rate = w.FloatSlider(value=defaults.learning_rate, min=0.5, max=50, step=0.5, description="lr")
         self.steps = w.IntSlider(value=base.steps, min=5, max=2000, step=5, description="steps")
         self.max_dim = w.IntSlider(value=base.max_dim, min=64, max=1024, step=32, description="max size")
+        self.precision = w.Dropdown(options=list(PRECISIONS), value=base.precision, description="precision",
+                                    tooltip="bfloat16: ~2x faster on AMX CPUs and recent GPUs; float16: GPUs")
         self.preview_every = w.IntSlider(value=preview_every, min=1, max=100, description="preview every")
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -112,7 +115,7 @@ class StylePanel:
 
         controls = w.VBox([self.content, self.upload_content, self.style, self.upload_style, self.preset,
                            self.layers, self.style_weight, self.content_weight, self.learning_rate, self.steps,
-                           self.max_dim, self.preview_every, w.HBox([self.run_button, self.stop_button])])
+                           self.max_dim, self.precision, self.preview_every, w.HBox([self.run_button, self.stop_button])])
         self.widget = w.VBox([w.HBox([controls, w.VBox([self.preview, self.plot])]), self.status])
         if display:
             enable_colab_widgets()
@@ -142,7 +145,7 @@ class StylePanel:
         return StyleConfig(preset=self.preset.value, style_layers=list(self.layers.value) or None,
                            style_weight=self.style_weight.value, content_weight=self.content_weight.value,
                            learning_rate=self.learning_rate.value, steps=self.steps.value,
-                           max_dim=self.max_dim.value, weights=self.weights)
+                           max_dim=self.max_dim.value, precision=self.precision.value, weights=self.weights)
 
     def _source(self, dropdown):
         value = dropdown.value

@@ -56,9 +56,11 @@ def test_settings_map_onto_the_config(panel):
     panel.preset.value = "conv"
     panel.layers.value = ("conv1_relu", "conv2_block1_out")
     panel.style_weight.value = 1e9
+    assert panel.config().precision == "float32"
+    panel.precision.value = "bfloat16"
     config = panel.config().resolved()
     assert config.style_layers == {"conv1_relu": 1.0, "conv2_block1_out": 1.0}
-    assert config.style_weight == 1e9 and config.weights == "random"
+    assert config.style_weight == 1e9 and config.weights == "random" and config.precision == "bfloat16"
 
 
 def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
