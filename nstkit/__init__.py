@@ -8,16 +8,20 @@
 Modules, in the order data flows: `images` (load, save, caffe pixel space),
 `layers` (catalogs, presets), `backbone` (weights, feature extractor),
 `swag` (activation smoothing), `param` (pixels or Fourier), `color`,
-`losses`, `optimize` (the loop), `record` (run record), `cli`; then
-`metrics` and `compare` (offline quality), `widgets`, `notebook`, `analysis`.
+`losses`, `optimize` (the loop), `tiling` (huge images, in shifting tiles),
+`record` (run record), `cli`; then
+`sweep` (parameter grids, locally or on a Dask cluster), `metrics` and
+`compare` (offline quality), `widgets`, `notebook`, `analysis`.
 TensorFlow is imported only when a run starts, so the CLI answers fast.
 """
 
 from .config import StyleConfig
 from .errors import NstkitError
 from .layers import CATALOG, all_presets, get_preset
-from .optimize import Progress, Result, stylize
+from .optimize import Progress, Result, stylize, stylize_batch
+from .sweep import SweepResult, sweep
+from .tiling import stylize_tiled
 
 __version__ = "0.1.0"
 __all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result",
-           "stylize", "__version__"]
+           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "__version__"]

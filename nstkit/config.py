@@ -70,6 +70,11 @@ class StyleConfig:
     # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
     precision: str = "float32"
     jit_compile: bool | None = None  # None: the device's measured default (off on CPUs, on on GPUs)
+    # Huge images (issue "Huge images", nstkit/tiling.py): tiles of this many px, None = one pass.
+    tile_size: int | None = None
+    tile_overlap: int = 64  # context px each tile's window reaches past the tile on every side
+    tile_start_dim: int = 1024  # one-pass start at this long side, then tiles at full size; 0 = no start
+    tile_start_steps: int = 200
 
     def replace(self, **changes: Any) -> "StyleConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -138,6 +143,24 @@ class StyleConfig:
                 raise NstkitError(f"{name} must be a whole number >= 0, got {value!r}")
         if self.jit_compile not in (None, True, False):
             raise NstkitError(f"jit_compile must be true, false or null (the device's default), got {self.jit_compile!r}")
+        for name, low in (("tile_overlap", 0), ("tile_start_steps", 1), ("tile_start_dim", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if 0 < self.tile_start_dim < 32:
+            raise NstkitError(f"tile_start_dim must be 0 (no one-pass start) or >= 32 px, got {self.tile_start_dim}")
+        if self.tile_size is not None:
+            if isinstance(self.tile_size, bool) or not isinstance(self.tile_size, int) or self.tile_size < 32:
+                raise NstkitError(f"tile_size must be a whole number of px >= 32 (ResNet-50's smallest input), "
+                                  f"or none for one pass; got {self.tile_size!r}")
+            unsupported = [f"{name}={value!r}" for name, value, ok in (
+                ("param", self.param, self.param == "pixel"), ("swag", self.swag, self.swag in (None, "none")),
+                ("jitter", self.jitter, self.jitter == 0), ("precision", self.precision, self.precision != "float16"))
+                if not ok]
+            if unsupported:
+                raise NstkitError(f"tiled runs (tile_size) support param pixel, no swag, no jitter (the moving tiles "
+                                  f"already shift each step) and precision float32 or bfloat16; got "
+                                  f"{', '.join(unsupported)}: change it or drop tile_size")
         for weight in self.style_blend or ():
             _check_number("style_blend", weight, allow_zero=False)
         if not self.style_layers and self.style_weight:

@@ -200,14 +200,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = ()) -> Path:
+def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = (), quality: int = 95) -> Path:
     """Write PNG or JPEG atomically: a temp file in the same folder, then `os.replace`.
 
-    ``protect`` lists input paths that must never be replaced.
+    ``protect`` lists input paths that must never be replaced; ``quality`` is JPEG's.
     """
     path = check_output_path(path, protect)
     image = Image.fromarray(to_uint8(rgb) if rgb.dtype != np.uint8 else rgb)
     image_format = SAVE_FORMATS[path.suffix.lower()]
     with atomic_write(path) as handle:
-        image.save(handle, format=image_format, **({"quality": 95} if image_format == "JPEG" else {}))
+        image.save(handle, format=image_format, **({"quality": quality} if image_format == "JPEG" else {}))
     return path

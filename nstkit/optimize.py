@@ -111,6 +111,10 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     returned and ``result.stopped_early`` is true.
     """
     config = (config or StyleConfig()).replace(**options).resolved()
+    if config.tile_size:  # too big for one pass: walk the image in tiles (nstkit/tiling.py)
+        from .tiling import stylize_tiled
+
+        return stylize_tiled(content, style, config, callbacks=callbacks, stop_event=stop_event)
     return _optimise([_Member.prepare(content, style, config)], callbacks, stop_event)[0]
 
 
@@ -143,6 +147,8 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
         member_content, member_style = variant.pop("content", content), variant.pop("style", style)
         members.append(_Member.prepare(member_content, member_style, base.replace(**variant).resolved()))
     _check_batchable(members)
+    if members[0].config.tile_size:
+        raise NstkitError("tile_size runs one image at a time: stylize each variant separately")
     return _optimise(members, callbacks, stop_event)
 
 

@@ -50,5 +50,7 @@ def test_a_variant_that_changes_the_step_is_refused():
         nstkit.stylize_batch(CONTENT, STYLE, [{}, {"learning_rate": 5.0}], **TINY)
     with pytest.raises(NstkitError, match="a batch needs one size"):
         nstkit.stylize_batch(CONTENT, STYLE, [{}, {"content": smooth_image(4, 40, 40)}], **TINY)
+    with pytest.raises(NstkitError, match="tile_size runs one image at a time"):
+        nstkit.stylize_batch(CONTENT, STYLE, [{}, {}], tile_size=48, **TINY)
     with pytest.raises(NstkitError, match="at least one variant"):
         nstkit.stylize_batch(CONTENT, STYLE, [], **TINY)
