@@ -17,6 +17,7 @@ from .config import COLOR_MODES, PARAMETERIZATIONS, SWAG_VARIANTS, StyleConfig
 from .errors import NstkitError
 from .folding import PRECISIONS
 from .layers import BACKBONES, CATALOGS, LAYER_KINDS, PRESET_NAMES, all_presets, layers_to_spec
+from .quiet import import_tensorflow_quietly
 
 DEFAULTS = StyleConfig()
 
@@ -257,7 +258,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
     parse_weights(resolved.weights)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow_quietly()
     if not resolved.tile_size:  # a tiled run holds one window's activations, not the whole image's
         _warn_if_short_of_memory(resolved, content_shape, max(style_shapes, key=lambda shape: shape[0] * shape[1]))
     from .optimize import stylize
@@ -376,7 +377,7 @@ def _estimate_command(args: argparse.Namespace) -> int:
                          max_dim=_whole("max_dim", args.max_dim)).resolved()
     height, width = load_image(args.content, config.max_dim, what="content image").shape[:2]
     style_shape = load_image(args.style, config.max_dim, what="style image").shape[:2] if args.style else None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow_quietly()
     from .memory import available_memory_bytes, estimate_peak_bytes, gpu_note
 
     estimate = estimate_peak_bytes(height, width, config, style_shape=style_shape)  # random weights: same memory

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import NstkitError
+from .quiet import import_tensorflow_quietly
 from .folding import PRECISIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,30 +59,6 @@ class NotebookSettings:
         """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
         precision = {} if self.precision == "float32" else {"precision": self.precision}
         return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, **precision, **overrides}
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """Silence C++ log lines (TF's oneDNN notice) that bypass Python and land in notebook outputs."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
-
-
-def import_tensorflow_quietly():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _stderr_to_devnull():
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-    return tf, gpus
 
 
 def setup(verbose: bool = True) -> NotebookSettings:

@@ -196,9 +196,9 @@ def limit_tf_threads(threads: int) -> None:
     also decides the order of float sums, so a run is byte-identical to one in
     another process only at the same intra-op thread count.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from .quiet import import_tensorflow_quietly
 
+    tf, _ = import_tensorflow_quietly()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
 
 
