@@ -29,7 +29,8 @@ lab: env
 	$(BIN)/jupyter lab notebooks
 
 bench: env
-	$(BIN)/python benchmarks/step_time.py
+	mkdir -p out
+	$(BIN)/python benchmarks/suite.py --json out/bench.json
 
 clean:
 	rm -rf $(VENV) out
