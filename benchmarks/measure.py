@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from typing import Any
 
@@ -66,7 +65,9 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    from nstkit.memory import measured_peak_rss_bytes
+
+    return measured_peak_rss_bytes()
 
 
 def machine() -> dict[str, Any]:

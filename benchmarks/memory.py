@@ -5,7 +5,7 @@
 
 Each (size, preset, precision) runs ``nstkit.stylize(..., steps=3, weights="random")``
 on a square size×size image in a fresh subprocess, which reports its own peak
-RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux) at the end: the peak
+RSS (`nstkit.memory.measured_peak_rss_bytes`: VmHWM on Linux) at the end: the peak
 belongs to that run alone. Prints measured vs estimated and their ratio.
 
 ``--fit`` refits the estimate's two constants (``RUNTIME_BYTES`` and
@@ -31,16 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHILD = """
-import json, resource, sys
+import json, sys
 import numpy as np
 import nstkit
+from nstkit.memory import measured_peak_rss_bytes
 size, preset, precision, steps = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 rng = np.random.default_rng(0)
 content = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
 style = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
 result = nstkit.stylize(content, style, preset=preset, precision=precision, steps=steps, max_dim=size,
                         weights="random")
-print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+print(json.dumps({"peak_rss_bytes": measured_peak_rss_bytes(),
                   "seconds_per_step": result.record["seconds_per_step"]}))
 """
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nstkit.memory import measured_peak_rss_bytes  # noqa: E402
 from nstkit.images import load_image, resize_to, save_image, to_uint8  # noqa: E402
 from nstkit.record import write_record  # noqa: E402
 
@@ -163,7 +163,7 @@ def main() -> int:
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: KiB
+    return measured_peak_rss_bytes() / 2 ** 30
 
 
 if __name__ == "__main__":

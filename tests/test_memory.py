@@ -17,14 +17,15 @@ from nstkit.memory import (AVAILABLE_MEMORY_ENV, MemoryEstimate, estimate_peak_b
 ROBUST = StyleConfig(preset="robust", weights="random")
 # A run's own peak RSS: a fresh process, so nothing else this test session loaded counts.
 MEASURE = """
-import json, resource, sys
+import json, sys
 import numpy as np
 import nstkit
+from nstkit.memory import measured_peak_rss_bytes
 size = int(sys.argv[1])
 rng = np.random.default_rng(0)
 image = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
 nstkit.stylize(image, image[::-1], preset="robust", steps=2, max_dim=size, weights="random")
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+print(json.dumps(measured_peak_rss_bytes()))
 """
 
 
