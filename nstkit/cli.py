@@ -261,8 +261,7 @@ def _stylize(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     if not resolved.tile_size:  # a tiled run holds one window's activations, not the whole image's
         _warn_if_short_of_memory(resolved, content_shape, max(style_shapes, key=lambda shape: shape[0] * shape[1]))
-    from .optimize import stylize
-    from .tiling import stylize_tiled
+    from .optimize import stylize  # routes tile_size to nstkit/tiling.py itself
 
     callbacks = []
     bar = None if args.quiet else _progress_bar(resolved.steps)
@@ -271,8 +270,7 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.save_every:
         callbacks.append(_snapshot_saver(output, args.save_every, inputs, resolved))
     try:
-        run_style = stylize_tiled if resolved.tile_size else stylize
-        result = run_style(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks)
+        result = stylize(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks)
     finally:
         if bar is not None:
             bar.close()

@@ -156,8 +156,9 @@ def _check_batchable(members: list["_Member"]) -> None:
     first = members[0]
     shared = {k: v for k, v in first.config.to_dict().items() if k not in BATCH_VARIES}
     for index, member in enumerate(members[1:], start=2):
+        fields = member.config.to_dict()
         for key, value in shared.items():
-            if member.config.to_dict()[key] != value:
+            if fields[key] != value:
                 raise NstkitError(f"variant {index} changes {key}, which a batch must share "
                                   f"(only {', '.join(BATCH_VARIES)} may vary): run it separately")
         if member.content_rgb.shape != first.content_rgb.shape:
