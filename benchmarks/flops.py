@@ -13,10 +13,14 @@ two blind spots, both handled here:
   running (stateless ops that feed no output or stateful op), but the
   profiler's total still includes them. `step_flops` counts only the live
   ops, with the same registry, and keeps the profiler's raw total beside it.
-* **Some ops have no entry.** ``Einsum`` (every Gram matrix, forward and
-  backward) is not registered, nor ``Relu``/``ReluGrad``, ``Cast``, ``Pad``,
-  ``Sqrt`` ... Einsum is counted here from its equation (2 × the product of all
-  index sizes); the elementwise rest is left out and listed in ``uncounted_ops``.
+* **Some ops have no entry.** ``Einsum`` is not registered, nor
+  ``Relu``/``ReluGrad``, ``Cast``, ``Pad``, ``Sqrt`` ... Einsum is counted here
+  from its equation (2 × the product of all index sizes); the elementwise rest
+  is left out and listed in ``uncounted_ops``.
+* **One entry is wrong.** The ``BatchMatMulV2``/``V3`` statistic reads the
+  attribute ``transpose_a``, which those ops do not have (theirs is ``adj_x``),
+  so the Gram's ``FᵀF`` (N positions × C channels) is counted as 2·C³ instead
+  of 2·N·C². `batch_matmul_flops` reads ``adj_x``.
 
 `forward_conv_flops` is the independent check: 2·kh·kw·Cin·Cout·Hout·Wout per
 ``Conv2D`` layer of the Keras model, from the layer's kernel and the
@@ -74,10 +78,23 @@ def einsum_flops(op) -> int | None:
     return 2 * math.prod(sizes.values())
 
 
+def batch_matmul_flops(op) -> int | None:
+    """2 × inner size × output elements of a BatchMatMul, with the inner size taken from the right axis."""
+    a_shape, out_shape = op.inputs[0].shape, op.outputs[0].shape
+    if not (a_shape.is_fully_defined() and out_shape.is_fully_defined()):
+        return None
+    inner = a_shape[-2] if op.get_attr("adj_x") else a_shape[-1]
+    return 2 * int(inner) * math.prod(out_shape.as_list())
+
+
+_OURS = {"Einsum": einsum_flops, "BatchMatMul": batch_matmul_flops, "BatchMatMulV2": batch_matmul_flops,
+         "BatchMatMulV3": batch_matmul_flops}
+
+
 def step_flops(graph) -> dict[str, Any]:
     """FLOPs of one run of ``graph`` (a tf.function's concrete graph), by op type, live ops only.
 
-    Returns ``flops`` (live registry counts + Einsum), ``by_op`` (live, per op
+    Returns ``flops`` (live registry counts, ours for Einsum and BatchMatMul), ``by_op`` (live, per op
     type), ``tf_profiler_total`` (what ``tf.compat.v1.profiler`` reports for
     the whole graph, dead gradient ops included), ``dead_flops`` (registry
     FLOPs of pruned ops) and ``uncounted_ops`` (live op types that do
@@ -87,6 +104,8 @@ def step_flops(graph) -> dict[str, Any]:
     from tensorflow.python.framework import ops as tf_ops
 
     def registered(op) -> float | None:
+        if op.type in _OURS:
+            return _OURS[op.type](op)
         try:
             stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
         except Exception:  # ValueError on unknown shapes
@@ -99,8 +118,6 @@ def step_flops(graph) -> dict[str, Any]:
     uncounted: Counter = Counter()
     for op in live:
         value = registered(op)
-        if value is None and op.type == "Einsum":
-            value = einsum_flops(op)
         if value is None:
             if op.type not in _NO_ARITHMETIC:
                 uncounted[op.type] += 1

@@ -13,7 +13,7 @@ Every configuration runs in a fresh subprocess, so its peak RSS
 * the seed's loop (`seed_loop.py`: eager, unfolded float32, the same layers,
   robust's 15-entry list with its repeats) and the ratio seed ÷ nstkit;
 * the step's FLOPs (`flops.py`: TF's registry over the ops that run, plus the
-  Gram einsums) and achieved GFLOP/s = FLOPs ÷ median seconds per step.
+  Gram products) and achieved GFLOP/s = FLOPs ÷ median seconds per step.
 
 Everything is compared within one run: timings on a shared machine drift
 between runs, ratios much less. Two guards against other processes' load:
@@ -170,7 +170,7 @@ def _load(row: dict) -> str:
 
 def flops_table(rows: list[dict]) -> str:
     """One row per (size, preset): the float32, XLA-off step's FLOPs, and what the counters see."""
-    lines = ["| size | preset | fwd conv, analytic | Conv2D (TF) | Conv2DBackpropInput (TF) | Gram einsums (ours) | "
+    lines = ["| size | preset | fwd conv, analytic | Conv2D (TF) | Conv2DBackpropInput (TF) | Gram products (ours) | "
              "rest (TF) | step total | TF profiler raw total | of which dead |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     seen = set()
@@ -180,7 +180,8 @@ def flops_table(rows: list[dict]) -> str:
             continue
         seen.add(key)
         by_op = row["by_op"]
-        main = {k: by_op.get(k, 0) for k in ("Conv2D", "Conv2DBackpropInput", "Einsum")}
+        main = {k: by_op.get(k, 0) for k in ("Conv2D", "Conv2DBackpropInput")}
+        main["Gram"] = sum(by_op.get(k, 0) for k in ("BatchMatMulV2", "BatchMatMulV3", "Einsum"))
         rest = row["flops"] - sum(main.values())
         cells = [row["forward_conv_flops_analytic"], *main.values(), rest, row["flops"], row["tf_profiler_total"],
                  row["dead_flops"]]

@@ -223,10 +223,18 @@ class FeatureExtractor:
     def __call__(self, image):
         from keras import ops
 
+        return {name: ops.cast(output, "float32") for name, output in self.native_activations(image).items()}
+
+    def native_activations(self, image):
+        """The activations in the network's own precision, for losses that can use it (`losses.gram_matrix`).
+
+        Casting a bfloat16 map to float32 doubles the bytes the loss reads;
+        the optimisation loop skips that cast where the loss allows it.
+        """
         outputs = self.model(image, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
-        return {name: ops.cast(output, "float32") for name, output in zip(self.layer_names, outputs)}
+        return dict(zip(self.layer_names, outputs))
 
 
 _INFERENCE_GRAPHS: dict[tuple[int, str, frozenset], object] = {}

@@ -8,6 +8,7 @@ fraction of a second and one line on stderr (exit status 2), never a traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import sys
@@ -55,12 +56,22 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
 
 
-def _share_flags(source: argparse.ArgumentParser, target: argparse.ArgumentParser, *flags: str) -> None:
+def _share_flags(source: argparse.ArgumentParser, target: argparse.ArgumentParser, *flags: str,
+                 unset: bool = False) -> None:
     """Give ``target`` some of ``source``'s flags: the same action objects (type, choices, default, help),
-    as argparse's ``parents=`` does, so each flag is defined once."""
+    as argparse's ``parents=`` does, so each flag is defined once.
+
+    ``unset`` shares copies whose default is None, so ``target`` can tell "not given" from "given the
+    default" (a sweep's grid may set the field instead); their help still names the default.
+    """
     actions = {option: action for action in source._actions for option in action.option_strings}
     for flag in flags:
-        target._add_action(actions[flag])
+        action = actions[flag]
+        if unset and action.default is not None:
+            action = copy.copy(action)
+            action.help = f"{action.help} (default: {action.default})"
+            action.default = None
+        target._add_action(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,17 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "see the input paths and have nstkit (and the weights) installed")
     sweep_parser.add_argument("--overwrite", action="store_true",
                               help="replace the outputs of an earlier sweep in the folder")
-    sweep_parser.add_argument("--preset", help=f"layer preset for every run: {', '.join(PRESET_NAMES)} "
-                                               "(default: robust)")
-    sweep_parser.add_argument("--steps", type=_number, help=f"optimisation steps (default: {DEFAULTS.steps})")
-    sweep_parser.add_argument("--max-dim", type=_number, help=f"long side in px (default: {DEFAULTS.max_dim})")
-    sweep_parser.add_argument("--weights", help="imagenet, random[:SEED] or a .h5 path (default: imagenet)")
-    sweep_parser.add_argument("--seed", type=_number, help=f"seed for noise init (default: {DEFAULTS.seed})")
-    sweep_parser.add_argument("--content-weight", type=_number, help="content loss weight (default: the preset's)")
-    sweep_parser.add_argument("--style-weight", type=_number, help="style loss weight (default: the preset's)")
-    sweep_parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=_number,
-                              help="Adam learning rate (default: 20; 0.05 with param fourier)")
-    sweep_parser.add_argument("--init", help="start from 'content', 'noise' or an image path (default: content)")
+    _share_flags(run, sweep_parser, "--preset", "--steps", "--max-dim", "--weights", "--seed", "--content-weight",
+                 "--style-weight", "--lr", "--init", unset=True)
     sweep_parser.add_argument("-q", "--quiet", action="store_true", help="no line per finished run")
     return parser
 

@@ -37,14 +37,14 @@ from .errors import NstkitError
 from .layers import MIN_IMAGE_SIDE
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-# Fitted by `benchmarks/memory.py --fit` (least squares on relative error) to measured peak RSS of
+# Fitted by `benchmarks/memory.py --fit` (least squares on relative error) to measured peak RSS (VmHWM) of
 # nstkit.stylize(steps=3, weights="random") in a fresh process: square images at 256, 512, 1024 and 2048 px,
-# presets robust and vanilla, float32; bfloat16 at 512 and 1024. Held out: bfloat16 at 2048 (robust) and
-# float16 at 512 and 1024 (robust; it shares bfloat16's factor), presets swag and relu at 1024. A 2-core
-# x86-64 box, 24 GB RAM, Python 3.11, TF 2.21 / Keras 3.15, oneDNN on, jit_compile off (the CPU default),
-# nstkit at commit bf7b5ba. Every estimate was 0.91-1.07x the measured peak (BENCHMARKS.md, "Memory").
-RUNTIME_BYTES = 918_000_000  # Python, TensorFlow, Keras and oneDNN before any image-sized buffer, less the weights
-ACTIVATION_FACTOR = {"float32": 1.20, "bfloat16": 1.41, "float16": 1.41}
+# presets robust and vanilla, float32, bfloat16 and float16 (24 runs; rows in benchmarks/memory_rows.json).
+# Held out: presets swag, relu and conv at 1024 px. A 2-core x86-64 box, 24 GB RAM, Python 3.11,
+# TF 2.21 / Keras 3.15, oneDNN on, jit_compile off (the CPU default). Every fitted row's estimate was
+# 0.90-1.04x its measured peak (BENCHMARKS.md, "Memory").
+RUNTIME_BYTES = 787_000_000  # Python, TensorFlow, Keras and oneDNN before any image-sized buffer, less the weights
+ACTIVATION_FACTOR = {"float32": 1.199, "bfloat16": 1.442, "float16": 1.325}
 # The style targets' eager forward pass holds every layer's output at once (measured at 512 px: 0.99x).
 STYLE_FORWARD_FACTOR = 1.0
 # Float32 content-sized arrays alive during a step: the image variable, Adam's two slots, the best image, the

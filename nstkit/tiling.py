@@ -81,9 +81,9 @@ import numpy as np
 from .color import luminance_as_rgb, match_color, with_content_chroma
 from .config import INIT_CHOICES, StyleConfig
 from .images import ImageInput, deprocess, load_image, preprocess, resize_to, to_uint8
-from .optimize import (LOSS_TERMS, Callback, Progress, Result, _initial_image, _OneTracePerRunFilter,
-                       _stop_on_signals, _style_blend, default_jit_compile, stylize)
+from .optimize import LOSS_TERMS, Callback, Progress, Result, default_jit_compile, stylize
 from .record import build_record, describe_input, device_name
+from .runs import initial_image, quiet_retracing_warnings, stop_on_signals, style_blend
 
 DEFAULT_TILE_SIZE = 512
 
@@ -237,7 +237,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     config = config.replace(tile_size=tile_size).resolved()
     callbacks = list(callbacks)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    blend = _style_blend(config, len(styles))
+    blend = style_blend(config, len(styles))
     original_content_rgb = content_rgb = load_image(content, config.max_dim, what="content image")
     window = window_shape(content_rgb.shape[:2], config.tile_size, config.tile_overlap)
     # The style at a window's size (downscale only): see the module docstring.
@@ -251,7 +251,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     offsets: list[list[int]] = []
     run = start_result = None
     started = time.perf_counter()
-    with _stop_on_signals(stop_event):
+    with stop_on_signals(stop_event):
         if config.tile_start_dim and max(content_rgb.shape[:2]) > config.tile_start_dim:
             start_config = config.replace(tile_size=None, max_dim=config.tile_start_dim,
                                           steps=config.tile_start_steps)
@@ -263,7 +263,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
                            "tiled": False, "seconds_per_step": start_result.record["seconds_per_step"]})
             init_rgb = resize_to(start_result.image.astype(np.float32), *content_rgb.shape[:2])
         else:
-            init_rgb = _initial_image(config, content_rgb)
+            init_rgb = initial_image(config, content_rgb)
         best_rgb = init_rgb  # already in full colour if it came from the start
 
         if not stop_event.is_set():
@@ -357,9 +357,7 @@ class _TiledRun:
         from .losses import content_loss, gram_matrix, mean_over_layers, total_variation_loss
         from .param import PixelImage
 
-        tf_logger = tf.get_logger()
-        if not any(isinstance(f, _OneTracePerRunFilter) for f in tf_logger.filters):
-            tf_logger.addFilter(_OneTracePerRunFilter())
+        quiet_retracing_warnings()
 
         self.config, self.stop_event = config, stop_event
         model, self.weights_info = load_backbone(config.backbone, config.weights)

@@ -54,3 +54,15 @@ def test_a_variant_that_changes_the_step_is_refused():
         nstkit.stylize_batch(CONTENT, STYLE, [{}, {}], tile_size=48, **TINY)
     with pytest.raises(NstkitError, match="at least one variant"):
         nstkit.stylize_batch(CONTENT, STYLE, [], **TINY)
+
+
+def test_best_images_are_kept_per_member():
+    import tensorflow as tf
+
+    from nstkit.optimize import kept_images
+
+    images, best = tf.ones((3, 2, 2, 3)), tf.zeros((3, 2, 2, 3))
+    mixed = kept_images(tf.constant([True, False, True]), images, best).numpy()
+    assert mixed[:, 0, 0, 0].tolist() == [1.0, 0.0, 1.0]
+    assert kept_images(tf.constant([True] * 3), images, best).numpy().min() == 1.0
+    assert kept_images(tf.constant([False] * 3), images, best).numpy().max() == 0.0

@@ -101,3 +101,13 @@ def test_jit_compile_default_and_override_are_recorded():
     forced = nstkit.stylize(content, style, weights="random", max_dim=32, steps=2, jit_compile=True)
     assert forced.record["jit_compile"] is True
     np.testing.assert_allclose(forced.history["total"], default.history["total"], rtol=1e-3)
+
+
+def test_bfloat16_step_compiles_with_xla():
+    """The GPU default is bfloat16-capable XLA; its step (bfloat16 Gram, custom gradient, cond) must compile."""
+    content, style = smooth_image(1, 32, 32), smooth_image(2, 32, 32)
+    options = dict(weights="random", max_dim=32, steps=3, precision="bfloat16")
+    without_xla = nstkit.stylize(content, style, jit_compile=False, **options)
+    with_xla = nstkit.stylize(content, style, jit_compile=True, **options)
+    assert with_xla.record["jit_compile"] is True
+    np.testing.assert_allclose(with_xla.history["total"], without_xla.history["total"], rtol=0.05)

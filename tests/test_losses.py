@@ -43,3 +43,32 @@ def test_total_variation_is_zero_for_flat_and_positive_for_edges():
     edge[:, :, 4:, :] = 9.0
     # one vertical edge of height 4 crossing 8 rows: 8*3 differences of 4 among 8*7*3 horizontal pairs
     assert total_variation_loss(edge).numpy() == pytest.approx(16 * 8 * 3 / (8 * 7 * 3))
+
+
+def test_gram_gradient_matches_autodiff_of_the_einsum():
+    """The one-matmul gradient F(dG + dGᵀ) equals what autodiff of FᵀF gives (a non-symmetric upstream too)."""
+    rng = np.random.default_rng(5)
+    features = tf.constant(rng.normal(size=(2, 6, 5, 4)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(2, 4, 4)).astype(np.float32))  # not symmetric
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(features)
+        ours = tf.reduce_sum(weights * gram_matrix(features))
+        autodiff = tf.reduce_sum(weights * tf.einsum("bijc,bijd->bcd", features, features) / 30)
+    np.testing.assert_allclose(tape.gradient(ours, features).numpy(), tape.gradient(autodiff, features).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_gram_sums_in_float32_and_returns_float32():
+    """4096 positions of 1.0: a bfloat16 running sum stalls at 256 (256 + 1 rounds back), float32 reaches 4096."""
+    ones = tf.ones((1, 64, 64, 3), tf.bfloat16)
+    gram = gram_matrix(ones)
+    assert gram.dtype == tf.float32
+    np.testing.assert_array_equal(gram.numpy(), np.ones((1, 3, 3), np.float32))
+
+
+def test_bfloat16_gram_is_within_rounding_of_the_exact_one():
+    values = tf.cast(tf.constant(np.random.default_rng(6).normal(size=(1, 32, 32, 8)).astype(np.float32)),
+                     tf.bfloat16)
+    exact = np.einsum("bijc,bijd->bcd", *[values.numpy().astype(np.float64)] * 2) / 1024
+    largest = np.abs(exact).max()
+    assert np.abs(gram_matrix(values).numpy() - exact).max() <= 2 ** -8 * largest
