@@ -162,15 +162,14 @@ def forward_conv_flops(model, height: int, width: int) -> int:
     return int(total)
 
 
-def step_cost(run, content_shape: tuple[int, int], layer_names) -> dict[str, Any]:
+def step_cost(step, content_shape: tuple[int, int], layer_names) -> dict[str, Any]:
     """`step_flops` of a run's compiled step, plus the analytic forward conv FLOPs of the same layers.
 
-    ``run`` is ``progress._run`` from a `nstkit.stylize` callback (private:
-    nstkit exposes no public handle on the compiled step yet).
+    ``step`` is ``progress.compiled_step`` from a `nstkit.stylize` callback.
     """
     from nstkit.backbone import FeatureExtractor, load_resnet50
 
-    graph = run.step.get_concrete_function().graph
+    graph = step.get_concrete_function().graph
     cost = step_flops(graph)
     model, _ = load_resnet50("random")
     cost["forward_conv_flops_analytic"] = forward_conv_flops(FeatureExtractor(model, layer_names, fold=False).model,

@@ -28,13 +28,13 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
     style = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
     stamps: list[float] = []
     cpu_stamps: list[float] = []
-    runs: list[Any] = []
+    steps_seen: list[Any] = []
 
     def on_step(progress) -> None:
         stamps.append(time.perf_counter())
         cpu_stamps.append(time.process_time())
-        if not runs:
-            runs.append(progress._run)  # private: the compiled step, for its FLOPs
+        if not steps_seen:
+            steps_seen.append(progress.compiled_step)  # for its FLOPs
 
     started = time.perf_counter()
     result = nstkit.stylize(content, style, preset=preset, weights="random", steps=warmup + steps, max_dim=size,
@@ -59,7 +59,7 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
         from flops import step_cost
 
         layers = [*result.config.style_layers, *result.config.content_layers]
-        row.update(step_cost(runs[0], (size, size), layers))
+        row.update(step_cost(steps_seen[0], (size, size), layers))
         row["gflops_per_second"] = row["flops"] / row["seconds_per_step"] / 1e9
     return row
 

@@ -72,6 +72,15 @@ class Progress:
         """Ask the loop to stop after this step; the best image so far is still returned."""
         self._run.stop_event.set()
 
+    @property
+    def compiled_step(self):
+        """The run's step as one `tf.function`, for tools that read its graph (FLOP counts in `benchmarks/`).
+
+        None in a tiled run, whose step is a Python loop over compiled windows.
+        """
+        step = self._run.step
+        return step if hasattr(step, "get_concrete_function") else None
+
 
 Callback = Callable[[Progress], Any]
 

@@ -43,11 +43,11 @@ def test_einsum_flops_and_pruning_on_a_tiny_graph():
 
 def test_step_flops_match_the_analytic_conv_count():
     """On a real 64 px robust step: TF's Conv2D count equals 2·k²·Cin·Cout·H·W summed over the Keras layers."""
-    runs = []
+    steps = []
     content = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32)
     result = nstkit.stylize(content, content, preset="robust", weights="random", steps=1, max_dim=64,
-                            callbacks=[lambda progress: runs.append(progress._run)])
-    cost = flops.step_cost(runs[0], (64, 64), [*result.config.style_layers, *result.config.content_layers])
+                            callbacks=[lambda progress: steps.append(progress.compiled_step)])
+    cost = flops.step_cost(steps[0], (64, 64), [*result.config.style_layers, *result.config.content_layers])
     analytic = cost["forward_conv_flops_analytic"]
     assert cost["by_op"]["Conv2D"] == pytest.approx(analytic, rel=1e-6)
     # The input gradient of each conv costs what its forward does (conv1's VALID padding differs by ~1%).

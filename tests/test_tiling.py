@@ -21,7 +21,7 @@ TILED = dict(weights="random", tile_size=48, tile_overlap=16, tile_start_dim=0, 
 @pytest.fixture(scope="module")
 def four_steps():
     """A tiled run, counting how often the style targets are computed."""
-    calls = []
+    calls, compiled_steps = [], []
     real = tiling.style_targets
 
     def counted(*args, **kwargs):
@@ -30,8 +30,9 @@ def four_steps():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tiling, "style_targets", counted)
-        result = stylize_tiled(CONTENT, STYLE, steps=4, **TILED)
-    return result, len(calls)
+        result = stylize_tiled(CONTENT, STYLE, steps=4, callbacks=[lambda p: compiled_steps.append(p.compiled_step)],
+                               **TILED)
+    return result, len(calls), compiled_steps
 
 
 def _coverage(shape, tiles):
@@ -142,7 +143,7 @@ def test_one_window_over_the_whole_image_gives_the_untiled_gradient_and_several_
 
 
 def test_a_tiled_run_lowers_the_loss_and_keeps_the_full_size(four_steps):
-    result, _ = four_steps
+    result, *_ = four_steps
     total = result.history["total"]
     assert len(total) == 4 and min(total[1:]) < 0.8 * total[0]
     assert result.record["best_loss"] < total[0]
@@ -158,8 +159,13 @@ def test_a_tiled_run_lowers_the_loss_and_keeps_the_full_size(four_steps):
                                       result.history["tv"]), total, rtol=1e-5)
 
 
+def test_a_tiled_step_has_no_single_graph(four_steps):
+    """`Progress.compiled_step` is None: a tiled step is a Python loop over compiled windows."""
+    assert four_steps[2] == [None] * 4
+
+
 def test_style_targets_are_computed_once_per_run(four_steps):
-    result, calls = four_steps
+    result, calls, _ = four_steps
     assert calls == 1 and sum(result.record["windows_per_step"]) > 10
 
 
