@@ -1,7 +1,7 @@
 """Measured peak memory of a run vs `nstkit.memory`'s estimate.
 
     python benchmarks/memory.py [--sizes 256 512 1024 2048] [--presets robust vanilla]
-                                [--precisions float32] [--save rows.json] [--load rows.json] [--fit]
+                                [--precisions float32] [--batch N] [--save rows.json] [--load rows.json] [--fit]
 
 Each (size, preset, precision) runs ``nstkit.stylize(..., steps=3, weights="random")``
 on a square size×size image in a fresh subprocess, which reports its own peak
@@ -35,26 +35,31 @@ import json, sys
 import numpy as np
 import nstkit
 from nstkit.memory import measured_peak_rss_bytes
-size, preset, precision, steps = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+size, preset, precision, steps, batch = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 rng = np.random.default_rng(0)
 content = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
 style = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
-result = nstkit.stylize(content, style, preset=preset, precision=precision, steps=steps, max_dim=size,
-                        weights="random")
+options = dict(preset=preset, precision=precision, steps=steps, max_dim=size, weights="random")
+if batch == 1:
+    result = nstkit.stylize(content, style, **options)
+else:  # a style-weight sweep, as notebook 04 runs it
+    result = nstkit.stylize_batch(content, style, [{"style_weight": 10.0 ** (6 + i)} for i in range(batch)],
+                                  **options)[0]
 print(json.dumps({"peak_rss_bytes": measured_peak_rss_bytes(),
                   "seconds_per_step": result.record["seconds_per_step"]}))
 """
 
 
-def measure(size: int, preset: str, precision: str, steps: int = 3) -> dict:
-    """Peak RSS of one run in a fresh process."""
+def measure(size: int, preset: str, precision: str, steps: int = 3, batch: int = 1) -> dict:
+    """Peak RSS of one run (``batch`` > 1: one `stylize_batch` call) in a fresh process."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(size), preset, precision, str(steps)],
+    done = subprocess.run([sys.executable, "-c", CHILD, str(size), preset, precision, str(steps), str(batch)],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
         raise SystemExit(f"run at {size} px, {preset}, {precision} failed:\n{done.stderr[-2000:]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**row, "size": size, "preset": preset, "precision": precision, "wall_s": time.perf_counter() - started}
+    return {**row, "size": size, "preset": preset, "precision": precision, "wall_s": time.perf_counter() - started,
+            **({"batch": batch} if batch > 1 else {})}
 
 
 def with_estimate(row: dict) -> dict:
@@ -62,9 +67,10 @@ def with_estimate(row: dict) -> dict:
     from nstkit.memory import estimate_peak_bytes
 
     config = StyleConfig(preset=row["preset"], precision=row["precision"], weights="random")
-    estimate = estimate_peak_bytes(row["size"], row["size"], config)
+    estimate = estimate_peak_bytes(row["size"], row["size"], config, batch=row.get("batch", 1))
     fitted = {"runtime", "activations"}
-    return {**row, "estimate_bytes": estimate.peak_bytes, "activation_bytes": estimate.details["activation_bytes"],
+    return {**row, "estimate_bytes": estimate.peak_bytes,
+            "activation_bytes": estimate.details["activation_bytes"] * estimate.details["batch"],
             "counted_bytes": sum(v for k, v in estimate.breakdown.items() if k not in fitted)}
 
 
@@ -90,6 +96,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["robust", "vanilla"])
     parser.add_argument("--precisions", nargs="+", default=["float32"])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=1, help="variants per run (a stylize_batch call) if above 1")
     parser.add_argument("--save", type=Path, help="write the measurements to this JSON file")
     parser.add_argument("--load", type=Path, action="append", help="use measurements saved earlier, not new runs")
     parser.add_argument("--fit", action="store_true", help="print refitted constants for nstkit/memory.py")
@@ -102,15 +109,16 @@ def main() -> None:
     if args.load:
         rows = [row for path in args.load for row in json.loads(path.read_text())]
     else:
-        rows = [measure(size, preset, precision, args.steps)
+        rows = [measure(size, preset, precision, args.steps, args.batch)
                 for precision in args.precisions for preset in args.presets for size in args.sizes]
     if args.save:
         args.save.write_text(json.dumps(rows, indent=1))
     rows = [with_estimate(row) for row in rows]
-    print("| size | preset | precision | measured peak RSS | estimate | estimate / measured |")
-    print("|---|---|---|---|---|---|")
+    print("| size | preset | precision | batch | measured peak RSS | estimate | estimate / measured |")
+    print("|---|---|---|---:|---|---|---|")
     for row in rows:
-        print(f"| {row['size']} | {row['preset']} | {row['precision']} | {row['peak_rss_bytes'] / 2 ** 20:,.0f} MiB "
+        print(f"| {row['size']} | {row['preset']} | {row['precision']} | {row.get('batch', 1)} "
+              f"| {row['peak_rss_bytes'] / 2 ** 20:,.0f} MiB "
               f"| {row['estimate_bytes'] / 2 ** 20:,.0f} MiB | {row['estimate_bytes'] / row['peak_rss_bytes']:.2f} |")
     if args.fit:
         runtime, factors = fit(rows)

@@ -20,8 +20,10 @@ On the calibration machine the estimate is within 10% of the measured peak
 from 256 to 2048 px (BENCHMARKS.md); ``runtime`` is that machine's Python,
 TensorFlow and oneDNN, so other builds may shift it by some 100 MiB.
 
-The model is for CPU runs, where everything lives in host RAM. On a GPU the
-activations live in GPU memory, which this module does not estimate.
+A batch of B variants (`optimize.stylize_batch`) holds B members'
+activations, targets and image buffers (measured: within 13%). The model is
+for CPU runs, where everything lives in host RAM. On a GPU the activations
+live in GPU memory, which this module does not estimate.
 """
 
 from __future__ import annotations
@@ -100,14 +102,18 @@ def parse_bytes(text: str) -> int:
 
 
 def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
-                        style_shape: tuple[int, int] | None = None, weights: str = "random") -> MemoryEstimate:
+                        style_shape: tuple[int, int] | None = None, weights: str = "random",
+                        batch: int = 1) -> MemoryEstimate:
     """Predict the peak RSS of ``stylize`` at a ``height`` × ``width`` content image (CPU, host RAM).
 
     ``config`` is resolved here (layers from its preset). ``style_shape`` is
     the (height, width) of the style image as loaded; the content's by
     default. ``weights`` only decides which cached backbone builds the graph
     (memory does not depend on weight values): pass the run's own to reuse
-    its network, "random" to avoid loading ImageNet weights.
+    its network, "random" to avoid loading ImageNet weights. ``batch`` is the
+    number of variants a `stylize_batch` call runs together: each member
+    holds its own activations, targets and image buffers (the union of the
+    members' layers counts for every member; give ``config`` that union).
     """
     config = config.resolved()
     if config.backbone != "resnet50":
@@ -122,11 +128,14 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
     style_activations = sum(graph.layer_values(*style_shape)[name] for name in graph.computed) * dtype_bytes
     # The step's peak, or the eager forward pass that computes the style targets, if that is larger: Keras
     # holds every layer's output until an eager call returns (measured: 1.0x the activations).
-    activation_peak = max(ACTIVATION_FACTOR[config.precision] * activations, STYLE_FORWARD_FACTOR * style_activations)
+    if batch < 1:
+        raise NstkitError(f"batch must be at least 1, got {batch}")
+    activation_peak = max(ACTIVATION_FACTOR[config.precision] * activations * batch,
+                          STYLE_FORWARD_FACTOR * style_activations)
     # Targets: the content layers' activations (float32) and one C×C Gram per style layer.
-    targets = 4 * (sum(layer_values[name] for name in config.content_layers)
-                   + sum(graph.channels[name] ** 2 for name in config.style_layers))
-    image_buffers = 4 * 3 * (IMAGE_BUFFERS * height * width + style_shape[0] * style_shape[1])
+    targets = 4 * batch * (sum(layer_values[name] for name in config.content_layers)
+                           + sum(graph.channels[name] ** 2 for name in config.style_layers))
+    image_buffers = 4 * 3 * batch * (IMAGE_BUFFERS * height * width + style_shape[0] * style_shape[1])
     breakdown = {
         "runtime": RUNTIME_BYTES,
         "weights": graph.weight_bytes,
@@ -136,7 +145,7 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
     }
     return MemoryEstimate(sum(breakdown.values()), breakdown, height, width, config.preset, config.precision,
                           details={"activation_bytes": activations, "style_activation_bytes": style_activations,
-                                   "layers": len(graph.computed)})
+                                   "layers": len(graph.computed), "batch": batch})
 
 
 def largest_fitting_side(config: StyleConfig, available_bytes: int, *, aspect: float = 1.0,

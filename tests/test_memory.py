@@ -21,25 +21,30 @@ import json, sys
 import numpy as np
 import nstkit
 from nstkit.memory import measured_peak_rss_bytes
-size = int(sys.argv[1])
+size, batch = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 image = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
-nstkit.stylize(image, image[::-1], preset="robust", steps=2, max_dim=size, weights="random")
+options = dict(preset="robust", steps=2, max_dim=size, weights="random")
+if batch == 1:
+    nstkit.stylize(image, image[::-1], **options)
+else:
+    nstkit.stylize_batch(image, image[::-1], [{"style_weight": 10.0 ** (6 + i)} for i in range(batch)], **options)
 print(json.dumps(measured_peak_rss_bytes()))
 """
 
 
 def test_estimate_is_within_20_percent_of_a_measured_peak():
-    sizes = (96, 192)
+    runs = ((96, 1), (192, 1), (256, 6))  # (size, batch): the last, one stylize_batch call of 6 variants, is
+    # 1.7x a single run's peak: ignoring the batch would fail the check
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    children = [subprocess.Popen([sys.executable, "-c", MEASURE, str(size)], cwd=ROOT, env=env, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for size in sizes]
-    for size, child in zip(sizes, children):
+    children = [subprocess.Popen([sys.executable, "-c", MEASURE, str(size), str(batch)], cwd=ROOT, env=env,
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for size, batch in runs]
+    for (size, batch), child in zip(runs, children):
         out, err = child.communicate(timeout=300)
         assert child.returncode == 0, err[-2000:]
         measured = json.loads(out.strip().splitlines()[-1])
-        estimate = estimate_peak_bytes(size, size, ROBUST).peak_bytes
-        assert 0.8 <= estimate / measured <= 1.2, (size, format_bytes(estimate), format_bytes(measured))
+        estimate = estimate_peak_bytes(size, size, ROBUST, batch=batch).peak_bytes
+        assert 0.8 <= estimate / measured <= 1.2, (size, batch, format_bytes(estimate), format_bytes(measured))
 
 
 def test_estimate_grows_like_the_activations():
@@ -57,6 +62,15 @@ def test_estimate_grows_like_the_activations():
     vanilla = estimate_peak_bytes(256, 320, ROBUST.replace(preset="vanilla"))
     assert vanilla.details["layers"] > large.details["layers"]
     assert vanilla.details["activation_bytes"] > large.details["activation_bytes"]
+
+
+def test_a_batch_multiplies_what_each_member_holds():
+    one, four = estimate_peak_bytes(256, 256, ROBUST), estimate_peak_bytes(256, 256, ROBUST, batch=4)
+    for part in ("activations", "targets", "image buffers"):
+        assert four.breakdown[part] == pytest.approx(4 * one.breakdown[part], rel=1e-6), part
+    assert four.breakdown["runtime"] == one.breakdown["runtime"]
+    with pytest.raises(NstkitError, match="batch must be at least 1"):
+        estimate_peak_bytes(256, 256, ROBUST, batch=0)
 
 
 def test_bfloat16_predicts_less_than_float32():
