@@ -386,7 +386,7 @@ class _TiledRun:
         def window_terms(image_window, content_window):
             """Weighted (content, tv) of one window, and its Gram matrices; losses' (1,) results summed to scalars."""
             zero = tf.constant(0.0)
-            features = extractor(image_window)
+            features = extractor.native_activations(image_window)  # bfloat16 Grams in a bfloat16 run
             content = zero
             if config.content_weight:
                 content_features = extractor(content_window)  # forward only: targets for this window

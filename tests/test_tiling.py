@@ -228,3 +228,10 @@ def test_cli_tile_size_end_to_end_and_bad_sizes(tmp_path):
     assert [level["tiled"] for level in record["levels"]] == [True] and record["steps_run"] == 2
     assert "ran 2 steps" in done.stdout
     assert "step/s" in done.stderr or "s/step" in done.stderr  # the progress bar ran
+
+
+def test_a_bfloat16_tiled_run_follows_the_float32_one(four_steps):
+    """bfloat16 windows (network and Gram products) track float32 within rounding over a few steps."""
+    low = stylize_tiled(CONTENT, STYLE, steps=4, precision="bfloat16", **TILED)
+    assert low.record["config"]["precision"] == "bfloat16"
+    np.testing.assert_allclose(low.history["total"], four_steps[0].history["total"], rtol=0.05)
