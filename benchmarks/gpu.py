@@ -86,10 +86,7 @@ def main() -> int:
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
 
-    from measure import machine, nstkit_run, peak_rss_bytes
-    from seed_loop import eager_step_times
-
-    import numpy as np
+    from measure import machine, nstkit_run, peak_rss_bytes, seed_loop_run
 
     info = machine()
     print(json.dumps({"machine": info, "size": args.size}), flush=True)
@@ -104,14 +101,12 @@ def main() -> int:
             tf.config.experimental.reset_memory_stats("GPU:0")
         try:
             if config.get("kind") == "seed_loop":
-                times = eager_step_times(args.size, args.seed_loop_steps, 2, config["preset"])
-                row = {**config, "size": args.size, "steps": len(times), "seconds_per_step": float(np.median(times)),
-                       "steps_per_second": float(1 / np.median(times))}
+                row = {**config, **seed_loop_run(args.size, config["preset"], args.seed_loop_steps, 2)}
             else:
                 row = {"kind": "nstkit", **nstkit_run(args.size, config["preset"], config["precision"],
                                                       config["jit_compile"], args.steps, args.warmup)}
-                for key in ("by_op", "dead_ops", "uncounted_ops", "step_seconds"):
-                    row.pop(key, None)
+            for key in ("by_op", "dead_ops", "uncounted_ops", "step_seconds"):
+                row.pop(key, None)
         except Exception as exc:  # one failed configuration should not cost the others' device time
             failed = True
             row = {**config, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}

@@ -64,6 +64,18 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
     return row
 
 
+def seed_loop_run(size: int, preset: str, steps: int, warmup: int) -> dict[str, Any]:
+    """Time the seed's eager loop (`seed_loop.py`) like `nstkit_run`: the median of ``steps`` after ``warmup``."""
+    from seed_loop import eager_step_times
+
+    cpu_times: list[float] = []
+    times = eager_step_times(size, steps, warmup, preset, cpu_times)
+    return {"size": size, "preset": preset, "steps": len(times),
+            "seconds_per_step": float(np.median(times)), "steps_per_second": float(1 / np.median(times)),
+            "cpu_seconds_per_step": float(np.median(cpu_times)), "step_seconds": [round(t, 4) for t in times],
+            "peak_rss_bytes": peak_rss_bytes()}
+
+
 def peak_rss_bytes() -> int:
     from nstkit.memory import measured_peak_rss_bytes
 

@@ -83,18 +83,10 @@ def run_child(config: dict) -> dict:
 
 
 def child(config: dict) -> None:
-    from measure import nstkit_run, peak_rss_bytes
+    from measure import nstkit_run, seed_loop_run
 
     if config["kind"] == "seed_loop":
-        from seed_loop import eager_step_times
-
-        import numpy as np
-
-        cpu_times: list[float] = []
-        times = eager_step_times(config["size"], config["steps"], WARMUP, config["preset"], cpu_times)
-        row = {"seconds_per_step": float(np.median(times)), "steps_per_second": float(1 / np.median(times)),
-               "cpu_seconds_per_step": float(np.median(cpu_times)),
-               "step_seconds": [round(t, 4) for t in times], "peak_rss_bytes": peak_rss_bytes()}
+        row = seed_loop_run(config["size"], config["preset"], config["steps"], WARMUP)
     else:
         row = nstkit_run(config["size"], config["preset"], config["precision"], config["jit_compile"],
                          config["steps"], WARMUP)

@@ -64,3 +64,24 @@ def with_content_chroma(stylized_rgb: np.ndarray, content_rgb: np.ndarray) -> np
     yiq = rgb_to_yiq(content_rgb)
     yiq[..., 0] = rgb_to_yiq(stylized_rgb)[..., 0]
     return np.clip(yiq_to_rgb(yiq), 0, 255)
+
+
+def prepare_for_color_mode(mode: str, content_rgb: np.ndarray, style_rgbs: list[np.ndarray],
+                           init_rgb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(content, styles, start image) as a run in ``preserve_color`` ``mode`` optimises them.
+
+    ``match`` gives the styles the content's colours first; ``luminance``
+    turns all three into grey luminance images (the styles' matched to the
+    content's), and `restore_color` brings the content's chroma back at the end.
+    """
+    if mode == "match":
+        return content_rgb, [match_color(rgb, content_rgb) for rgb in style_rgbs], init_rgb
+    if mode == "luminance":
+        return (luminance_as_rgb(content_rgb), [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs],
+                luminance_as_rgb(init_rgb))
+    return content_rgb, style_rgbs, init_rgb
+
+
+def restore_color(mode: str, stylized_rgb: np.ndarray, content_rgb: np.ndarray) -> np.ndarray:
+    """The finished image in colour: the content's chroma back under it in ``luminance`` mode."""
+    return with_content_chroma(stylized_rgb, content_rgb) if mode == "luminance" else stylized_rgb

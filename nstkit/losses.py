@@ -71,6 +71,14 @@ def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Ten
     ])
 
 
+def style_layer_scales(target_grams: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Each style layer's target scale, the mean squared Gram entry, per batch member (``layer_scales`` above).
+
+    He, Wang & Hopcroft 2016: dividing each layer's loss by it keeps any one layer from dominating.
+    """
+    return {name: tf.reduce_mean(tf.square(gram), axis=[1, 2]) + 1e-12 for name, gram in target_grams.items()}
+
+
 def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
     image = tf.cast(image, tf.float32)

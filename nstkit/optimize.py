@@ -25,13 +25,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .color import luminance_as_rgb, match_color, with_content_chroma
-from .config import INIT_CHOICES, StyleConfig
+from .color import prepare_for_color_mode, restore_color
+from .config import StyleConfig
 from .errors import NstkitError
 from .images import ImageInput, deprocess, load_image, preprocess, resize_to, save_image, to_uint8
 from .layers import MIN_IMAGE_SIDE
-from .record import build_record, describe_input, device_name, write_record
-from .runs import initial_image, quiet_retracing_warnings, stop_on_signals, style_blend
+from .record import build_record, describe_inputs, device_name, write_record
+from .runs import initial_image, quiet_retracing_warnings, stop_on_signals, style_blend, style_targets
 
 LOSS_TERMS = ("total", "content", "style", "tv")
 FLOAT16_LOSS_SCALE = 2.0 ** -8  # float16's first loss scale; dynamic scaling moves it from there
@@ -200,25 +200,15 @@ class _Member:
         style_rgbs = [load_image(s, config.max_dim,
                                  what="style image" if len(styles) == 1 else f"style image {i + 1}")
                       for i, s in enumerate(styles)]
-        init_rgb = initial_image(config, content_rgb)
-        if config.preserve_color == "match":  # Gatys et al. 2017: give the style the content's colours first
-            style_rgbs = [match_color(rgb, content_rgb) for rgb in style_rgbs]
-        elif config.preserve_color == "luminance":  # transfer luminance only; chroma comes back from the content
-            style_rgbs = [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs]
-            content_rgb, init_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(init_rgb)
+        content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(  # Gatys et al. 2017
+            config.preserve_color, content_rgb, style_rgbs, initial_image(config, content_rgb))
         return cls(config, content, styles, blend, original_content_rgb, content_rgb, style_rgbs, init_rgb)
 
     def inputs(self) -> dict[str, Any]:
-        styles = self.styles
-        return {"content": describe_input(self.content),
-                **({"style": describe_input(styles[0])} if len(styles) == 1 else
-                   {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
-                **({"init": describe_input(self.config.init)} if self.config.init not in INIT_CHOICES else {})}
+        return describe_inputs(self.content, self.styles, self.config.init)
 
     def final_rgb(self, best_rgb: np.ndarray) -> np.ndarray:
-        if self.config.preserve_color == "luminance":
-            best_rgb = with_content_chroma(best_rgb, self.original_content_rgb)
-        return to_uint8(best_rgb)
+        return to_uint8(restore_color(self.config.preserve_color, best_rgb, self.original_content_rgb))
 
 
 def _optimise(members: list[_Member], callbacks: Iterable[Callback], stop_event: threading.Event | None) -> list[Result]:
@@ -322,7 +312,8 @@ class _Run:
         quiet_retracing_warnings()
 
         from .backbone import FeatureExtractor, load_backbone
-        from .losses import content_loss, gram_matrix, mean_over_layers, style_loss, total_variation_loss
+        from .losses import (content_loss, gram_matrix, mean_over_layers, style_layer_scales, style_loss,
+                             total_variation_loss)
         from .param import FourierImage, PixelImage
         from .swag import smoothing
 
@@ -350,25 +341,13 @@ class _Run:
         # One weight per member per layer; a member's loss is its own weighted mean over its layers.
         style_weights = {n: per_member([c.style_layers.get(n, 0.0) for c in configs]) for n in style_layers}
         content_weights = {n: per_member([c.content_layers.get(n, 0.0) for c in configs]) for n in content_layers}
-        # Several styles: the target Gram is the blend of theirs (a weighted mix of the style statistics).
         grams_of_style: dict[bytes, dict] = {}  # members of a sweep usually share their style: compute it once
-        member_targets = []
-        for member_styles, blend in zip(style_rgbs, blends):
-            targets = {name: 0.0 for name in style_layers}
-            for style_rgb, share in zip(member_styles, blend):
-                key = style_rgb.tobytes()
-                if key not in grams_of_style:
-                    features = features_of(tf.constant(preprocess(style_rgb)))
-                    grams_of_style[key] = {name: gram_matrix(features[name]) for name in style_layers}
-                for name in style_layers:
-                    targets[name] = targets[name] + share * grams_of_style[key][name]
-            member_targets.append(targets)
-        style_targets = {name: tf.concat([t[name] for t in member_targets], axis=0) for name in style_layers}
+        member_targets = [style_targets(features_of, member_styles, blend, style_layers, grams_of_style)
+                          for member_styles, blend in zip(style_rgbs, blends)]
+        target_grams = {name: tf.concat([t[name] for t in member_targets], axis=0) for name in style_layers}
         content_features = features_of(tf.constant(np.concatenate([preprocess(rgb) for rgb in content_rgbs])))
         content_targets = {name: content_features[name] for name in content_layers}
-        # He, Wang & Hopcroft 2016: divide each layer's loss by its target's scale, so no layer dominates.
-        style_scales = ({n: tf.reduce_mean(tf.square(g), axis=[1, 2]) + 1e-12 for n, g in style_targets.items()}
-                        if config.normalize_style_layers else None)
+        style_scales = style_layer_scales(target_grams) if config.normalize_style_layers else None
 
         init = np.stack([np.asarray(rgb, np.float32) for rgb in init_rgbs])
         self.param = FourierImage(init[0]) if config.param == "fourier" else PixelImage(init)
@@ -398,7 +377,7 @@ class _Run:
             features = features_of(image, native=True)
             content = (mean_over_layers({n: content_loss(features[n], content_targets[n]) for n in content_layers},
                                         content_weights) if uses[0] else zero)
-            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, style_targets, style_weights,
+            style = (style_loss({n: gram_matrix(features[n]) for n in style_layers}, target_grams, style_weights,
                                 style_scales) if uses[1] else zero)
             tv = total_variation_loss(image) if uses[2] else zero
             weighted = weights * tf.stack([content, style, tv], axis=1)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import INIT_CHOICES
 from .files import atomic_write
 
 RECORD_VERSION = 1
@@ -81,3 +82,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def describe_inputs(content: Any, styles: list, init: str) -> dict[str, Any]:
+    """The run record's ``inputs``: content, one or several styles, and the init image if one was given."""
+    return {"content": describe_input(content),
+            **({"style": describe_input(styles[0])} if len(styles) == 1 else
+               {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
+            **({"init": describe_input(init)} if init not in INIT_CHOICES else {})}

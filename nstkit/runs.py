@@ -1,8 +1,8 @@
 """What every optimisation run needs around its loop, whole-image (`optimize`) or tiled (`tiling`).
 
-The start image, the blend of several styles, Ctrl-C as "stop after this
-step", and TF's retracing warning silenced where a new trace per run is the
-design. Kept apart so both loops share them as public functions.
+The start image, the blend of several styles and the style targets, Ctrl-C
+as "stop after this step", and TF's retracing warning silenced where a new
+trace per run is the design. Kept apart so both loops share them as public functions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import StyleConfig
 from .errors import NstkitError
-from .images import load_image, resize_to
+from .images import load_image, preprocess, resize_to
 
 
 def initial_image(config: StyleConfig, content_rgb: np.ndarray) -> np.ndarray:
@@ -79,3 +79,27 @@ def stop_on_signals(stop_event: threading.Event):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def style_targets(features_of, style_rgbs: list[np.ndarray], blend: list[float], style_layers,
+                  cache: dict | None = None) -> dict:
+    """The style loss's targets: the Gram matrices of the style image(s), mixed by ``blend``; float32.
+
+    ``features_of`` maps a caffe-BGR batch to ``{layer: activations}``. One
+    forward pass per style image; ``cache`` (style bytes -> Grams), shared
+    between calls, lets the members of a batch that share a style compute it once.
+    """
+    import tensorflow as tf
+
+    from .losses import gram_matrix
+
+    cache = {} if cache is None else cache
+    targets: dict = {}
+    for style_rgb, share in zip(style_rgbs, blend):
+        key = style_rgb.tobytes()
+        if key not in cache:
+            features = features_of(tf.constant(preprocess(style_rgb)))
+            cache[key] = {name: gram_matrix(features[name]) for name in style_layers}
+        for name in style_layers:
+            targets[name] = targets.get(name, 0.0) + share * cache[key][name]
+    return targets

@@ -47,6 +47,7 @@ from .files import atomic_write
 from .images import ImageInput, check_output_path, load_image, save_image
 from .optimize import LOSS_TERMS, Result, stylize
 from .record import build_record
+from .runs import style_blend
 
 FIELDS = tuple(f.name for f in dataclasses.fields(StyleConfig))
 SUMMARY_FILES = ("sweep.csv", "contact_sheet.png", "sweep.json")
@@ -265,10 +266,10 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     styles = [_portable(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
     style_arg = styles if isinstance(style, (list, tuple)) else styles[0]  # as stylize would get it
     for job in jobs:
-        blend = job.config.style_blend
-        if blend and len(blend) != len(styles):
-            raise NstkitError(f"grid point {job.label()}: style_blend has {len(blend)} weights for "
-                              f"{len(styles)} style image(s): give one per style")
+        try:
+            style_blend(job.config, len(styles))
+        except NstkitError as error:
+            raise NstkitError(f"grid point {job.label()}: {error}") from None
     if executor is not None and workers is not None:
         raise NstkitError("workers sets the size of the default local pool; with your own executor, size that instead")
     _check_inputs(content, styles, jobs, local=executor is None)

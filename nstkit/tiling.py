@@ -78,12 +78,12 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .color import luminance_as_rgb, match_color, with_content_chroma
-from .config import INIT_CHOICES, StyleConfig
+from .color import prepare_for_color_mode, restore_color
+from .config import StyleConfig
 from .images import ImageInput, deprocess, load_image, preprocess, resize_to, to_uint8
 from .optimize import LOSS_TERMS, Callback, Progress, Result, default_jit_compile, stylize
-from .record import build_record, describe_input, device_name
-from .runs import initial_image, quiet_retracing_warnings, stop_on_signals, style_blend
+from .record import build_record, describe_inputs, device_name
+from .runs import initial_image, quiet_retracing_warnings, stop_on_signals, style_blend, style_targets
 
 DEFAULT_TILE_SIZE = 512
 
@@ -204,20 +204,6 @@ def tile_offsets(seed: int, tile_size: int) -> Iterator[tuple[int, int]]:
             yield offset
 
 
-def style_targets(extractor, style_rgbs: list[np.ndarray], blend: list[float], style_layers) -> dict[str, Any]:
-    """The blended Gram matrices of the style image(s): one forward pass each, once per run."""
-    import tensorflow as tf
-
-    from .losses import gram_matrix
-
-    targets: dict[str, Any] = {}
-    for style_rgb, share in zip(style_rgbs, blend):
-        features = extractor(tf.constant(preprocess(style_rgb)))
-        for name in style_layers:
-            targets[name] = targets.get(name, 0.0) + share * gram_matrix(features[name])
-    return targets
-
-
 def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | None = None, *,
                   tile_size: int | None = None, callbacks: Iterable[Callback] = (),
                   stop_event: threading.Event | None = None, **options: Any) -> Result:
@@ -267,11 +253,8 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
         best_rgb = init_rgb  # already in full colour if it came from the start
 
         if not stop_event.is_set():
-            if config.preserve_color == "match":  # as `stylize`: the style takes the content's colours first
-                style_rgbs = [match_color(rgb, content_rgb) for rgb in style_rgbs]
-            elif config.preserve_color == "luminance":  # luminance only; chroma comes back at the end
-                style_rgbs = [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs]
-                content_rgb, init_rgb = luminance_as_rgb(content_rgb), luminance_as_rgb(init_rgb)
+            content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(config.preserve_color, content_rgb,
+                                                                       style_rgbs, init_rgb)
             run = _TiledRun(config, content_rgb, style_rgbs, blend, init_rgb, stop_event)
             steps_before = len(history["total"])
             total_steps = steps_before + config.steps
@@ -296,9 +279,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
                     callback(progress)
             levels.append({"size": list(content_rgb.shape[:2]), "steps": len(offsets), "tiled": True,
                            "seconds_per_step": round(float(np.median(step_times)), 4) if step_times else None})
-            best_rgb = deprocess(run.best_image.numpy())
-            if config.preserve_color == "luminance":
-                best_rgb = with_content_chroma(best_rgb, original_content_rgb)
+            best_rgb = restore_color(config.preserve_color, deprocess(run.best_image.numpy()), original_content_rgb)
     wall_time = time.perf_counter() - started
 
     start_planned = sum(level["steps"] for level in start_result.record["levels"]) if start_result else 0
@@ -307,10 +288,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     record = build_record(
         config=config.to_dict(),
         weights=vars(run.weights_info) if run else start_result.record["weights"],
-        inputs={"content": describe_input(content),
-                **({"style": describe_input(styles[0])} if len(styles) == 1 else
-                   {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
-                **({"init": describe_input(config.init)} if config.init not in INIT_CHOICES else {})},
+        inputs=describe_inputs(content, styles, config.init),
         style_blend=blend,
         image_size=list(original_content_rgb.shape[:2]),
         levels=levels,
@@ -354,7 +332,7 @@ class _TiledRun:
         import tensorflow as tf
 
         from .backbone import FeatureExtractor, load_backbone
-        from .losses import content_loss, gram_matrix, mean_over_layers, total_variation_loss
+        from .losses import content_loss, gram_matrix, mean_over_layers, style_layer_scales, total_variation_loss
         from .param import PixelImage
 
         quiet_retracing_warnings()
@@ -364,9 +342,7 @@ class _TiledRun:
         style_layers, content_layers = config.style_layers, config.content_layers
         extractor = FeatureExtractor(model, [*style_layers, *content_layers], config.backbone, config.precision)
         self.style_targets = style_targets(extractor, style_rgbs, blend, style_layers)
-        # He, Wang & Hopcroft 2016: divide each layer's loss by its target's scale, so no layer dominates.
-        self.style_scales = ({n: tf.reduce_mean(tf.square(g)) + 1e-12 for n, g in self.style_targets.items()}
-                             if config.normalize_style_layers else None)
+        self.style_scales = style_layer_scales(self.style_targets) if config.normalize_style_layers else None
         # The whole image's Grams minus the targets, from the last pass over the windows (see `_losses`).
         self.style_mismatch = {n: tf.Variable(tf.zeros_like(g), trainable=False)
                                for n, g in self.style_targets.items()}
