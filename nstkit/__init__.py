@@ -1,27 +1,34 @@
 """nstkit: neural style transfer on a ResNet-50 backbone.
 
     >>> import nstkit
-    >>> result = nstkit.stylize("img/content/astronaut.png", "img/style/hexagons.png",
+    >>> result = nstkit.stylize("img/content/astronaut.jpg", "img/style/hexagons.png",
     ...                         preset="robust", steps=200, weights="random")
     >>> result.save("out.png")     # writes out.png and its run record out.json
 
-Modules, in the order data flows: `images` (load, save, caffe pixel space),
-`layers` (catalogs, presets), `backbone` (weights, feature extractor),
-`swag` (activation smoothing), `param` (pixels or Fourier), `color`,
-`losses`, `optimize` (the loop), `tiling` (huge images, in shifting tiles),
-`record` (run record), `cli`; then
-`sweep` (parameter grids, locally or on a Dask cluster), `metrics` and
-`compare` (offline quality), `widgets`, `notebook`, `analysis`.
+Modules in layers; data flows down this list and no module imports one above it
+(tests/test_layering.py enforces it):
+
+- core, no TensorFlow: `errors`, `files`, `layers` (catalogs, presets),
+  `fields` (self-describing config fields), `config` (`StyleConfig`),
+  `images` (load, save, caffe pixel space), `record` (run record), `quiet`;
+- the model: `folding`, `backbone` (weights, feature extractor), `swag`,
+  `param` (pixels or Fourier), `color`, `losses` (one small function each);
+- the engine: `objective` (named loss terms), `optim` (Adam), `tiles`
+  (tile geometry), `sources` (whole image or tiles), `engine` (the run
+  loop over stages), `start`, `optimize` (`stylize`, `stylize_batch`);
+- the interfaces: `memory`, `metrics`, `analysis`, `compare`, `sweep`,
+  `cli`, `widgets`, `notebook`.
+
 TensorFlow is imported only when a run starts, so the CLI answers fast.
 """
 
 from .config import StyleConfig
 from .errors import NstkitError
 from .layers import CATALOG, all_presets, get_preset
-from .optimize import Progress, Result, stylize, stylize_batch
+from .optimize import Progress, Result, RunStopped, stylize, stylize_batch, stylize_tiled
 from .sweep import SweepResult, sweep
-from .tiling import stylize_tiled
+from . import metrics  # noqa: E402  (nstkit.metrics.evaluate after `import nstkit`; imports nothing heavy)
 
 __version__ = "0.1.0"
-__all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result",
-           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "__version__"]
+__all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result", "RunStopped",
+           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "metrics", "__version__"]

@@ -200,7 +200,7 @@ class FeatureExtractor:
                  precision: str = "float32", fold: bool = True):
         import keras
 
-        from .folding import PRECISIONS
+        from .config import PRECISIONS
 
         self.catalog = CATALOGS[backbone]
         self.layer_names = list(dict.fromkeys(layer_names))

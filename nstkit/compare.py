@@ -50,8 +50,8 @@ def compare(methods: Iterable[str] = tuple(METHODS), pairs: Sequence[tuple[str, 
             seeds: Sequence[int] = (0, 1, 2), *, weights: str = "random", steps: int = 200, max_dim: int = 128,
             progress=print) -> list[Run]:
     """Run every method on every pair with every seed; return one `Run` per combination."""
-    from . import stylize
-    from .notebook import image
+    from .images import bundled_image as image
+    from .optimize import stylize
 
     runs = []
     for content_name, style_name in pairs:

@@ -1,23 +1,26 @@
-"""The run configuration: one dataclass, one source of defaults.
+"""The run configuration: one dataclass, one source of defaults, each field described once.
 
-The Python API, the CLI, the widgets and the JSON run record all read and
-write `StyleConfig`. Its defaults are the seed's settings (original-settings.md):
-Adam(lr=20, beta_1=0.99, epsilon=0.1) in caffe-BGR pixel space, 512 px on
-the long side, content weight 1e2, style weight 1e7, 1000 steps, the
-``robust`` layer set.
+The Python API, the CLI, the widgets, sweeps and the JSON run record all read
+and write `StyleConfig`. Each field carries its own description (`fields.option`):
+the CLI's flags, the sweep's grid values, the panel's controls, the batch
+rule and validation are all made from it. Its defaults are the seed's
+settings (original-settings.md): Adam(lr=20, beta_1=0.99, epsilon=0.1) in
+caffe-BGR pixel space, 512 px on the long side, content weight 1e2, style
+weight 1e7, 1000 steps, the ``robust`` layer set.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from . import fields
 from .errors import NstkitError
-from .folding import PRECISIONS
-from .layers import BACKBONES, get_preset, parse_layers
+from .fields import fraction, number, one_of, option, whole
+from .layers import BACKBONES, PRESET_NAMES, LayerSpec, Preset, get_preset, parse_layers
 
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
@@ -25,9 +28,46 @@ INIT_CHOICES = ("content", "noise")  # or a path to an image
 SWAG_VARIANTS = ("none", "softmax", "channel_softmax", "scale")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
+PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/folding.py)
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
 DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
+DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
+SWAG_FIRST_STAGE = 3  # the SWAG paper smooths conv3_x .. conv5_x (stages 3 to 5)
+# Preset-provided fields: the run record says which of these a run overrode.
+PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
+
+_SEED, _BEYOND, _SPEED, _TILES = "the seed's settings", "beyond the seed", "speed and memory", "huge images (tiles)"
+
+
+def _layer_spec(name: str, value: Any) -> None:
+    """Layer specs are parsed (and checked against the catalog) when the config resolves; here only their type."""
+    if value is not None and not isinstance(value, (str, list, tuple, dict)):
+        raise NstkitError(f"{name} must be a layer spec like 'conv1_relu,conv2_block1_out:2', a list or a dict; "
+                          f"got {value!r}")
+
+
+def _tile_size(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 32:
+        raise NstkitError(f"{name} must be a whole number of px >= 32 (ResNet-50's smallest input), "
+                          f"or none for one pass; got {value!r}")
+
+
+def _tile_start_dim(name: str, value: Any) -> None:
+    whole(0)(name, value)
+    if 0 < value < 32:
+        raise NstkitError(f"{name} must be 0 (no one-pass start) or >= 32 px, got {value}")
+
+
+def _tri_state(name: str, value: Any) -> None:
+    if value not in (None, True, False):
+        raise NstkitError(f"{name} must be true, false or null (the device's default), got {value!r}")
+
+
+def _lr_text() -> str:
+    pixel, fourier = DEFAULT_LEARNING_RATE["pixel"], DEFAULT_LEARNING_RATE["fourier"]
+    return (f"the preset's, else {fields.number_text(pixel)} in caffe pixel units; "
+            f"{fields.number_text(fourier)} with --param fourier")
 
 
 @dataclass
@@ -40,133 +80,186 @@ class StyleConfig:
     so a record can be fed back to reproduce the run.
     """
 
-    preset: str | None = None  # "robust" for ResNet-50, "vgg19" for VGG19
-    style_layers: dict[str, float] | None = None
-    content_layers: dict[str, float] | None = None
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float = 0.0
-    learning_rate: float | None = None
-    beta_1: float = 0.99
-    beta_2: float = 0.999
-    epsilon: float = 0.1
-    steps: int = 1000
-    max_dim: int = 512
-    init: str = "content"
-    seed: int = 0
-    weights: str = "imagenet"
-    backbone: str | None = None  # "resnet50" unless the preset says otherwise
+    preset: str | None = option(
+        help=f"layer preset: {', '.join(PRESET_NAMES)} (conv_relu:0.25 puts 25% of the style weight on ReLU layers)",
+        kind="str", default_text="robust, or vgg19 with --backbone vgg19", batch=True,
+        widget=("choice", *PRESET_NAMES[:-1], "conv_relu:0.5"))
+    # Layer specs: 'name,name:2,...', a list (a repeated name adds up) or a dict; a dict once resolved.
+    style_layers: LayerSpec = option(
+        help="override the preset's style layers: 'name,name:2,...' (':w' weights a layer; a repeated name adds up)",
+        kind="layers", check=_layer_spec, optional=True, batch=True)
+    content_layers: LayerSpec = option(
+        help="override the preset's content layers, same syntax", kind="layers", check=_layer_spec,
+        optional=True, batch=True)
+    content_weight: float | None = option(
+        help="content loss weight", kind="float", check=number(zero=True),
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -2, 6, 0.5))
+    style_weight: float | None = option(
+        help="style loss weight", kind="float", check=number(zero=True),
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
+    tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
+    learning_rate: float | None = option(
+        help="Adam learning rate", kind="float", check=number(zero=False), flag="--lr", aliases=("--learning-rate",),
+        default_text=_lr_text(), widget=("log", -2, 2, 0.1))
+    beta_1: float = option(0.99, help="Adam beta_1", kind="float", check=fraction, flag="--beta1")
+    beta_2: float = option(0.999, help="Adam beta_2", kind="float", check=fraction, flag="--beta2")
+    epsilon: float = option(0.1, help="Adam epsilon", kind="float", check=number(zero=False))
+    steps: int = option(1000, help="optimisation steps", kind="int", check=whole(1), widget=("int", 5, 2000, 5))
+    max_dim: int = option(512, help="downscale images so the long side is at most this many px", kind="int",
+                          check=whole(32), metavar="PX", widget=("int", 64, 1024, 32))
+    init: str = option("content", help="start from 'content', 'noise' or an image path", kind="str", batch=True)
+    seed: int = option(0, help="seed for noise init, jitter and tile offsets", kind="int", check=whole(0), batch=True)
+    weights: str = option("imagenet", kind="str",
+                          help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
+                               "'random[:SEED]' for offline runs")
+    backbone: str | None = option(
+        help="network (vgg19 is the baseline)", kind="str", check=one_of(BACKBONES), choices=BACKBONES,
+        default_text="resnet50, or the preset's")
     # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
-    swag: str | None = None
-    swag_temperature: float = 1.0
-    swag_alpha: float = 1.0
-    swag_layers: list[str] | None = None
-    param: str = "pixel"
-    jitter: int = 0
-    normalize_style_layers: bool = False
-    preserve_color: str = "none"
-    coarse_levels: int = 0
-    style_blend: list[float] | None = None
+    swag: str | None = option(
+        help="smooth activations before the losses (Wang et al. 2021): softmax over C*H*W, channel_softmax over "
+             "channels, or scale", kind="str", check=one_of(SWAG_VARIANTS), choices=SWAG_VARIANTS,
+        default_text="the preset's, else none", group=_BEYOND,
+        tiles=(lambda value: value in (None, "none"), "no swag"))
+    swag_temperature: float = option(1.0, help="softmax temperature T", kind="float", check=number(zero=False),
+                                     group=_BEYOND)
+    swag_alpha: float = option(1.0, help="factor for --swag scale", kind="float", check=number(zero=False),
+                               group=_BEYOND)
+    swag_layers: list[str] | None = option(
+        help="layers to smooth, 'a,b,...'", kind="names", optional=True, group=_BEYOND,
+        default_text=f"those in stages {SWAG_FIRST_STAGE}-5")
+    param: str = option(
+        "pixel", help="optimise pixels, or a colour-decorrelated Fourier spectrum (Mordvintsev et al. 2018)",
+        kind="str", check=one_of(PARAMETERIZATIONS), choices=PARAMETERIZATIONS, group=_BEYOND,
+        tiles=(lambda value: value == "pixel", "param pixel"))
+    jitter: int = option(0, help="shift the image by up to this many px each step", kind="int", check=whole(0),
+                         group=_BEYOND,
+                         tiles=(lambda value: value == 0, "no jitter (the moving tiles already shift each step)"))
+    normalize_style_layers: bool = option(
+        False, help="divide each style layer's loss by its target's scale (He et al. 2016)", kind="bool",
+        check=one_of((True, False)), group=_BEYOND)
+    preserve_color: str = option(
+        "none", help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the style the "
+                     "content's colour statistics first (Gatys et al. 2017)",
+        kind="str", check=one_of(COLOR_MODES), choices=COLOR_MODES, group=_BEYOND, batch=True)
+    coarse_levels: int = option(
+        0, help="first optimise at 1/2, 1/4, ... of the size (steps // 2 each), then upsample; the optimiser's "
+                "state carries across", kind="int", check=whole(0), group=_BEYOND)
+    style_blend: list[float] | None = option(
+        help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
+        check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
     # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
-    precision: str = "float32"
-    jit_compile: bool | None = None  # None: the device's measured default (off on CPUs, on on GPUs)
-    # Huge images (issue "Huge images", nstkit/tiling.py): tiles of this many px, None = one pass.
-    tile_size: int | None = None
-    tile_overlap: int = 64  # context px each tile's window reaches past the tile on every side
-    tile_start_dim: int = 1024  # one-pass start at this long side, then tiles at full size; 0 = no start
-    tile_start_steps: int = 200
+    precision: str = option(
+        "float32", help="the network's compute precision; bfloat16 halves the activations' memory "
+                        "(the image and the losses stay float32)", kind="str", check=one_of(PRECISIONS),
+        choices=PRECISIONS, group=_SPEED, widget=("choice", *PRECISIONS),
+        tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
+    jit_compile: bool | None = option(
+        help="compile the step with XLA", kind="bool", check=_tri_state, optional=True, group=_SPEED,
+        default_text="on with a GPU, off on CPUs")
+    # Huge images (nstkit/tiles.py): tiles of this many px, None = one pass.
+    tile_size: int | None = option(
+        help="stylise in tiles of PX px, shifted every step, for images too large for one pass (e.g. 512 with "
+             "--max-dim 4096); --steps then counts the tiled steps at full size", kind="int", check=_tile_size,
+        optional=True, metavar="PX", group=_TILES, default_text="one pass")
+    tile_overlap: int = option(64, help="px of context each tile's window reaches past the tile on every side",
+                               kind="int", check=whole(0), metavar="PX", group=_TILES)
+    tile_start_dim: int = option(1024, help="first stylise in one pass at this long side, then refine with tiles; "
+                                            "0: no start", kind="int", check=_tile_start_dim, metavar="PX",
+                                 group=_TILES)
+    tile_start_steps: int = option(200, help="steps of that one-pass start", kind="int", check=whole(1),
+                                   metavar="N", group=_TILES)
 
     def replace(self, **changes: Any) -> "StyleConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - set(FIELD_NAMES)
         if unknown:
             raise NstkitError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"valid options are {', '.join(f.name for f in dataclasses.fields(self))}")
+                              f"valid options are {', '.join(FIELD_NAMES)}")
         return dataclasses.replace(self, **changes)
 
     def resolved(self) -> "StyleConfig":
-        """Validate, and fill layers and weights from the preset and the defaults."""
-        if self.backbone is not None and self.backbone not in BACKBONES:
-            raise NstkitError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        """Fill in and check every field, in four explicit steps: preset, layers, defaults, validate."""
+        preset, backbone = self._preset()
+        style, content, swag_layers = self._layers(preset, backbone)
+        resolved = dataclasses.replace(self, preset=preset.name, backbone=backbone, style_layers=style,
+                                       content_layers=content, swag_layers=swag_layers, **self._defaults(preset))
+        if self.swag_layers is None and resolved.swag == "none":
+            resolved.swag_layers = []  # nothing smoothed: the default layers would only clutter the record
+        resolved.validate()
+        return resolved
+
+    def _preset(self) -> tuple[Preset, str]:
+        """Step 1: the preset (by name, else the backbone's default) and the backbone it implies."""
+        if self.backbone is not None:
+            one_of(BACKBONES)("backbone", self.backbone)
         preset = get_preset(self.preset or ("vgg19" if self.backbone == "vgg19" else "robust"))
         backbone = self.backbone or preset.backbone
         if backbone != preset.backbone:
             raise NstkitError(f"preset '{preset.name}' is for {preset.backbone}, not {backbone}: "
                               f"use --preset {'vgg19' if backbone == 'vgg19' else 'robust'} or give the layers")
+        return preset, backbone
+
+    def _layers(self, preset: Preset, backbone: str):
+        """Step 2: style, content and smoothed layers, from the overrides or the preset, checked against the catalog."""
+        for name in ("style_layers", "content_layers"):
+            _layer_spec(name, getattr(self, name))
         style = (parse_layers(self.style_layers, "style layers", backbone) if self.style_layers
                  else dict(preset.style_layers))
-        content = (parse_layers(self.content_layers, "content layers", backbone)
-                   if self.content_layers else dict(preset.content_layers))
-        content_weight = _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
-        style_weight = _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
-        swag = _first(self.swag, preset.swag, "none")
-        learning_rate = _first(self.learning_rate, DEFAULT_LEARNING_RATE.get(self.param, 20.0))
+        content = (parse_layers(self.content_layers, "content layers", backbone) if self.content_layers
+                   else dict(preset.content_layers))
         swag_layers = self.swag_layers
-        if swag != "none" and swag_layers is None:
-            from .swag import default_swag_layers
+        if swag_layers is None:
+            from .layers import CATALOGS
 
-            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]), backbone)
-        resolved = dataclasses.replace(self, preset=preset.name, backbone=backbone,
-                                       style_layers=style, content_layers=content,
-                                       content_weight=content_weight, style_weight=style_weight, swag=swag,
-                                       learning_rate=learning_rate,
-                                       swag_layers=list(parse_layers(swag_layers, "swag layers", backbone)) if swag_layers
-                                       else [])
-        resolved.validate()
-        return resolved
+            swag_layers = [name for name in dict.fromkeys([*style, *content])
+                           if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]
+        return style, content, list(parse_layers(swag_layers, "swag layers", backbone)) if swag_layers else []
+
+    def _defaults(self, preset: Preset) -> dict[str, Any]:
+        """Step 3: fields left as None take the preset's value, else nstkit's default."""
+        return {"content_weight": _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT),
+                "style_weight": _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT),
+                "swag": _first(self.swag, preset.swag, "none"),
+                "learning_rate": _first(self.learning_rate,
+                                        preset.learning_rate if self.param == "pixel" else None,
+                                        DEFAULT_LEARNING_RATE.get(self.param, DEFAULT_LEARNING_RATE["pixel"]))}
 
     def validate(self) -> None:
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _check_number(name, getattr(self, name), allow_zero=True)
+        """Step 4: every field's own check, then the rules that tie fields together."""
+        fields.validate(self)
         if self.content_weight == 0 and self.style_weight == 0:
             raise NstkitError("content_weight and style_weight are both 0: nothing to optimise; "
                               "give at least one a positive value")
-        for name in ("learning_rate", "epsilon"):
-            _check_number(name, getattr(self, name), allow_zero=False)
-        for name in ("beta_1", "beta_2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise NstkitError(f"{name} must be in [0, 1), got {value!r}")
-        for name, low in (("steps", 1), ("max_dim", 32), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
-        for name, value, choices in (("swag", self.swag, SWAG_VARIANTS), ("param", self.param, PARAMETERIZATIONS),
-                                     ("preserve_color", self.preserve_color, COLOR_MODES),
-                                     ("precision", self.precision, PRECISIONS)):
-            if value not in choices:
-                raise NstkitError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        for name in ("swag_temperature", "swag_alpha"):
-            _check_number(name, getattr(self, name), allow_zero=False)
-        for name in ("jitter", "coarse_levels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise NstkitError(f"{name} must be a whole number >= 0, got {value!r}")
-        if self.jit_compile not in (None, True, False):
-            raise NstkitError(f"jit_compile must be true, false or null (the device's default), got {self.jit_compile!r}")
-        for name, low in (("tile_overlap", 0), ("tile_start_steps", 1), ("tile_start_dim", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise NstkitError(f"{name} must be a whole number >= {low}, got {value!r}")
-        if 0 < self.tile_start_dim < 32:
-            raise NstkitError(f"tile_start_dim must be 0 (no one-pass start) or >= 32 px, got {self.tile_start_dim}")
         if self.tile_size is not None:
-            if isinstance(self.tile_size, bool) or not isinstance(self.tile_size, int) or self.tile_size < 32:
-                raise NstkitError(f"tile_size must be a whole number of px >= 32 (ResNet-50's smallest input), "
-                                  f"or none for one pass; got {self.tile_size!r}")
-            unsupported = [f"{name}={value!r}" for name, value, ok in (
-                ("param", self.param, self.param == "pixel"), ("swag", self.swag, self.swag in (None, "none")),
-                ("jitter", self.jitter, self.jitter == 0), ("precision", self.precision, self.precision != "float16"))
-                if not ok]
+            unsupported = {name: getattr(self, name) for name, (_, spec) in fields.options(StyleConfig).items()
+                           if spec.tiles and not spec.tiles[0](getattr(self, name))}
             if unsupported:
-                raise NstkitError(f"tiled runs (tile_size) support param pixel, no swag, no jitter (the moving tiles "
-                                  f"already shift each step) and precision float32 or bfloat16; got "
-                                  f"{', '.join(unsupported)}: change it or drop tile_size")
-        for weight in self.style_blend or ():
-            _check_number("style_blend", weight, allow_zero=False)
+                supported = [spec.tiles[1] for _, spec in fields.options(StyleConfig).values() if spec.tiles]
+                got = ", ".join(f"{name}={value!r}" for name, value in unsupported.items())
+                raise NstkitError(f"tiled runs (tile_size) support {', '.join(supported)}; got {got}: "
+                                  "change it or drop tile_size")
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:
             raise NstkitError("no content layers selected; choose a preset or pass content layers")
+
+    def overridden_preset_fields(self) -> list[str]:
+        """The preset-provided fields this (unresolved) config sets to something other than the preset's value.
+
+        The run record lists them, so ``"preset": "robust"`` with other layers never reads as the robust set.
+        """
+        resolved = self.resolved()
+        plain = dataclasses.replace(self, **{name: None for name in PRESET_FIELDS}).resolved()
+        return [name for name in PRESET_FIELDS
+                if getattr(self, name) is not None and getattr(resolved, name) != getattr(plain, name)]
+
+    def blend_weights(self, count: int) -> list[float]:
+        """Blend weights for ``count`` style images, normalised to sum to 1 (equal if not given)."""
+        blend = list(self.style_blend) if self.style_blend else [1.0] * count
+        if len(blend) != count:
+            raise NstkitError(f"style_blend has {len(blend)} weights for {count} style image(s): give one per style")
+        total = sum(blend)
+        return [w / total for w in blend]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,16 +269,27 @@ class StyleConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "StyleConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(StyleConfig))
+OPTIONS = fields.options(StyleConfig)
+# What may differ between the members of one batch: the loss weights, the layers (each member weighs the union
+# of layers with its own weights, zero for layers it does not use), init and seed, colour mode and the images.
+# Everything else shapes the compiled step or the optimiser, so a batch shares it.
+BATCH_VARIES = tuple(name for name, (_, spec) in OPTIONS.items() if spec.batch)
+
+
+PRECISION_ENV = "NSTKIT_PRECISION"
+
+
+def precision_from_environment() -> str | None:
+    """``NSTKIT_PRECISION`` (the notebooks' and the panel's precision), None if unset; a bad value is one line."""
+    value = os.environ.get(PRECISION_ENV) or None
+    if value is not None and value not in PRECISIONS:
+        raise NstkitError(f"{PRECISION_ENV}={value}: use one of {', '.join(PRECISIONS)}")
+    return value
 
 
 def _first(*values):
     return next(v for v in values if v is not None)
-
-
-def _check_number(name: str, value: Any, *, allow_zero: bool) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise NstkitError(f"{name} must be {need}, got {value!r}")

@@ -14,6 +14,7 @@ image in exactly this space and `deprocess` is its exact inverse.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -32,6 +33,8 @@ IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
+# The bundled content and style images (img/content, img/style; licences in img/README.md), in a checkout.
+BUNDLED_IMAGES = Path(__file__).resolve().parents[1] / "img"
 
 
 def load_image(source: ImageInput, max_dim: int | None = None, *, what: str = "image",
@@ -70,20 +73,32 @@ def _open(path: Path, what: str) -> Image.Image:
         raise NstkitError(f"{what} {path} is a directory: give the path of an image file")
     if path.stat().st_size == 0:
         raise NstkitError(f"{what} {path} is empty (0 bytes): re-export or re-download it")
+    return _decode(path, f"{what} {path}")
+
+
+def load_image_bytes(data: bytes, name: str, max_dim: int | None = None, **options) -> np.ndarray:
+    """`load_image` for an upload: ``data`` is the file's bytes, ``name`` what messages call it."""
+    if not data:
+        raise NstkitError(f"{name} is empty (0 bytes): choose another file")
+    return load_image(_decode(io.BytesIO(bytes(data)), name), max_dim, what=name, **options)
+
+
+def _decode(source, label: str) -> Image.Image:
+    """Open and fully decode an image; every failure is one line that names ``label`` and the fix."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; treat both as too large.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pil = Image.open(path)
+            pil = Image.open(source)
             pil.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise NstkitError(
-            f"{what} {path} has more pixels than Pillow's decompression-bomb limit "
+            f"{label} has more pixels than Pillow's decompression-bomb limit "
             f"({Image.MAX_IMAGE_PIXELS:,}): downscale it first, e.g. to 4096 px on the long side") from None
     except Image.UnidentifiedImageError:
-        raise NstkitError(f"{what} {path} is not an image Pillow can read: use JPEG, PNG, WebP, BMP or TIFF") from None
+        raise NstkitError(f"{label} is not an image Pillow can read: use JPEG, PNG, WebP, BMP or TIFF") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise NstkitError(f"{what} {path} is damaged or truncated ({exc}): re-export or re-download it") from None
+        raise NstkitError(f"{label} is damaged or truncated ({exc}): re-export or re-download it") from None
     return pil
 
 
@@ -211,3 +226,12 @@ def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = (),
     with atomic_write(path) as handle:
         image.save(handle, format=image_format, **({"quality": quality} if image_format == "JPEG" else {}))
     return path
+
+
+def bundled_image(name: str, max_dim: int | None = None) -> np.ndarray:
+    """A bundled image by file name, e.g. ``bundled_image("hexagons.png", 512)``, as uint8 RGB."""
+    matches = sorted(BUNDLED_IMAGES.glob(f"*/{name}"))
+    if not matches:
+        raise NstkitError(f"{name} is not a bundled image ({BUNDLED_IMAGES}/content or /style): "
+                          "check the name, or run from a clone of the repository, which holds img/")
+    return load_image(matches[0], max_dim).astype(np.uint8)

@@ -158,6 +158,7 @@ class Preset:
     content_weight: float | None = None
     style_weight: float | None = None
     swag: str | None = None
+    learning_rate: float | None = None  # for pixel runs; None: the seed's 20
     backbone: str = "resnet50"
     source: str = field(default="", compare=False)
 
@@ -221,6 +222,8 @@ _PRESETS = {
                           "conv5_block3_out"]),
             parse_layers(["conv4_block6_out"]),
             swag="softmax",
+            # The softmax makes the loss steep: at the seed's lr of 20 the first step overshoots it 1e4-fold.
+            learning_rate=5.0,
             source="Wang, Li & Vasconcelos, CVPR 2021 (peiwang062/swag, resnet_swag.py)",
         ),
         Preset(

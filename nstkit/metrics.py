@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import NstkitError
+from .images import ImageInput
 
 JUDGE_WEIGHTS = "random:20211"  # a seed no preset or test optimises with
 JUDGE_LAYERS = ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
@@ -89,9 +90,16 @@ def color_distance(output: np.ndarray, reference: np.ndarray, bins: int = 16) ->
     return {"color_histogram": float(histogram), "color_moments": float(moments)}
 
 
-def evaluate(output: np.ndarray, content: np.ndarray, style: np.ndarray, *, optimised_with: str | None = None,
+def evaluate(output: ImageInput, content: ImageInput, style: ImageInput, *, optimised_with: str | None = None,
              judge_weights: str = JUDGE_WEIGHTS) -> dict[str, float]:
-    """Every metric for one output: content SSIMs, held-out Gram distance, colour distances to the style."""
+    """Every metric for one output: content SSIMs, held-out Gram distance, colour distances to the style.
+
+    Each image is a path, a PIL image or an array, as `nstkit.stylize` takes them.
+    """
+    from .images import load_image
+
+    output, content, style = (load_image(image, what=what) for image, what in
+                              ((output, "output image"), (content, "content image"), (style, "style image")))
     return {**content_ssim(output, content),
             "gram_distance": gram_distance(output, style, judge_weights=judge_weights,
                                            optimised_with=optimised_with),

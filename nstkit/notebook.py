@@ -26,12 +26,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import NstkitError
+from .config import precision_from_environment
+from .errors import NstkitError  # noqa: F401  (notebooks catch it as nb.NstkitError)
+from .images import BUNDLED_IMAGES, bundled_image
 from .quiet import import_tensorflow_quietly
-from .folding import PRECISIONS
 
-REPO = Path(__file__).resolve().parents[1]
-IMG = REPO / "img"
+IMG = BUNDLED_IMAGES
+REPO = IMG.parent
 RESULTS = IMG / "results"
 RANDOM_BANNER = ("RANDOM WEIGHTS: these images show the mechanics of each experiment, not what "
                  "ResNet-50's ImageNet features do. Set NSTKIT_WEIGHTS=imagenet (the default) for real results.")
@@ -78,9 +79,7 @@ def setup(verbose: bool = True) -> NotebookSettings:
     weights = os.environ.get("NSTKIT_WEIGHTS") or ("random" if quick else "imagenet")
     steps = int(os.environ.get("NSTKIT_STEPS") or (20 if quick else 1000))
     max_dim = int(os.environ.get("NSTKIT_MAX_DIM") or (64 if quick else 512))
-    precision = os.environ.get("NSTKIT_PRECISION") or "float32"
-    if precision not in PRECISIONS:
-        raise NstkitError(f"NSTKIT_PRECISION={precision}: use one of {', '.join(PRECISIONS)}")
+    precision = precision_from_environment() or "float32"
     device = "GPU" if gpus else "CPU"
     settings = NotebookSettings(weights, quick, steps, max_dim, device, precision)
     if verbose:
@@ -93,12 +92,7 @@ def setup(verbose: bool = True) -> NotebookSettings:
 
 def image(name: str, max_dim: int) -> np.ndarray:
     """A bundled image by file name, e.g. image("hexagons.png", 512)."""
-    from .images import load_image
-
-    matches = sorted(IMG.glob(f"*/{name}"))
-    if not matches:
-        raise FileNotFoundError(f"{name} is not in {IMG}/content or {IMG}/style")
-    return load_image(matches[0], max_dim).astype(np.uint8)
+    return bundled_image(name, max_dim)
 
 
 def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] = (),

@@ -3,9 +3,14 @@
     from nstkit.widgets import StylePanel
     StylePanel(weights="random")          # displays itself in Jupyter / Colab
 
-The run happens in a background thread, so the kernel stays free to handle
-the Stop button (it sets the same `threading.Event` that `stylize` checks
-after every step) and the notebook stays usable. The preview image and the
+The controls are made from the config's own field descriptions (`fields`):
+every `StyleConfig` field with a ``widget`` gets its control, with the
+field's range, and choosing a preset moves the loss weights and the learning
+rate to that preset's values. The run happens in a background thread, so
+the kernel stays free to handle Stop (it sets the same `threading.Event`
+that the run checks between its phases and after every step) and the
+notebook stays usable. One run at a time per kernel: a new panel, or Run on
+another panel, stops the run in progress first. The preview image and the
 loss plot are redrawn every ``preview_every`` steps.
 """
 
@@ -18,13 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from .config import StyleConfig
+from .config import OPTIONS, StyleConfig, precision_from_environment
 from .errors import NstkitError
-from .folding import PRECISIONS
-from .layers import CATALOG, PRESET_NAMES
+from .images import BUNDLED_IMAGES
+from .layers import CATALOG
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-DEFAULT_IMAGE_DIR = Path(__file__).resolve().parents[1] / "img"
+DEFAULT_IMAGE_DIR = BUNDLED_IMAGES
+_PRESET_FIELDS = ("content_weight", "style_weight", "learning_rate")  # what choosing a preset moves
+
+_active_lock = threading.Lock()
+_active: "StylePanel | None" = None  # the panel whose run is in progress in this kernel
 
 
 def enable_colab_widgets() -> bool:
@@ -63,6 +72,37 @@ def loss_plot_png(history: dict[str, list[float]], width: float = 4.0, height: f
     return buffer.getvalue()
 
 
+def control_for(name: str, value: Any):
+    """The ipywidgets control a config field's ``widget`` description asks for, set to ``value``."""
+    import ipywidgets as w
+
+    _, spec = OPTIONS[name]
+    kind, *bounds = spec.widget
+    label = name.replace("_", " ")
+    if kind == "log":
+        low, high, step = bounds
+        return w.FloatLogSlider(value=value, base=10, min=low, max=high, step=step, description=label,
+                                tooltip=spec.help)
+    if kind == "float":
+        low, high, step = bounds
+        return w.FloatSlider(value=value, min=low, max=high, step=step, description=label, tooltip=spec.help)
+    if kind == "int":
+        low, high, step = bounds
+        return w.IntSlider(value=value, min=low, max=high, step=step, description=label, tooltip=spec.help)
+    return w.Dropdown(options=list(bounds), value=value, description=label, tooltip=spec.help)
+
+
+def control_range(name: str) -> tuple[float, float] | tuple[str, ...]:
+    """The values a field's control can show: (low, high) for sliders, the options for a dropdown."""
+    _, spec = OPTIONS[name]
+    kind, *bounds = spec.widget
+    if kind == "log":
+        return 10.0 ** bounds[0], 10.0 ** bounds[1]
+    if kind in ("float", "int"):
+        return bounds[0], bounds[1]
+    return tuple(bounds)
+
+
 class StylePanel:
     """Sliders, pickers, Run/Stop, a live preview and a live loss plot around `nstkit.stylize`."""
 
@@ -71,6 +111,9 @@ class StylePanel:
         import ipywidgets as w
 
         base = config or StyleConfig()
+        precision = precision_from_environment()  # NSTKIT_PRECISION, as the notebooks' runs use it
+        if precision is not None and base.precision == OPTIONS["precision"][0].default:
+            base = base.replace(precision=precision)
         defaults = base.resolved()
         self.weights = weights
         self.result = None
@@ -82,28 +125,20 @@ class StylePanel:
         self._uploads: dict[str, np.ndarray] = {}
 
         image_dir = Path(image_dir)
-        contents = _images_in(image_dir / "content")
-        styles = _images_in(image_dir / "style")
-        self.content = w.Dropdown(options=contents, description="content")
-        self.style = w.Dropdown(options=styles, description="style")
+        self.content = w.Dropdown(options=_images_in(image_dir / "content"), description="content")
+        self.style = w.Dropdown(options=_images_in(image_dir / "style"), description="style")
         self.upload_content = w.FileUpload(accept="image/*", description="upload content")
         self.upload_style = w.FileUpload(accept="image/*", description="upload style")
         self.upload_content.observe(lambda change: self._add_upload(change, self.content), names="value")
         self.upload_style.observe(lambda change: self._add_upload(change, self.style), names="value")
-
-        self.preset = w.Dropdown(options=[*PRESET_NAMES[:-1], "conv_relu:0.5"], value=defaults.preset,
-                                 description="preset")
         self.layers = w.SelectMultiple(options=list(CATALOG), rows=6, description="style layers",
                                        tooltip="empty = the preset's layers")
-        self.style_weight = w.FloatLogSlider(value=defaults.style_weight, base=10, min=0, max=12, step=0.5,
-                                             description="style weight")
-        self.content_weight = w.FloatLogSlider(value=defaults.content_weight, base=10, min=-2, max=6, step=0.5,
-                                               description="content weight")
-        self.learning_rate = w.FloatSlider(value=defaults.learning_rate, min=0.5, max=50, step=0.5, description="lr")
-        self.steps = w.IntSlider(value=base.steps, min=5, max=2000, step=5, description="steps")
-        self.max_dim = w.IntSlider(value=base.max_dim, min=64, max=1024, step=32, description="max size")
-        self.precision = w.Dropdown(options=list(PRECISIONS), value=base.precision, description="precision",
-                                    tooltip="bfloat16: ~2x faster on AMX CPUs and recent GPUs; float16: GPUs")
+        # One control per field that describes one, in the config's order.
+        self.controls = {name: control_for(name, getattr(defaults, name))
+                         for name, (_, spec) in OPTIONS.items() if spec.widget is not None}
+        for name, control in self.controls.items():
+            setattr(self, name, control)
+        self.controls["preset"].observe(lambda change: self.follow_preset(change["new"]), names="value")
         self.preview_every = w.IntSlider(value=preview_every, min=1, max=100, description="preview every")
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -113,10 +148,14 @@ class StylePanel:
         self.preview = w.Image(format="png", width=320)
         self.plot = w.Image(format="png", width=320)
 
-        controls = w.VBox([self.content, self.upload_content, self.style, self.upload_style, self.preset,
-                           self.layers, self.style_weight, self.content_weight, self.learning_rate, self.steps,
-                           self.max_dim, self.precision, self.preview_every, w.HBox([self.run_button, self.stop_button])])
+        controls = w.VBox([self.content, self.upload_content, self.style, self.upload_style,
+                           self.controls["preset"], self.layers,
+                           *(c for n, c in self.controls.items() if n != "preset"),
+                           self.preview_every, w.HBox([self.run_button, self.stop_button])])
         self.widget = w.VBox([w.HBox([controls, w.VBox([self.preview, self.plot])]), self.status])
+        earlier = _stop_active_run()
+        if earlier is not None:
+            self.status.value = f"stopped the run of an earlier panel; weights: {weights}"
         if display:
             enable_colab_widgets()
 
@@ -125,27 +164,29 @@ class StylePanel:
 
         display(self.widget)
 
-    def _add_upload(self, change: dict[str, Any], dropdown) -> None:
-        from .images import load_image
+    def follow_preset(self, preset: str) -> None:
+        """Move the loss weights and the learning rate to ``preset``'s values, and clear the layer override."""
+        resolved = StyleConfig(preset=preset).resolved()
+        self.layers.value = ()
+        for name in _PRESET_FIELDS:
+            self.controls[name].value = getattr(resolved, name)
 
-        for item in change["new"]:
+    def _add_upload(self, change: dict[str, Any], dropdown) -> None:
+        from .images import load_image_bytes
+
+        for item in _uploaded(change["new"]):
             label = f"uploaded: {item['name']}"
             try:
-                from PIL import Image
-
-                self._uploads[label] = load_image(Image.open(io.BytesIO(bytes(item["content"]))),
-                                                  what=item["name"])
-            except (NstkitError, OSError) as exc:
-                self.status.value = f"could not read {item['name']}: {exc}"
+                self._uploads[label] = load_image_bytes(item["content"], item["name"])
+            except NstkitError as exc:
+                self.status.value = f"could not use {item['name']}: {exc}"
                 continue
             dropdown.options = [*dropdown.options, (label, label)]
             dropdown.value = label
 
     def config(self) -> StyleConfig:
-        return StyleConfig(preset=self.preset.value, style_layers=list(self.layers.value) or None,
-                           style_weight=self.style_weight.value, content_weight=self.content_weight.value,
-                           learning_rate=self.learning_rate.value, steps=self.steps.value,
-                           max_dim=self.max_dim.value, precision=self.precision.value, weights=self.weights)
+        values = {name: control.value for name, control in self.controls.items()}
+        return StyleConfig(**values, style_layers=list(self.layers.value) or None, weights=self.weights)
 
     def _source(self, dropdown):
         value = dropdown.value
@@ -156,14 +197,18 @@ class StylePanel:
         return self._thread is not None and self._thread.is_alive()
 
     def run(self) -> None:
-        """Start a run in the background (ignored while one is running)."""
+        """Start a run in the background (ignored while this panel runs; another panel's run is stopped first)."""
+        global _active
         if self.running:
             return
+        earlier = _stop_active_run()
         self._stop.clear()
         self.result, self.error, self.history = None, None, {}
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "starting (building the model)…"
-        self._thread = threading.Thread(target=self._work, args=(self.config(),), daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(self.config(), earlier), daemon=True)
+        with _active_lock:
+            _active = self
         self._thread.start()
 
     def stop(self) -> None:
@@ -176,10 +221,13 @@ class StylePanel:
             self._thread.join(timeout)
         return not self.running
 
-    def _work(self, config: StyleConfig) -> None:
+    def _work(self, config: StyleConfig, earlier: "StylePanel | None") -> None:
+        from .engine import RunStopped
         from .optimize import stylize
 
         try:
+            if earlier is not None:
+                earlier.wait()  # one run at a time: the earlier one stops after its current step
             self.result = stylize(self._source(self.content), self._source(self.style), config,
                                   callbacks=[self._on_progress], stop_event=self._stop)
             self.preview.value = png_bytes(self.result.image)
@@ -187,6 +235,8 @@ class StylePanel:
             self.status.value = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
                                  f"steps, best loss {record['best_loss']:.4g}; weights: "
                                  f"{record['weights']['description']}")
+        except RunStopped as exc:
+            self.status.value = str(exc)
         except NstkitError as exc:
             self.error = str(exc)
             self.status.value = f"error: {exc}"
@@ -205,6 +255,21 @@ class StylePanel:
             self.previews += 1
         self.status.value = (f"step {progress.step}/{progress.steps}  "
                              + "  ".join(f"{k} {v:.3g}" for k, v in progress.losses.items()))
+
+
+def _stop_active_run() -> "StylePanel | None":
+    """Stop the run in progress in this kernel, if any; return its panel (to wait for) or None."""
+    with _active_lock:
+        panel = _active
+    if panel is not None and panel.running:
+        panel.stop()
+        return panel
+    return None
+
+
+def _uploaded(value) -> list[dict[str, Any]]:
+    """FileUpload's value as a list of {name, content} (ipywidgets 8 gives a tuple of dicts)."""
+    return [dict(item) for item in (value.values() if isinstance(value, dict) else value)]
 
 
 def _images_in(folder: Path) -> list[tuple[str, str]]:

@@ -127,7 +127,8 @@ def main() -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     full = result.save(args.out_dir / "coffee_strokes_4096.png")
     record = result.record
-    tile = record["tile_size"]
+    tiled = record["stages"][-1]
+    tile = tiled["tile_size"]
     height, width = result.image.shape[:2]
     made = {
         "made_by": "scripts/make_huge.py",
@@ -136,13 +137,13 @@ def main() -> int:
         "weights_note": "random weights (seed 0), not ImageNet: palette and fine texture, not shapes",
         "image_size": [height, width],
         "tile_size": tile,
-        "tile_overlap": record["tile_overlap"],
-        "start": record["levels"][0] if len(record["levels"]) > 1 else None,
-        "tiled_steps": record["levels"][-1]["steps"],
-        "seconds_per_tiled_step": record["seconds_per_step"],
+        "tile_overlap": tiled["tile_overlap"],
+        "start": record["stages"][0] if len(record["stages"]) > 1 else None,
+        "tiled_steps": tiled["steps_run"],
+        "seconds_per_tiled_step": tiled["seconds_per_step"],
         "wall_time_s": round(wall, 1),
         "peak_rss_gib": round(peak_rss_gib(), 2),
-        "seam_measure": seam_report(result.image, record["tile_offsets"], tile),
+        "seam_measure": seam_report(result.image, tiled["tile_offsets"], tile),
         "full_size_output": str(full.relative_to(ROOT)),
     }
     print(json.dumps(made, indent=2), flush=True)

@@ -50,8 +50,8 @@ def test_a_variant_that_changes_the_step_is_refused():
         nstkit.stylize_batch(CONTENT, STYLE, [{}, {"learning_rate": 5.0}], **TINY)
     with pytest.raises(NstkitError, match="a batch needs one size"):
         nstkit.stylize_batch(CONTENT, STYLE, [{}, {"content": smooth_image(4, 40, 40)}], **TINY)
-    with pytest.raises(NstkitError, match="tile_size runs one image at a time"):
-        nstkit.stylize_batch(CONTENT, STYLE, [{}, {}], tile_size=48, **TINY)
+    with pytest.raises(NstkitError, match="variant 2 changes seed, but the batch shares one sequence of tile offsets"):
+        nstkit.stylize_batch(CONTENT, STYLE, [{}, {"seed": 1}], tile_size=32, tile_start_dim=0, **TINY)
     with pytest.raises(NstkitError, match="at least one variant"):
         nstkit.stylize_batch(CONTENT, STYLE, [], **TINY)
 
@@ -59,7 +59,7 @@ def test_a_variant_that_changes_the_step_is_refused():
 def test_best_images_are_kept_per_member():
     import tensorflow as tf
 
-    from nstkit.optimize import kept_images
+    from nstkit.engine import kept_images
 
     images, best = tf.ones((3, 2, 2, 3)), tf.zeros((3, 2, 2, 3))
     mixed = kept_images(tf.constant([True, False, True]), images, best).numpy()

@@ -49,7 +49,8 @@ def test_python_api_and_cli_defaults_agree():
                  "--steps", "--max-dim", "--init", "--seed", "--weights", "--save-every", "--epsilon", "--beta1"):
         assert flag in done.stdout
     text = " ".join(done.stdout.split())
-    assert "default: 20 in caffe pixel units; 0.05 with --param fourier" in text and "default: robust" in text
+    assert ("default: the preset's, else 20 in caffe pixel units; 0.05 with --param fourier" in text
+            and "default: robust" in text and "default: the preset's, else 1e7" in text)
     for flag in ("--swag", "--swag-temperature", "--param", "--jitter", "--normalize-style-layers",
                  "--preserve-color"):
         assert flag in text

@@ -61,14 +61,15 @@ def test_normalised_layers_change_the_scale_of_the_style_term():
 def test_coarse_to_fine_runs_each_level_and_returns_full_size():
     result = nstkit.stylize(smooth_image(1, 96, 128), STYLE, weights="random", max_dim=128, steps=6,
                             coarse_levels=1)
-    assert result.record["levels"] == [{"scale": 0.5, "steps": 3}, {"scale": 1.0, "steps": 6}]
+    assert [(s["size"], s["steps"], s["steps_run"]) for s in result.record["stages"]] == [([48, 64], 3, 3),
+                                                                                         ([96, 128], 6, 6)]
     assert result.record["steps_run"] == 9 and len(result.history["total"]) == 9
     assert result.image.shape == (96, 128, 3)
 
 
 def test_coarse_levels_stop_at_the_smallest_usable_size():
     result = nstkit.stylize(CONTENT, STYLE, weights="random", max_dim=64, steps=2, coarse_levels=3)
-    assert [level["scale"] for level in result.record["levels"]] == [1.0]  # 48 px content: no room to halve
+    assert [stage["size"] for stage in result.record["stages"]] == [[48, 64]]  # 48 px content: no room to halve
 
 
 def test_two_styles_blend_their_gram_targets():

@@ -59,5 +59,5 @@ def test_table_and_bundled_images():
     text = notebook.table([{"layer": "conv1_relu", "loss": 1234.5678}, {"layer": "x", "loss": 2.0}])
     assert text.splitlines() == ["layer       loss", "conv1_relu  1.23e+03", "x           2"]
     assert notebook.image("hexagons.png", 64).shape == (64, 64, 3)
-    with pytest.raises(FileNotFoundError, match="nope.png"):
+    with pytest.raises(notebook.NstkitError, match="nope.png is not a bundled image"):
         notebook.image("nope.png", 64)

@@ -92,7 +92,7 @@ def test_grid_text_takes_each_field_type():
                     "preset": ["robust"], "style_layers": ["conv1_relu,conv2_block1_out:2", "conv3_block1_out"],
                     "style_blend": [[0.7, 0.3]]}
     assert type(grid["steps"][0]) is int
-    for specs, message in [(["steps=2.5"], "not a whole number"), (["style_weight=x"], "not a number"),
+    for specs, message in [(["steps=2.5"], "steps must be a whole number, got 2.5"), (["style_weight=x"], "not a number"),
                            (["steps"], "must be FIELD=VALUE"), (["steps=2,,3"], "empty value"),
                            (["steps=2", "steps=3"], "given twice"), (["stepz=2"], "did you mean steps")]:
         with pytest.raises(NstkitError, match=message):
@@ -126,7 +126,7 @@ def test_a_stopped_pool_runs_no_queued_job(monkeypatch):
     """Ctrl-C / SIGTERM set the pool's shared flag: a job a worker has already taken off the queue is not run."""
     import threading
 
-    sweep_module = sys.modules["nstkit.sweep"]  # `nstkit.sweep` is the function
+    sweep_module = sys.modules["nstkit.sweep.jobs"]  # `nstkit.sweep` is the function
     stop = threading.Event()
     stop.set()
     monkeypatch.setattr(sweep_module, "_stop_jobs", stop)
@@ -220,7 +220,7 @@ def test_cli_sweep_end_to_end_matches_the_python_api(local, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--grid", "stlye_weight=1e6,1e7"], "did you mean style_weight"),
-    (["--grid", "steps=2.5"], "not a whole number"),
+    (["--grid", "steps=2.5"], "--grid steps must be a whole number, got 2.5"),
     (["--grid", "style_weight=1e6,nan"], "style_weight must be a finite number"),
     (["--grid", "style_weight="], "empty value"),
     (["--grid", "preset=robust", "--preset", "vanilla"], "both in the grid and given as an option"),

@@ -69,7 +69,8 @@ def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
     panel._add_upload({"new": [{"name": "mine.png", "content": memoryview(buffer.getvalue())}]}, panel.content)
     assert panel.content.value == "uploaded: mine.png"
     panel._add_upload({"new": [{"name": "junk.png", "content": memoryview(b"nope")}]}, panel.style)
-    assert "could not read junk.png" in panel.status.value
+    assert "could not use junk.png: junk.png is not an image Pillow can read" in panel.status.value
+    assert "BytesIO" not in panel.status.value
     panel.layers.value = ()
     panel.style_weight.value = 1.0
     panel.steps.value = 2

@@ -1,0 +1,379 @@
+"""The run engine: one loop over a schedule of stages, for one image or a batch, whole or in tiles.
+
+::
+
+    stages:   (64 px, 500 steps, image) ──> (128 px, 1000 steps, image) ──> (4096 px, 100 steps, tiles)
+                       │  image, Adam's moments and step count carried, resized to the next stage
+                       ▼
+    each step:  source.step() ──> (B, 2 + T) losses ──> history, callbacks, stop?  ──> best image kept per member
+
+A run is a list of `Stage` s: a size, a number of steps and a gradient source
+(`sources.SOURCES`: the whole image's compiled step, or tiled windows).
+`RunState` holds what carries from step to step and stage to stage: the image
+parameterisation, the optimiser, the best image, the history. Coarse-to-fine
+levels and the tiled runs' one-pass start are stages of one schedule, so the
+optimiser's state carries across them (crowsonkb/style-transfer-pytorch
+carries Adam's between scales) instead of being thrown away.
+
+Ctrl-C / SIGTERM (in the main thread) or a ``stop_event`` end the run after
+the current step (within one window in a tiled stage); the best image so far
+is returned. Stopped before the first step, there is nothing to return:
+`RunStopped` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .config import StyleConfig
+from .errors import NstkitError
+from .images import deprocess, resize_to, save_image, to_uint8
+from .layers import MIN_IMAGE_SIDE
+from .objective import HISTORY_KEYS, Objective, StageInputs
+from .record import write_record
+
+
+class RunStopped(NstkitError):
+    """Stopped before the first step: no image was computed, so there is none to save."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One part of a run's schedule: ``steps`` steps at ``size`` (height, width), gradients from ``source``."""
+
+    size: tuple[int, int]
+    steps: int
+    source: str = "image"  # a key of `sources.SOURCES`
+    scale: float = 1.0  # the size as a share of the output's; the styles are scaled by it too
+    tile_size: int | None = None  # tiles only
+    tile_overlap: int = 0
+    style_max_dim: int | None = None  # the styles downscaled (never upscaled) to this long side; None: as the image
+
+
+@dataclass
+class Member:
+    """One image being optimised: its config and its inputs, loaded and prepared for the network (full size)."""
+
+    config: StyleConfig
+    inputs: dict[str, Any]  # the run record's description of the inputs (paths, hashes)
+    blend: list[float]
+    content_rgb: np.ndarray  # what the network sees (grey in luminance mode)
+    style_rgbs: list[np.ndarray]
+    init_rgb: np.ndarray
+    finish: Callable[[np.ndarray], np.ndarray]  # the best image (float RGB) -> the output (uint8 RGB)
+    extra: dict[str, Any] = field(default_factory=dict)  # more for its run record (e.g. the preset's overrides)
+
+
+@dataclass
+class Progress:
+    """What a callback sees after each step. ``losses`` are the weighted terms by name; they sum to ``total``."""
+
+    step: int  # steps so far, over all stages
+    steps: int  # steps planned, over all stages
+    losses: dict[str, float]
+    best_loss: float
+    elapsed: float
+    member: int = 0  # which image of a batch (`stylize_batch`); always 0 for `stylize`
+    stage: int = 0  # index into the schedule
+    _state: "RunState" = field(default=None, repr=False)
+
+    @property
+    def weights(self) -> dict[str, Any]:
+        """Which backbone weights this run uses (for snapshot records and figure captions)."""
+        return vars(self._state.objective.weights_info)
+
+    def image(self, as_float: bool = False) -> np.ndarray:
+        """The current image as uint8 RGB, or unrounded float RGB (copies from the device: call it when needed)."""
+        rgb = deprocess(self._state.param.image()[self.member].numpy())
+        return rgb if as_float else to_uint8(rgb)
+
+    def best_image(self) -> np.ndarray:
+        return to_uint8(deprocess(self._state.best_image[self.member].numpy()))
+
+    def stop(self) -> None:
+        """Ask the loop to stop after this step; the best image so far is still returned."""
+        self._state.stop_event.set()
+
+    @property
+    def compiled_step(self):
+        """The stage's step as one `tf.function`, for tools that read its graph (FLOP counts in `benchmarks/`).
+
+        None in a tiled stage, whose step is a Python loop over compiled windows.
+        """
+        return self._state.source.compiled_step
+
+
+Callback = Callable[[Progress], Any]
+
+
+@dataclass
+class Result:
+    """The best image (uint8 RGB), the per-step loss history by term, the resolved config and the run record."""
+
+    image: np.ndarray
+    history: dict[str, list[float]]
+    config: StyleConfig
+    record: dict[str, Any]
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.record.get("stopped_early"))
+
+    def save(self, path, *, protect: Iterable = ()) -> Path:
+        """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``)."""
+        inputs = tuple(protect) + tuple(v["path"] for v in self.record["inputs"].values() if "path" in v)
+        saved = save_image(path, self.image, protect=inputs)
+        write_record(saved, {**self.record, "output": str(saved)})
+        return saved
+
+
+def default_jit_compile() -> bool:
+    """XLA where it pays: on GPUs; not on CPUs, where it measured no faster and 30-45% heavier (BENCHMARKS.md)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class RunState:
+    """What a run carries from step to step and from stage to stage, for B members at once.
+
+    Members share the network, the optimiser settings and the image size;
+    each has its own loss weights, targets, image and best-so-far. The step
+    sums the members' losses: their gradients never mix, and Adam is
+    elementwise, so each member moves exactly as it would alone.
+    """
+
+    def __init__(self, configs: Sequence[StyleConfig], objective: Objective, stop_event: threading.Event):
+        import tensorflow as tf
+
+        from .optim import LossScale
+
+        config = configs[0]
+        self.configs, self.objective, self.stop_event = list(configs), objective, stop_event
+        self.jit_compile = default_jit_compile() if config.jit_compile is None else config.jit_compile
+        self.loss_scale = LossScale() if config.precision == "float16" else None
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")  # over all stages
+        self.param = self.optimizer = self.source = None
+        self.best_image = self.best_loss = self.best_step = None
+
+    def enter(self, start_rgbs: list[np.ndarray]) -> None:
+        """Start a stage from ``start_rgbs`` (float RGB at the stage's size); carry the optimiser's state over."""
+        import tensorflow as tf
+
+        from .optim import Adam
+        from .param import FourierImage, PixelImage
+
+        config = self.configs[0]
+        init = np.stack([np.asarray(rgb, np.float32) for rgb in start_rgbs])
+        previous = self.param
+        self.param = FourierImage(init[0]) if config.param == "fourier" else PixelImage(init)
+        if self.optimizer is None:
+            self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
+                                  float(config.beta_2), float(config.epsilon))
+        else:
+            old, new = previous.variable.shape, self.param.variable.shape
+            # A spectrum's coefficients do not resize like pixels: a Fourier stage starts its moments afresh.
+            resize = _resize_moments if config.param == "pixel" else None
+            self.optimizer = self.optimizer.resized(self.param.variable, resize,
+                                                    (old[1] * old[2]) / (new[1] * new[2]))
+        self.best_image = tf.Variable(self.param.image(), name="best_image", trainable=False)
+        self.best_loss = tf.Variable(np.full(len(self.configs), np.inf, np.float32), trainable=False)
+        self.best_step = tf.Variable(np.zeros(len(self.configs), np.int64), trainable=False)
+
+    def keep_if_best(self, image, totals) -> None:
+        """Per member, keep ``image`` if its loss beats the best so far (TF ops, inside a compiled step)."""
+        import tensorflow as tf
+
+        improved = totals < self.best_loss
+        self.best_image.assign(kept_images(improved, image, self.best_image))
+        self.best_step.assign(tf.where(improved, self.updates, self.best_step))
+        self.best_loss.assign(tf.minimum(totals, self.best_loss))
+
+    def best_rgbs(self) -> list[np.ndarray]:
+        return [deprocess(image) for image in self.best_image.numpy()]
+
+
+def kept_images(improved, images, best_images):
+    """Per batch member, its image where its loss improved, else its best so far.
+
+    Nearly every step improves every member, and then a plain copy is 10x
+    cheaper than a select that broadcasts the per-member mask (4 ms a step at
+    512 px on 2 CPU cores).
+    """
+    import tensorflow as tf
+
+    return tf.cond(tf.reduce_all(improved), lambda: tf.identity(images),
+                   lambda: tf.where(improved[:, None, None, None], images, best_images))
+
+
+def _resize_moments(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(B, H, W, C) -> ``shape``, bilinear: smooth, and never negative where the input is not."""
+    import tensorflow as tf
+
+    return tf.image.resize(array, shape[1:3], method="bilinear").numpy()
+
+
+def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: Iterable[Callback] = (),
+               stop_event: threading.Event | None = None) -> list[Result]:
+    """Optimise every member through ``stages``; one `Result` per member."""
+    from .record import build_record, device_name
+    from .sources import SOURCES
+
+    quiet_retracing_warnings()
+    callbacks = list(callbacks)
+    stop_event = stop_event or threading.Event()
+    configs = [member.config for member in members]
+    total_steps = sum(stage.steps for stage in stages)
+    histories = [{key: [] for key in HISTORY_KEYS} for _ in members]
+    described: list[dict[str, Any]] = []
+    step_times: list[float] = []
+    start = time.perf_counter()
+    state = None
+    with stop_on_signals(stop_event):
+        if stop_event.is_set():
+            raise RunStopped("stopped before the model was built: nothing was computed")
+        objective = Objective(configs)
+        state = RunState(configs, objective, stop_event)
+        start_rgbs = [member.init_rgb for member in members]
+        for index, stage in enumerate(stages):
+            if stop_event.is_set():
+                break
+            inputs = _stage_inputs(members, stage)
+            state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs])
+            targets = objective.targets(inputs)
+            state.source = source = SOURCES[stage.source](objective, state, stage, inputs, targets)
+            stage_times: list[float] = []
+            for _ in range(stage.steps):
+                if stop_event.is_set():
+                    break
+                started = time.perf_counter()
+                values = source.step()
+                if values is None:  # stopped within a tiled step: that step is dropped, no update
+                    break
+                stage_times.append(time.perf_counter() - started)
+                _report(values, histories, callbacks, state, index, total_steps, start)
+            if source.scores_when_stopped or not stop_event.is_set():
+                source.finish()  # the last update's image has no loss yet: score it so it can win
+            step_times.extend(stage_times[1:] or stage_times)  # a stage's first step includes its trace
+            described.append({"size": list(stage.size), "source": stage.source, "steps": stage.steps,
+                              "steps_run": len(stage_times), "step_traces": source.traces(),
+                              "seconds_per_step": round(float(np.median(stage_times[1:] or stage_times)), 4)
+                              if stage_times else None, **source.describe()})
+            start_rgbs = state.best_rgbs()
+    steps_run = len(histories[0]["total"])
+    if steps_run == 0 and stop_event.is_set():
+        raise RunStopped("stopped before the first step: nothing was computed")
+    wall_time = time.perf_counter() - start
+    final_size = tuple(members[0].content_rgb.shape[:2])
+    best_steps, best_losses = state.best_step.numpy(), state.best_loss.numpy()
+    results = []
+    for index, (member, history) in enumerate(zip(members, histories)):
+        record = build_record(
+            config=member.config.to_dict(),
+            **member.extra,
+            weights=vars(objective.weights_info),
+            inputs=member.inputs,
+            style_blend=member.blend,
+            image_size=list(final_size),
+            terms=list(objective.names),
+            stages=described,
+            device=device_name(),
+            steps_planned=total_steps,
+            steps_run=steps_run,
+            stopped_early=steps_run < total_steps,
+            best_stage=len(described) - 1,
+            best_step=int(best_steps[index]),  # updates before the best image, over all stages
+            best_loss=float(best_losses[index]),  # at the best stage's size
+            final_losses={term: values[-1] for term, values in history.items() if values},
+            step_traces=max(stage["step_traces"] for stage in described),  # 1 unless something retraced
+            jit_compile=state.jit_compile,
+            **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
+            wall_time_s=round(wall_time, 3),
+            # The median step, so each stage's first step's tracing (seconds) does not count as speed.
+            seconds_per_step=round(float(np.median(step_times)), 4) if step_times else None,
+        )
+        best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
+        results.append(Result(member.finish(best), history, member.config, record))
+    return results
+
+
+def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
+    """The members' content and styles at a stage's size: styles scaled as the image is, or to the window."""
+    from .images import preprocess, resize_max_dim
+
+    content = np.concatenate([preprocess(resize_to(m.content_rgb, *stage.size)) for m in members])
+    styles = []
+    for member in members:
+        if stage.style_max_dim is not None:
+            styles.append([resize_max_dim(rgb, stage.style_max_dim) for rgb in member.style_rgbs])
+        else:
+            styles.append([resize_to(rgb, *scaled(rgb.shape[:2], stage.scale)) for rgb in member.style_rgbs])
+    return StageInputs(content=content, styles=styles, blends=[member.blend for member in members])
+
+
+def scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    """``shape`` times ``factor``, rounded, no side below ResNet-50's smallest input."""
+    if factor == 1.0:
+        return tuple(shape)
+    return max(MIN_IMAGE_SIDE, round(shape[0] * factor)), max(MIN_IMAGE_SIDE, round(shape[1] * factor))
+
+
+def _report(values: np.ndarray, histories, callbacks, state: RunState, stage: int, total_steps: int,
+            start: float) -> None:
+    names = HISTORY_KEYS
+    for index, (*terms, best_loss) in enumerate(values.tolist()):
+        losses = dict(zip(names, terms))
+        for name, value in losses.items():
+            histories[index][name].append(value)
+        progress = Progress(len(histories[0]["total"]), total_steps, losses, best_loss, time.perf_counter() - start,
+                            index, stage, state)
+        for callback in callbacks:
+            callback(progress)
+
+
+class OneTracePerRunFilter(logging.Filter):
+    """Drop TF's "N calls triggered tf.function retracing" warning: each stage compiles its own step by design.
+
+    Real retracing within a stage is still visible: the run record's ``step_traces`` counts it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_warnings() -> None:
+    """Install `OneTracePerRunFilter` on TF's logger, once."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    if not any(isinstance(f, OneTracePerRunFilter) for f in logger.filters):
+        logger.addFilter(OneTracePerRunFilter())
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop_event: threading.Event):
+    """Turn the first Ctrl-C / SIGTERM into "stop after this step"; a second Ctrl-C aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame):
+        if stop_event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

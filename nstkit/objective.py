@@ -1,0 +1,263 @@
+"""What a run minimises: named, weighted loss terms over the network's features, and their targets.
+
+::
+
+    total = Σ_term  weight[term] × term(features, image)        one value per batch member, shape (B,)
+
+A `LossTerm` is a name, a weight per batch member, its layers (with a weight
+per layer per member) and a function of the features that returns one value
+per member (the small functions of `losses`). Its targets (the content's
+features, the style's Gram matrices) are computed once per stage. A term may
+carry a tiled form for runs that see the image one window at a time: the
+style term's is the linearised style loss (`LinearisedStyle`); a term without
+one is simply evaluated on each window (its gradient there is its share).
+
+The run engine, the record, the progress bar, the widgets and sweeps read
+terms by name (`TERM_NAMES`), so a new loss is one builder in `TERM_BUILDERS`
+and touches neither the engine nor the CLI. TensorFlow is imported only when
+a term is evaluated, so the names are cheap to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .config import StyleConfig
+from .images import preprocess
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """The images a stage's targets come from, at that stage's size: one entry per batch member."""
+
+    content: np.ndarray  # (B, H, W, 3) caffe BGR
+    styles: list[list[np.ndarray]]  # each member's style images, RGB
+    blends: list[list[float]]  # each member's style blend weights (sum 1)
+
+
+@dataclass
+class LossTerm:
+    """One named part of the loss. ``loss(features, image, targets)`` returns the unweighted (B,) values."""
+
+    name: str
+    weights: np.ndarray  # (B,): the term's weight for each member
+    layers: dict[str, np.ndarray]  # layer -> (B,) weights; empty for terms of the image itself
+    loss: Callable[[dict, Any, Any], Any]
+    targets: Callable[["Objective", StageInputs], Any] | None = None
+    window_targets: bool = False  # tiled runs: targets from the content's own window, not once per stage
+    tiled: Any = None  # a tiled form (see `LinearisedStyle`); None: evaluate the term on each window
+
+    @property
+    def used(self) -> bool:
+        return bool(np.any(self.weights))
+
+
+def _per_member(configs: Sequence[StyleConfig], layers_of: Callable[[StyleConfig], dict]) -> dict[str, np.ndarray]:
+    """The union of the members' layers, each with one weight per member (0 where a member does not use it)."""
+    names = list(dict.fromkeys(name for config in configs for name in layers_of(config)))
+    return {name: np.asarray([layers_of(c).get(name, 0.0) for c in configs], np.float32) for name in names}
+
+
+def content_term(configs: Sequence[StyleConfig]) -> LossTerm:
+    """Gatys et al. 2016: the mean squared difference of activations keeps the content's layout."""
+    layers = _per_member(configs, lambda c: c.content_layers)
+
+    def loss(features, image, targets):
+        from .losses import content_loss, mean_over_layers
+
+        return mean_over_layers({n: content_loss(features[n], targets[n]) for n in layers}, _tensors(layers))
+
+    def targets(objective: "Objective", inputs: StageInputs):
+        features = objective.features(_constant(inputs.content))
+        return {name: features[name] for name in layers}
+
+    return LossTerm("content", _weights(configs, "content_weight"), layers, loss, targets, window_targets=True)
+
+
+def style_term(configs: Sequence[StyleConfig]) -> LossTerm:
+    """Gatys et al. 2016: Gram matrices (channel co-activations) carry texture and palette, not layout."""
+    layers = _per_member(configs, lambda c: c.style_layers)
+    normalise = configs[0].normalize_style_layers
+
+    def loss(features, image, targets):
+        from .losses import gram_matrix, style_loss
+
+        grams, scales = targets
+        return style_loss({n: gram_matrix(features[n]) for n in layers}, grams, _tensors(layers), scales)
+
+    def targets(objective: "Objective", inputs: StageInputs):
+        return objective.style_targets(inputs, list(layers), normalise)
+
+    return LossTerm("style", _weights(configs, "style_weight"), layers, loss, targets,
+                    tiled=LinearisedStyle(layers))
+
+
+def tv_term(configs: Sequence[StyleConfig]) -> LossTerm:
+    """Total variation: the mean squared difference of neighbouring pixels, against high-frequency noise."""
+    def loss(features, image, targets):
+        from .losses import total_variation_loss
+
+        return total_variation_loss(image)
+
+    return LossTerm("tv", _weights(configs, "tv_weight"), {}, loss)
+
+
+# The terms every run has, in the order the history, the record, the progress bar and sweeps show them.
+TERM_BUILDERS = (content_term, style_term, tv_term)
+TERM_NAMES = ("content", "style", "tv")
+HISTORY_KEYS = ("total", *TERM_NAMES)
+
+
+def build_terms(configs: Sequence[StyleConfig]) -> list[LossTerm]:
+    terms = [build(configs) for build in TERM_BUILDERS]
+    assert tuple(t.name for t in terms) == TERM_NAMES, "TERM_NAMES must list TERM_BUILDERS' terms in order"
+    return terms
+
+
+class Objective:
+    """The network as the losses see it (SWAG smoothing applied), the named terms, and their targets.
+
+    Built once per run for all its members and stages: the backbone, the
+    BatchNorm-folded extractor cut at the deepest layer any term uses, and the
+    style Grams, cached by the style image's bytes (members of a sweep usually
+    share their style; a stage reuses the previous one's if its style size is the same).
+    """
+
+    def __init__(self, configs: Sequence[StyleConfig]):
+        from .backbone import FeatureExtractor, load_backbone
+        from .swag import smoothing
+
+        config = configs[0]  # what the members share
+        self.configs = list(configs)
+        self.terms = build_terms(configs)
+        model, self.weights_info = load_backbone(config.backbone, config.weights)
+        layers = list(dict.fromkeys(name for term in self.terms for name in term.layers))
+        self.extractor = FeatureExtractor(model, layers, config.backbone, config.precision)
+        self.smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
+        self.smoothed_layers = set(config.swag_layers) if self.smooth else set()
+        self._grams: dict[bytes, dict] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(term.name for term in self.terms)
+
+    def weights(self) -> np.ndarray:
+        """(B, T): each member's weight of each term."""
+        return np.stack([term.weights for term in self.terms], axis=1)
+
+    def features(self, image, native: bool = False) -> dict:
+        """Activations, with SWAG smoothing on the chosen layers (targets and image alike).
+
+        ``native`` keeps the network's precision (the step's bfloat16 Gram
+        products); targets are computed in float32.
+        """
+        features = self.extractor.native_activations(image) if native else self.extractor(image)
+        return {n: self.smooth(f) if n in self.smoothed_layers else f for n, f in features.items()}
+
+    def targets(self, inputs: StageInputs) -> dict[str, Any]:
+        """Each used term's targets for one stage (terms whose targets come from each window are left out)."""
+        return {term.name: term.targets(self, inputs) for term in self.terms
+                if term.used and term.targets is not None}
+
+    def values(self, image, targets: dict[str, Any], features: dict | None = None):
+        """(B, T) unweighted term values of ``image`` (unused terms read 0, without being computed)."""
+        import tensorflow as tf
+
+        features = self.features(image, native=True) if features is None else features
+        zero = tf.zeros([len(self.configs)])
+        return tf.stack([term.loss(features, image, targets.get(term.name)) if term.used else zero
+                         for term in self.terms], axis=1)
+
+    def style_targets(self, inputs: StageInputs, layers: list[str], normalise: bool):
+        """The style Grams each member matches (its styles' Grams mixed by its blend), and their scales."""
+        import tensorflow as tf
+
+        from .losses import gram_matrix, style_layer_scales
+
+        members = []
+        for styles, blend in zip(inputs.styles, inputs.blends):
+            mixed: dict = {}
+            for style_rgb, share in zip(styles, blend):
+                key = (style_rgb.shape, style_rgb.tobytes())
+                if key not in self._grams:
+                    features = self.features(tf.constant(preprocess(style_rgb)))
+                    self._grams[key] = {name: gram_matrix(features[name]) for name in layers}
+                for name in layers:
+                    mixed[name] = mixed.get(name, 0.0) + share * self._grams[key][name]
+            members.append(mixed)
+        grams = {name: tf.concat([member[name] for member in members], axis=0) for name in layers}
+        return grams, (style_layer_scales(grams) if normalise else None)
+
+
+@dataclass
+class LinearisedStyle:
+    """The style term's tiled form: one style loss for the whole image, its gradient taken window by window.
+
+    The Gram matrix is an average over positions, so the whole image's Gram
+    is the windows' Grams averaged by their tiles' areas (`window_stats`,
+    accumulated by the tiled source). The style loss is ``mean((G - T)²)``, so
+    its gradient is ``mean(2 (G - T) ⊙ dG/dx)``: with the whole image's
+    ``mismatch = G - T`` held fixed (from the previous pass over the windows,
+    one update old), the gradient of ``mean(2 · mismatch ⊙ G_window)`` is that
+    gradient as it flows through one window's Gram (`window_objective`). A
+    first version gave each window its own style loss against the targets:
+    windows of different content (a dark corner, a lit cup) then pulled their
+    pixels in different directions, and the blend band stayed visible as a
+    texture edge in flat areas of a 4096 px run.
+    """
+
+    layers: dict[str, np.ndarray]
+    mismatch: dict = field(default_factory=dict)  # layer -> tf.Variable (B, C, C), set by `start`
+
+    def start(self, targets) -> None:
+        import tensorflow as tf
+
+        grams, _ = targets
+        self.mismatch = {n: tf.Variable(tf.zeros_like(g), trainable=False) for n, g in grams.items()}
+
+    def window_stats(self, features) -> dict:
+        from .losses import gram_matrix
+
+        return {n: gram_matrix(features[n]) for n in self.layers}
+
+    def window_objective(self, stats, targets):
+        import tensorflow as tf
+
+        from .losses import _mean_per_member
+
+        _, scales = targets
+        weights = _tensors(self.layers)
+        total_weight = sum(weights.values())
+        return tf.add_n([(weight / total_weight) * _mean_per_member(2.0 * tf.stop_gradient(self.mismatch[n]) * stats[n])
+                         / (scales[n] if scales else 1.0) for n, weight in weights.items()])
+
+    def value(self, stats: dict[str, np.ndarray], targets):
+        """The whole image's style loss from its area-averaged Grams; keeps their mismatch for the next step."""
+        import tensorflow as tf
+
+        from .losses import style_loss
+
+        grams_of_targets, scales = targets
+        grams = {n: tf.constant(g, tf.float32) for n, g in stats.items()}
+        for name, mismatch in self.mismatch.items():
+            mismatch.assign(grams[name] - grams_of_targets[name])
+        return style_loss(grams, grams_of_targets, _tensors(self.layers), scales)
+
+
+def _weights(configs: Sequence[StyleConfig], name: str) -> np.ndarray:
+    return np.asarray([getattr(c, name) for c in configs], np.float32)
+
+
+def _tensors(layers: dict[str, np.ndarray]) -> dict:
+    import tensorflow as tf
+
+    return {name: tf.constant(weights) for name, weights in layers.items()}
+
+
+def _constant(array):
+    import tensorflow as tf
+
+    return tf.constant(array) if isinstance(array, np.ndarray) else array

@@ -1,0 +1,194 @@
+"""Parameter sweeps: `sweep(content, style, grid, executor=...) -> SweepResult`.
+
+A sweep runs `stylize` once per point of a grid of `StyleConfig` values and
+gathers a tidy table (one row per run) and a contact sheet::
+
+    grid {style_weight: [1e6, 1e7], preset: [robust, vanilla]}
+      -> jobs 0..3, last key fastest -> executor.submit(run_job, job, content, style) -> rows + images
+
+By concern: `grid` (the grid, its text form, the jobs), `jobs` (running one
+job; the local process pool; Dask), `results` (table, CSV, JSON) and `sheet`
+(the contact sheet); this module ties them together. Every job's config is
+validated before the first one is submitted; a job that fails while running
+only loses its own row's image (its row says why). Ctrl-C or SIGTERM stop
+the whole sweep within a step, workers included.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..config import INIT_CHOICES, StyleConfig
+from ..errors import NstkitError
+from ..images import ImageInput, check_output_path, load_image
+from .grid import FIELDS, SweepJob, expand_grid, grid_axes, parse_grid, short_value
+from .jobs import METRIC_COLUMNS, JobOutcome, LocalPool, dask_client, default_executor, failed_row, run_job
+from .results import SUMMARY_FILES, SweepResult
+from .sheet import SHEET_GAP, thumbnail
+
+__all__ = ["sweep", "SweepResult", "SweepJob", "expand_grid", "parse_grid", "grid_axes", "short_value", "run_job",
+           "LocalPool", "dask_client", "FIELDS", "METRIC_COLUMNS", "SHEET_GAP", "SUMMARY_FILES", "thumbnail"]
+
+
+def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: Mapping[str, Sequence],
+          config: StyleConfig | None = None, *, executor: concurrent.futures.Executor | None = None,
+          workers: int | None = None, out_dir: os.PathLike | str | None = None, overwrite: bool = False,
+          on_row: Callable[[dict], Any] | None = None, **options: Any) -> SweepResult:
+    """Run `stylize` for every point of ``grid`` on ``executor``; rows and images come back in grid order.
+
+    ``grid`` maps `StyleConfig` fields to lists of values; ``options`` fix
+    other fields for every job (as in `stylize`). ``executor`` is any
+    `concurrent.futures.Executor`, e.g. ``distributed.Client(address).get_executor()``;
+    without one, ``workers`` local processes run the jobs and are shut down
+    after. Paths travel as paths (a cluster's workers must see them), arrays
+    are pickled. With ``out_dir``, each image and its run record are saved as
+    its job finishes, then `SweepResult.save` writes the table, the contact
+    sheet and sweep.json there; existing sweep outputs are refused unless
+    ``overwrite``. ``on_row`` sees each row as its job finishes.
+    """
+    jobs = expand_grid(grid, config, **options)
+    # PIL images become arrays (plain data to pickle); paths stay paths.
+    content = _portable(content)
+    styles = [_portable(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
+    style_arg = styles if isinstance(style, (list, tuple)) else styles[0]  # as stylize would get it
+    for job in jobs:
+        try:
+            job.config.resolved().blend_weights(len(styles))
+        except NstkitError as error:
+            raise NstkitError(f"grid point {job.label()}: {error}") from None
+    if executor is not None and workers is not None:
+        raise NstkitError("workers sets the size of the default local pool; with your own executor, size that instead")
+    _check_inputs(content, styles, jobs, local=executor is None)
+    outputs = _plan_outputs(Path(out_dir), jobs, overwrite) if out_dir is not None else None
+    inputs = tuple(s for s in (content, *styles) if isinstance(s, (str, os.PathLike)))  # never overwritten
+
+    own_executor = executor is None
+    executor = executor or default_executor(workers, len(jobs))
+    try:
+        outcomes = _gather(executor, jobs, content, style_arg, outputs, inputs, on_row)
+    finally:
+        if own_executor:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    result = SweepResult(
+        grid=grid_axes(grid),
+        config=(config or StyleConfig()).replace(**options),
+        rows=[outcome.row for outcome in outcomes],
+        images=[outcome.result.image if outcome.result else None for outcome in outcomes],
+        records=[outcome.result.record if outcome.result else None for outcome in outcomes],
+        inputs={"content": _describe(content), "style": [_describe(s) for s in styles]})
+    if out_dir is not None:
+        result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
+    return result
+
+
+def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[JobOutcome]:
+    """Submit every job, then take each outcome as it finishes (saving its image if asked): grid order out."""
+    if isinstance(executor, LocalPool):
+        executor.stop_event.clear()  # a pool reused after an interrupted sweep
+    outcomes: list[JobOutcome] = [None] * len(jobs)
+    futures: dict[concurrent.futures.Future, SweepJob] = {}
+    try:
+        with _sigterm_as_interrupt():
+            futures = {executor.submit(run_job, job, content, style): job for job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # noqa: BLE001 - the worker died or the result did not come back
+                    outcome = JobOutcome(failed_row(job, error, None), None)
+                if outputs is not None:
+                    outcome.row["output"] = (str(outcome.result.save(outputs[job.index], protect=inputs))
+                                             if outcome.result is not None else None)
+                outcomes[job.index] = outcome
+                if on_row is not None:
+                    on_row(outcome.row)
+    except BaseException:  # Ctrl-C, SIGTERM, a failing on_row: stop what runs, start nothing more
+        if isinstance(executor, LocalPool):
+            executor.stop_jobs()
+        raise
+    finally:
+        for future in futures:
+            future.cancel()
+    return outcomes
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a sweep waits on its jobs, SIGTERM ends it like Ctrl-C (so its worker processes stop too)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> None:
+    """Fail on a bad image or weights file before any job starts.
+
+    A path is checked only when the jobs run here (the default pool): a
+    cluster's workers may see files this machine does not.
+    """
+    from ..backbone import parse_weights  # TensorFlow-free
+
+    images = [(content, "content image"),
+              *((s, "style image" if len(styles) == 1 else f"style image {i + 1}") for i, s in enumerate(styles))]
+    for max_dim in sorted({job.config.max_dim for job in jobs}):
+        for source, what in images:
+            if local or not isinstance(source, (str, os.PathLike)):
+                load_image(source, max_dim, what=what)
+    for weights in dict.fromkeys(job.config.weights for job in jobs):
+        if local or weights == "imagenet" or weights.startswith("random"):
+            parse_weights(weights)
+    if local:
+        for init in dict.fromkeys(job.config.init for job in jobs):
+            if init not in INIT_CHOICES:
+                load_image(init, None, what="init image", check_min_size=False)
+
+
+def _plan_outputs(out_dir: Path, jobs: Sequence[SweepJob], overwrite: bool) -> dict[int, Path]:
+    """Each job's image path; refuse a folder that already holds outputs of a sweep like this one."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NstkitError(f"output folder {out_dir} is a file: choose a folder")
+    paths = {job.index: out_dir / f"{job.file_stem()}.png" for job in jobs}
+    planned = [*paths.values(), *(p.with_suffix(".json") for p in paths.values()),
+               *(out_dir / name for name in SUMMARY_FILES)]
+    existing = [p.name for p in planned if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 2} more" if len(existing) > 2 else ""
+        raise NstkitError(f"{out_dir} already holds sweep outputs ({', '.join(existing[:2])}{more}): "
+                          "choose an empty folder, or pass overwrite=True (--overwrite) to replace them")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NstkitError(f"could not create output folder {out_dir} ({error.strerror}): "
+                          "choose a folder you can write to") from None
+    check_output_path(paths[jobs[0].index])  # writable? (a real probe)
+    return paths
+
+
+def _portable(source: Any) -> Any:
+    return np.asarray(source) if isinstance(source, Image.Image) else source
+
+
+def _describe(source: Any) -> dict[str, Any]:
+    if isinstance(source, (str, os.PathLike)):
+        return {"path": str(source)}
+    return {"array_shape": list(np.shape(source))}

@@ -1,0 +1,107 @@
+"""A sweep's results: one row, image and run record per grid point, as a table, a CSV, a contact sheet and JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import StyleConfig
+from ..errors import NstkitError
+from ..files import atomic_write
+from ..images import save_image
+from ..record import build_record
+from .grid import short_value
+from .sheet import contact_sheet
+
+SUMMARY_FILES = ("sweep.csv", "contact_sheet.png", "sweep.json")
+
+
+@dataclass
+class SweepResult:
+    """One row, image and run record per grid point, in grid order (``None`` image for a failed job)."""
+
+    grid: dict[str, list]
+    config: StyleConfig  # the base config every job started from, options applied, unresolved
+    rows: list[dict[str, Any]]
+    images: list[np.ndarray | None]
+    records: list[dict[str, Any] | None]
+    inputs: dict[str, Any]
+
+    @property
+    def varied(self) -> list[str]:
+        """Grid keys with more than one value (all keys if none varies): what tells the runs apart."""
+        return [key for key, values in self.grid.items() if len(values) > 1] or list(self.grid)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows if row.get("error")]
+
+    def labels(self) -> list[str]:
+        return [" ".join(f"{key}={short_value(row[key])}" for key in self.varied) for row in self.rows]
+
+    def table(self, columns: Sequence[str] | None = None, floats: str = "{:.4g}") -> str:
+        """A markdown table of the rows; by default every column that is not empty in every row."""
+        columns = list(columns or (c for c in self.rows[0] if any(row.get(c) is not None for row in self.rows)))
+
+        def cell(value):
+            text = "" if value is None else floats.format(value) if isinstance(value, float) else str(value)
+            return text.replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def to_csv(self, path: os.PathLike | str) -> Path:
+        """Every column of every row, written atomically (an empty cell is ``None``)."""
+        path = Path(path)
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        with atomic_write(path, "w") as handle:
+            writer = csv.DictWriter(handle, columns, lineterminator="\n")
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({key: _csv_cell(row.get(key)) for key in columns})
+        return path
+
+    def contact_sheet(self, thumb: int = 128, columns: int | None = None) -> np.ndarray:
+        """Thumbnails in a grid (the last varied key along a row), each labelled with the values that vary."""
+        count = len(self.rows)
+        columns = columns or min(count, len(self.grid[self.varied[-1]]) if len(self.varied) > 1 else count, 8)
+        labels = [[f"{key}={short_value(row[key])}" for key in self.varied] for row in self.rows]
+        return contact_sheet(self.images, labels, columns, thumb)
+
+    def save(self, directory: os.PathLike | str, *, overwrite: bool = False, thumb: int = 128) -> list[Path]:
+        """Write ``sweep.csv``, ``contact_sheet.png`` and ``sweep.json`` (grid, base config, inputs, rows)."""
+        directory = Path(directory)
+        paths = [directory / name for name in SUMMARY_FILES]
+        existing = [p.name for p in paths if p.exists()]
+        if existing and not overwrite:
+            raise NstkitError(f"{directory} already holds {', '.join(existing)}: choose another folder "
+                              "or pass overwrite=True")
+        directory.mkdir(parents=True, exist_ok=True)
+        csv_path, sheet_path, json_path = paths
+        self.to_csv(csv_path)
+        save_image(sheet_path, self.contact_sheet(thumb))
+        # The grid as a list: canonical JSON sorts keys, and the order of the fields is the order of the jobs.
+        summary = build_record(grid=[{"field": key, "values": values} for key, values in self.grid.items()],
+                               config=self.config.to_dict(), inputs=self.inputs, rows=self.rows)
+        with atomic_write(json_path, "w") as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True, default=_jsonable)
+            handle.write("\n")
+        return paths
+
+
+def _csv_cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
