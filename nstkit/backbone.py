@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import NstkitError
 from .layers import CATALOGS, check_layer_name, deepest
+from .quiet import import_tensorflow_quietly
 
 # The file keras.applications.ResNet50(include_top=False, weights="imagenet") downloads.
 # Same name, origin and md5 as keras/src/applications/resnet.py; tests pin them to Keras' own.
@@ -136,6 +137,7 @@ def load_backbone(backbone: str = "resnet50", weights: str = "imagenet"):
     if (backbone, weights) in _BACKBONES:
         return _BACKBONES[backbone, weights]
     kind, arg = parse_weights(weights)
+    import_tensorflow_quietly()  # before Keras imports it, so its C++ start-up lines stay off stderr
     import keras
 
     builder = keras.applications.VGG19 if backbone == "vgg19" else keras.applications.ResNet50

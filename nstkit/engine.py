@@ -136,13 +136,6 @@ class Result:
         return saved
 
 
-def default_jit_compile() -> bool:
-    """XLA where it pays: on GPUs; not on CPUs, where it measured no faster and 30-45% heavier (BENCHMARKS.md)."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 class RunState:
     """What a run carries from step to step and from stage to stage, for B members at once.
 
@@ -155,6 +148,7 @@ class RunState:
     def __init__(self, configs: Sequence[StyleConfig], objective: Objective, stop_event: threading.Event):
         import tensorflow as tf
 
+        from .device import default_jit_compile
         from .optim import LossScale
 
         config = configs[0]
@@ -225,9 +219,12 @@ def _resize_moments(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: Iterable[Callback] = (),
                stop_event: threading.Event | None = None) -> list[Result]:
     """Optimise every member through ``stages``; one `Result` per member."""
-    from .record import build_record, device_name
+    from .device import device_name
+    from .quiet import import_tensorflow_quietly
+    from .record import build_record
     from .sources import SOURCES
 
+    import_tensorflow_quietly()
     quiet_retracing_warnings()
     callbacks = list(callbacks)
     stop_event = stop_event or threading.Event()

@@ -2,8 +2,9 @@
 
 Every problem a user can cause (a bad path, an unknown layer, a weight of NaN)
 is raised as `NstkitError` with a one-line message that names the problem and
-the fix. The CLI prints that line and exits with status 2, so a traceback
-always means a bug in nstkit, never a mistake by the user.
+the fix. The CLI prints that line and exits with status 2, and a notebook
+shows just that line, so a traceback always means a bug in nstkit, never a
+mistake by the user.
 """
 
 
@@ -11,3 +12,7 @@ class NstkitError(ValueError):
     """A problem with the user's input, phrased as one actionable line."""
 
     exit_code = 2
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows these lines instead of a traceback: in a notebook too, a user's mistake is one line."""
+        return [f"nstkit: error: {self}"]

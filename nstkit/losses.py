@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import tensorflow as tf
+from .quiet import import_tensorflow_quietly
+
+tf, _ = import_tensorflow_quietly()  # TF's C++ start-up lines kept off the user's stderr
 
 
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:

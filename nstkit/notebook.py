@@ -1,18 +1,24 @@
-"""What the numbered notebooks share: settings from the environment, figures, captions.
+"""What the numbered notebooks share: settings from the environment, the cost up front, captioned figures.
 
-Each notebook's set-up cell calls `setup()`. One place decides the weights
-and the size of every run:
+Each notebook calls `setup` once, with the size and step count at which its
+experiment shows in showcase mode. One place decides the weights and the
+size of every run, from the environment (in Jupyter or Colab, set them
+before `setup` runs: ``%env NSTKIT_MODE=showcase`` or ``os.environ[...]``):
 
-- ``NSTKIT_WEIGHTS``: ``imagenet`` (default), ``random[:SEED]`` or a path;
-- ``NSTKIT_QUICK=1``: tiny images, few steps, random weights, so every
-  notebook runs top to bottom in CI (nbval) in well under a minute;
-- ``NSTKIT_STEPS`` / ``NSTKIT_MAX_DIM``: override the run length and size;
-- ``NSTKIT_PRECISION``: ``float32`` (default), ``bfloat16`` (AMX CPUs, recent GPUs) or
-  ``float16`` (GPUs): the network's compute precision, for faster runs on Colab's GPUs.
+- ``NSTKIT_MODE``: ``full`` (the default: ImageNet weights, the seed's 512 px
+  and 1000 steps), ``showcase`` (random weights, each notebook's own size and
+  steps, a few minutes on a 2-core CPU: how the stored outputs and the
+  README's figures are made) or ``quick`` (64 px, 20 steps, random weights:
+  how CI checks the notebooks; ``NSTKIT_QUICK=1`` says the same);
+- ``NSTKIT_WEIGHTS``: ``imagenet``, ``random[:SEED]`` or a path, over the mode's;
+- ``NSTKIT_STEPS`` / ``NSTKIT_MAX_DIM``: the run length and size, over the mode's;
+- ``NSTKIT_PRECISION``: ``float32``, ``bfloat16`` or ``float16``; by default
+  the precision that pays on this device in showcase mode and on GPUs
+  (`device.preferred_precision`), float32 (the seed's exact objective) on a CPU otherwise.
 
-When the weights are random, `setup` prints a banner, and every saved
-figure's caption says so: such images show the mechanics, not what
-ResNet-50's learned features do.
+With random weights `setup` prints a banner, and every figure's caption says
+so: such images show the mechanics, not what ResNet-50's learned features do.
+A bad setting is one line (no traceback), naming the variable and the fix.
 """
 
 from __future__ import annotations
@@ -26,16 +32,19 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import precision_from_environment
-from .errors import NstkitError  # noqa: F401  (notebooks catch it as nb.NstkitError)
+from . import fields
+from .config import OPTIONS, precision_from_environment
+from .errors import NstkitError
 from .images import BUNDLED_IMAGES, bundled_image
 from .quiet import import_tensorflow_quietly
 
 IMG = BUNDLED_IMAGES
 REPO = IMG.parent
 RESULTS = IMG / "results"
+MODES = ("full", "showcase", "quick")
 RANDOM_BANNER = ("RANDOM WEIGHTS: these images show the mechanics of each experiment, not what "
                  "ResNet-50's ImageNet features do. Set NSTKIT_WEIGHTS=imagenet (the default) for real results.")
+CAPTION_FONT = 8
 
 
 @dataclass(frozen=True)
@@ -46,15 +55,21 @@ class NotebookSettings:
     max_dim: int
     device: str
     precision: str = "float32"
+    mode: str = "full"
 
     @property
     def random_weights(self) -> bool:
         return self.weights.startswith("random")
 
-    def caption(self, text: str) -> str:
+    @property
+    def showcase(self) -> bool:
+        return self.mode == "showcase"
+
+    def caption(self, text: str, *, steps: int | None = None, max_dim: int | None = None) -> str:
+        """``text`` and what made the figure: the weights, the steps, the size (and a low precision)."""
         made = "random weights, not ImageNet" if self.random_weights else f"weights: {self.weights}"
         precision = "" if self.precision == "float32" else f", {self.precision}"
-        return f"{text} ({made}; {self.steps} steps, {self.max_dim} px{precision})"
+        return f"{text} ({made}; {steps or self.steps} steps, {max_dim or self.max_dim} px{precision})"
 
     def run_options(self, **overrides) -> dict:
         """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
@@ -62,32 +77,108 @@ class NotebookSettings:
         return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, **precision, **overrides}
 
 
-def setup(verbose: bool = True) -> NotebookSettings:
-    """Read the environment, import TensorFlow without log noise, report weights and device."""
+def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
+    """Read the environment, import TensorFlow without log noise, report the weights and the device.
+
+    ``showcase_steps`` / ``showcase_max_dim``: this notebook's size and length in showcase mode.
+    """
+    from . import device
     from .widgets import enable_colab_widgets
 
     import matplotlib
 
-    _, gpus = import_tensorflow_quietly()
+    settings = settings_from_environment(showcase_steps, showcase_max_dim)
+    import_tensorflow_quietly()
     enable_colab_widgets()
     matplotlib.rcParams["figure.dpi"] = 72  # inline figures at screen size keep stored notebooks small
     with contextlib.suppress(ImportError):  # JPEG: grids of noisy images are ~10x smaller than PNG
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": 80})
-    quick = os.environ.get("NSTKIT_QUICK", "") not in ("", "0")
-    weights = os.environ.get("NSTKIT_WEIGHTS") or ("random" if quick else "imagenet")
-    steps = int(os.environ.get("NSTKIT_STEPS") or (20 if quick else 1000))
-    max_dim = int(os.environ.get("NSTKIT_MAX_DIM") or (64 if quick else 512))
-    precision = precision_from_environment() or "float32"
-    device = "GPU" if gpus else "CPU"
-    settings = NotebookSettings(weights, quick, steps, max_dim, device, precision)
+    settings = NotebookSettings(**{**vars(settings), "device": device.describe(),
+                                   "precision": settings.precision or _default_precision(settings.mode)})
     if verbose:
-        print(f"nstkit: weights={weights} steps={steps} max_dim={max_dim} device={device}"
-              + (f" precision={precision}" if precision != "float32" else "") + (" quick mode" if quick else ""))
+        print(f"nstkit: mode={settings.mode} weights={settings.weights} steps={settings.steps} "
+              f"max_dim={settings.max_dim} precision={settings.precision}")
+        print(f"device: {settings.device}")
+        if "GPU" not in settings.device.split(":")[0]:
+            print("(On Colab, Runtime > Change runtime type > GPU runs these notebooks many times faster.)")
         if settings.random_weights:
             print("*" * 20 + "\n" + RANDOM_BANNER + "\n" + "*" * 20)
     return settings
+
+
+def settings_from_environment(showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
+    """The mode and its overrides from ``NSTKIT_*``, checked; precision None means "the device's choice"."""
+    mode = (os.environ.get("NSTKIT_MODE") or "").strip().lower()
+    quick_flag = os.environ.get("NSTKIT_QUICK", "") not in ("", "0")
+    if mode and mode not in MODES:
+        raise NstkitError(f"NSTKIT_MODE={mode}: use one of {', '.join(MODES)}")
+    mode = mode or ("quick" if quick_flag else "full")
+    weights, steps, max_dim = {"quick": ("random", 20, 64), "showcase": ("random", showcase_steps, showcase_max_dim),
+                               "full": ("imagenet", 1000, 512)}[mode]
+    weights = os.environ.get("NSTKIT_WEIGHTS") or weights
+    from .backbone import parse_weights  # TensorFlow-free: checks a path exists
+
+    try:
+        parse_weights(weights)
+    except NstkitError as error:
+        raise NstkitError(f"NSTKIT_WEIGHTS: {error}") from None
+    steps = _whole_from_environment("NSTKIT_STEPS", "steps", steps)
+    max_dim = _whole_from_environment("NSTKIT_MAX_DIM", "max_dim", max_dim)
+    return NotebookSettings(weights, mode == "quick", steps, max_dim, "", precision_from_environment(), mode)
+
+
+def _whole_from_environment(variable: str, field: str, default: int) -> int:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    _, spec = OPTIONS[field]
+    value = fields.parse(field, spec, text, source=variable)
+    try:
+        spec.check(variable, value)
+    except NstkitError as error:
+        raise NstkitError(f"{error}: set {variable} to a larger whole number, or unset it") from None
+    return value
+
+
+def _default_precision(mode: str) -> str:
+    """Showcase mode, and any mode on a GPU, use the precision that pays; full mode on a CPU the seed's float32."""
+    from . import device
+
+    preferred = device.preferred_precision()
+    return preferred if mode == "showcase" or device.gpu_details() else "float32"
+
+
+def announce_cost(settings: NotebookSettings, runs: int, *, steps: int | None = None, max_dim: int | None = None,
+                  preset: str = "robust", batch: int = 1, note: str = "") -> float:
+    """Print what the next cells will cost on this device, from a measured seconds-per-step; return seconds.
+
+    ``runs`` stylisations of ``steps`` (default: the notebook's) at ``max_dim``,
+    ``batch`` images per step. The step time is measured (a few steps of a
+    short warm-up run of the same preset and size), not assumed.
+    """
+    from .timing import measure_seconds_per_step
+
+    steps, max_dim = steps or settings.steps, max_dim or settings.max_dim
+    per_step = measure_seconds_per_step(preset=preset, max_dim=max_dim, batch=batch, weights=settings.weights,
+                                        precision=settings.precision)
+    seconds = runs * steps * per_step
+    print(f"cost: {runs} run(s) x {steps} steps at {max_dim} px, {per_step:.3f} s/step measured here "
+          f"({preset}{f', batches of {batch}' if batch > 1 else ''}): about {format_duration(seconds)} on "
+          f"{settings.device.split(' (')[0]}.{' ' + note if note else ''}")
+    if seconds > 600:
+        print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
+              "or Colab's GPU runtime")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def image(name: str, max_dim: int) -> np.ndarray:
@@ -95,9 +186,15 @@ def image(name: str, max_dim: int) -> np.ndarray:
     return bundled_image(name, max_dim)
 
 
+def _caption(figure, text: str | None) -> None:
+    """The caption under the figure, inside the image, so a stored or saved figure carries it."""
+    if text:
+        figure.text(0.5, 0.0, text, ha="center", va="top", fontsize=CAPTION_FONT, wrap=True)
+
+
 def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] = (),
-               col_labels: Sequence[str] = (), title: str = "", cell: float = 2.4):
-    """A contact sheet of images, rows x columns, with labels."""
+               col_labels: Sequence[str] = (), title: str = "", cell: float = 2.4, caption: str | None = None):
+    """A contact sheet of images, rows x columns, with labels and (``settings.caption(...)``) a caption."""
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
@@ -119,10 +216,12 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] =
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    _caption(figure, caption)
     return figure
 
 
-def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "style"), title: str = ""):
+def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "style"), title: str = "",
+                caption: str | None = None):
     """Loss curves, one panel per term, one line per run (label -> history)."""
     import matplotlib.pyplot as plt
 
@@ -139,6 +238,7 @@ def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "st
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    _caption(figure, caption)
     return figure
 
 
@@ -152,16 +252,19 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, floats: st
     return "\n".join(line.rstrip() for line in lines)
 
 
-def save_figure(figure, name: str, caption: str, settings: NotebookSettings) -> Path | None:
-    """Save a README figure with its caption record to img/results/ (skipped in quick mode)."""
+def save_figure(figure, name: str, caption: str, settings: NotebookSettings, **made) -> Path | None:
+    """Save a README figure, caption included, with its record to img/results/ (skipped in quick mode).
+
+    ``caption`` is the full caption (``settings.caption(...)``), as drawn under the figure.
+    """
     if settings.quick:
         return None
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.jpg"  # photos in a grid: JPEG is a tenth of PNG's size
     figure.savefig(path, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
-    record = {"figure": str(path.relative_to(REPO)), "caption": settings.caption(caption),
-              "weights": settings.weights, "random_weights": settings.random_weights,
-              "steps": settings.steps, "max_dim": settings.max_dim, "device": settings.device}
+    record = {"figure": str(path.relative_to(REPO)), "caption": caption, "mode": settings.mode,
+              "weights": settings.weights, "random_weights": settings.random_weights, "steps": settings.steps,
+              "max_dim": settings.max_dim, "precision": settings.precision, "device": settings.device, **made}
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    print(f"saved {path.relative_to(REPO)}: {record['caption']}")
+    print(f"saved {path.relative_to(REPO)}")
     return path

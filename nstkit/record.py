@@ -46,16 +46,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def device_name() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU ({details.get('device_name', gpus[0].name)})"
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
 def build_record(**fields: Any) -> dict[str, Any]:
     return {"record_version": RECORD_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

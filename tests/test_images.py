@@ -135,3 +135,24 @@ def test_save_is_atomic_png_and_jpeg_and_refuses_inputs(tmp_path):
         save_image(tmp_path / "nowhere" / "x.png", rgb)
     with pytest.raises(NstkitError, match=r"\.png, \.jpg"):
         save_image(tmp_path / "x.gif", rgb)
+
+
+def test_outputs_get_the_umask_mode_not_the_temp_files_private_one(tmp_path):
+    import os
+    import stat
+
+    from nstkit.record import write_record
+
+    previous = os.umask(0o022)
+    try:
+        saved = save_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8))
+        record = write_record(saved, {"a": 1})
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o644 and stat.S_IMODE(record.stat().st_mode) == 0o644
+        os.umask(0o077)
+        private = save_image(tmp_path / "private.png", np.zeros((8, 8, 3), np.uint8))
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+        os.chmod(saved, 0o640)  # replacing a file keeps the mode its owner gave it
+        save_image(saved, np.ones((8, 8, 3), np.uint8))
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o640
+    finally:
+        os.umask(previous)

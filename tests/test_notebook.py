@@ -61,3 +61,60 @@ def test_table_and_bundled_images():
     assert notebook.image("hexagons.png", 64).shape == (64, 64, 3)
     with pytest.raises(notebook.NstkitError, match="nope.png is not a bundled image"):
         notebook.image("nope.png", 64)
+
+
+def _clear(monkeypatch):
+    for name in ("NSTKIT_QUICK", "NSTKIT_MODE", "NSTKIT_WEIGHTS", "NSTKIT_STEPS", "NSTKIT_MAX_DIM", "NSTKIT_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_showcase_mode_takes_the_notebooks_own_size_and_the_devices_precision(monkeypatch, capsys):
+    from nstkit import device
+
+    _clear(monkeypatch)
+    monkeypatch.setenv("NSTKIT_MODE", "showcase")
+    settings = notebook.setup(showcase_steps=150, showcase_max_dim=192)
+    assert (settings.mode, settings.weights, settings.steps, settings.max_dim) == ("showcase", "random", 150, 192)
+    assert settings.precision == device.preferred_precision()  # bfloat16 where the CPU has it natively
+    printed = capsys.readouterr().out
+    assert "mode=showcase" in printed and f"device: {device.describe()}" in printed
+    assert notebook.RANDOM_BANNER in printed
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("NSTKIT_STEPS", "abc", "NSTKIT_STEPS: 'abc' is not a number"),
+    ("NSTKIT_STEPS", "2.5", "NSTKIT_STEPS must be a whole number, got 2.5"),
+    ("NSTKIT_MAX_DIM", "-5", "NSTKIT_MAX_DIM must be a whole number >= 32, got -5"),
+    ("NSTKIT_WEIGHTS", "/missing.h5", "NSTKIT_WEIGHTS: weights file not found: /missing.h5"),
+    ("NSTKIT_PRECISION", "fp8", "NSTKIT_PRECISION=fp8: use one of float32, bfloat16, float16"),
+    ("NSTKIT_MODE", "fast", "NSTKIT_MODE=fast: use one of full, showcase, quick"),
+])
+def test_a_bad_setting_is_one_line_that_a_notebook_shows_without_a_traceback(monkeypatch, variable, value, message):
+    _clear(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(notebook.NstkitError) as error:
+        notebook.setup()
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert error.value._render_traceback_() == [f"nstkit: error: {error.value}"]  # what IPython shows
+
+
+def test_figures_carry_their_caption_inside_the_image():
+    settings = _settings(quick=False)
+    caption = settings.caption("A grid", steps=7)
+    assert caption == "A grid (random weights, not ImageNet; 7 steps, 64 px)"
+    figure = notebook.image_grid([[np.zeros((8, 12, 3), np.uint8)]], caption=caption)
+    assert caption in [text.get_text() for text in figure.texts]
+    figure = notebook.plot_losses({"a": {"total": [3.0, 2.0], "content": [1.0, 1.0], "style": [2.0, 1.0]}},
+                                  caption=caption)
+    assert caption in [text.get_text() for text in figure.texts]
+
+
+def test_the_cost_is_measured_before_it_is_announced(monkeypatch, capsys):
+    from nstkit import timing
+
+    monkeypatch.setattr(timing, "measure_seconds_per_step", lambda **kwargs: 0.5)
+    seconds = notebook.announce_cost(_settings(quick=False), runs=12, steps=100)
+    assert seconds == 12 * 100 * 0.5
+    printed = capsys.readouterr().out
+    assert "12 run(s) x 100 steps at 64 px, 0.500 s/step measured here" in printed and "10 min" in printed
+    assert "to shrink it" in printed

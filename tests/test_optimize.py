@@ -89,6 +89,14 @@ def test_stop_event_from_another_thread():
     assert result.record["steps_run"] == 2
 
 
+def test_the_record_says_which_preset_fields_a_run_overrode():
+    plain = nstkit.stylize(CONTENT, STYLE, steps=1, **TINY)
+    overridden = nstkit.stylize(CONTENT, STYLE, steps=1, style_layers="conv1_relu", **TINY)
+    assert plain.record["preset_overridden"] == [] and plain.record["config"]["preset"] == "robust"
+    assert overridden.record["preset_overridden"] == ["style_layers"]
+    assert overridden.record["config"]["style_layers"] == {"conv1_relu": 1.0}
+
+
 def test_init_from_an_image_file(tmp_path):
     from PIL import Image
 

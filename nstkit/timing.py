@@ -1,0 +1,38 @@
+"""How long a run will take, from a measured step: what the notebooks (and the CLI) say before they start.
+
+A step's time depends on the CPU or GPU, the preset (how deep the network is
+cut), the size, the precision and the batch, and it drifts 10-40% between
+runs on a shared machine; so it is measured here, with a short warm-up run
+of the same configuration on a synthetic image, never assumed. The first
+step (the trace) is left out, as the run record's ``seconds_per_step`` does.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+WARM_UP_STEPS = 4
+
+
+@lru_cache(maxsize=32)
+def measure_seconds_per_step(*, preset: str = "robust", max_dim: int = 512, batch: int = 1,
+                             weights: str = "random", precision: str = "float32", aspect: float = 0.75) -> float:
+    """The median seconds per step of a short run at ``max_dim`` x ``aspect * max_dim`` (cached per process).
+
+    ImageNet weights cost the same per step as random ones, so random weights
+    stand in for them (no download just to time a step).
+    """
+    from .optimize import stylize, stylize_batch
+
+    weights = weights if weights.startswith("random") else "random"
+    rng = np.random.default_rng(0)
+    height = max(32, round(max_dim * aspect))
+    content = rng.uniform(0, 255, (height, max_dim, 3)).astype(np.float32)
+    style = content[::-1].copy()
+    options = dict(preset=preset, steps=WARM_UP_STEPS, max_dim=max_dim, weights=weights, precision=precision)
+    if batch == 1:
+        return float(stylize(content, style, **options).record["seconds_per_step"])
+    results = stylize_batch(content, style, [{"style_weight": 10.0 ** (6 + i)} for i in range(batch)], **options)
+    return float(results[0].record["seconds_per_step"])
