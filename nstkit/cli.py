@@ -190,9 +190,13 @@ def _stylize(args: argparse.Namespace) -> int:
     status = (f"stopped at step {record['steps_run']} of {record['steps_planned']}; saved the best image so far"
               if result.stopped_early else f"ran {record['steps_run']} steps")
     print(f"nstkit: {status}: {saved} (best after {record['best_step']} updates, "
-          f"loss {record['best_loss']:.4g}) and {saved.with_suffix('.json')}; "
+          f"loss {_loss(record['best_loss'])}) and {saved.with_suffix('.json')}; "
           f"weights: {record['weights']['description']}")
     return 0
+
+
+def _loss(value: float | None) -> str:
+    return "not scored" if value is None else f"{value:.4g}"
 
 
 class _progress_bar:
@@ -251,7 +255,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
         finished.append(row)
         if not args.quiet:
             outcome = (f"failed: {row['error']}" if row.get("error") else
-                       f"loss {row['best_loss']:.4g}, {row['seconds_per_step']:.3g} s/step")
+                       f"loss {_loss(row['best_loss'])}, {row['seconds_per_step']:.3g} s/step")
             label = " ".join(f"{key}={short_value(row[key])}" for key in grid)
             print(f"nstkit: run {len(finished)}/{len(jobs)} ({label}) {outcome}", file=sys.stderr, flush=True)
 

@@ -258,7 +258,7 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                     break
                 stage_times.append(time.perf_counter() - started)
                 _report(values, histories, callbacks, state, index, total_steps, start)
-            if source.scores_when_stopped or not stop_event.is_set():
+            if histories[0]["total"] and (source.scores_when_stopped or not stop_event.is_set()):
                 source.finish()  # the last update's image has no loss yet: score it so it can win
             step_times.extend(stage_times[1:] or stage_times)  # a stage's first step includes its trace
             described.append({"size": list(stage.size), "source": stage.source, "steps": stage.steps,
@@ -289,7 +289,8 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             stopped_early=steps_run < total_steps,
             best_stage=len(described) - 1,
             best_step=int(best_steps[index]),  # updates before the best image, over all stages
-            best_loss=float(best_losses[index]),  # at the best stage's size
+            # At the best stage's size; None if the run stopped as that stage began (its start was never scored).
+            best_loss=float(best_losses[index]) if np.isfinite(best_losses[index]) else None,
             final_losses={term: values[-1] for term, values in history.items() if values},
             step_traces=max(stage["step_traces"] for stage in described),  # 1 unless something retraced
             jit_compile=state.jit_compile,

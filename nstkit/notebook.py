@@ -167,7 +167,7 @@ def announce_cost(settings: NotebookSettings, runs: int, *, steps: int | None = 
     print(f"cost: {runs} run(s) x {steps} steps at {max_dim} px, {per_step:.3f} s/step measured here "
           f"({preset}{f', batches of {batch}' if batch > 1 else ''}): about {format_duration(seconds)} on "
           f"{settings.device.split(' (')[0]}.{' ' + note if note else ''}")
-    if seconds > 600:
+    if seconds >= 600:
         print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
               "or Colab's GPU runtime")
     return seconds

@@ -233,7 +233,7 @@ class StylePanel:
             self.preview.value = png_bytes(self.result.image)
             record = self.result.record
             self.status.value = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
-                                 f"steps, best loss {record['best_loss']:.4g}; weights: "
+                                 f"steps, best loss {record['best_loss'] or float('nan'):.4g}; weights: "
                                  f"{record['weights']['description']}")
         except RunStopped as exc:
             self.status.value = str(exc)

@@ -42,17 +42,21 @@ def _settings(quick, weights="random"):
     return notebook.NotebookSettings(weights=weights, quick=quick, steps=10, max_dim=64, device="CPU")
 
 
-def test_save_figure_captions_the_weights_and_skips_quick_mode(tmp_path, monkeypatch):
+def test_save_figure_keeps_the_caption_and_how_it_was_made_and_skips_quick_mode(tmp_path, monkeypatch):
     monkeypatch.setattr(notebook, "RESULTS", tmp_path / "img" / "results")
     monkeypatch.setattr(notebook, "REPO", tmp_path)
     figure = notebook.image_grid([[np.zeros((8, 12, 3), np.uint8)] * 2], col_labels=["a", "b"])
-    assert notebook.save_figure(figure, "x", "A test", _settings(quick=True)) is None
-    path = notebook.save_figure(figure, "x", "A test", _settings(quick=False))
+    quick = _settings(quick=True)
+    assert notebook.save_figure(figure, "x", quick.caption("A test"), quick) is None
+    settings = _settings(quick=False)
+    path = notebook.save_figure(figure, "x", settings.caption("A test"), settings, command="NSTKIT_MODE=showcase")
     record = json.loads(path.with_suffix(".json").read_text())
     assert path.suffix == ".jpg" and path.exists()
     assert record["random_weights"] and "random weights, not ImageNet" in record["caption"]
-    imagenet = notebook.save_figure(figure, "y", "B", _settings(quick=False, weights="imagenet"))
-    assert "weights: imagenet" in json.loads(imagenet.with_suffix(".json").read_text())["caption"]
+    assert record["steps"] == 10 and record["max_dim"] == 64 and record["command"] == "NSTKIT_MODE=showcase"
+    imagenet = _settings(quick=False, weights="imagenet")
+    saved = notebook.save_figure(figure, "y", imagenet.caption("B"), imagenet)
+    assert "weights: imagenet" in json.loads(saved.with_suffix(".json").read_text())["caption"]
 
 
 def test_table_and_bundled_images():

@@ -2,7 +2,6 @@
 gradient, and runs end to end, through the public API."""
 
 import json
-import threading
 from itertools import islice
 
 import numpy as np

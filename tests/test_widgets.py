@@ -76,3 +76,60 @@ def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
     panel.steps.value = 2
     panel.run()
     assert panel.wait(120) and panel.result is not None
+
+
+def test_choosing_a_preset_moves_the_weights_and_learning_rate_to_its_values(panel):
+    from nstkit import StyleConfig
+    from nstkit.widgets import control_range
+
+    panel.layers.value = ("conv1_relu",)
+    for preset in panel.preset.options:
+        panel.preset.value = preset
+        resolved = StyleConfig(preset=preset).resolved()
+        for name in ("content_weight", "style_weight", "learning_rate"):
+            low, high = control_range(name)
+            assert low <= getattr(resolved, name) <= high, (preset, name)  # every preset fits its slider
+            assert getattr(panel, name).value == pytest.approx(getattr(resolved, name)), (preset, name)
+        assert panel.layers.value == ()  # the preset's own layers again
+    assert panel.config().resolved().learning_rate == StyleConfig(preset=panel.preset.value).resolved().learning_rate
+
+
+def test_the_panel_follows_nstkit_precision(monkeypatch):
+    monkeypatch.setenv("NSTKIT_PRECISION", "bfloat16")
+    panel = StylePanel(ROOT / "img", weights="random", display=False)
+    assert panel.precision.value == "bfloat16" and panel.config().precision == "bfloat16"
+
+
+def _wait_for(condition, seconds=120):
+    import time
+
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def test_one_run_per_kernel_a_new_panel_stops_the_earlier_run(panel):
+    panel.steps.value = 2000
+    panel.run()
+    assert _wait_for(lambda: panel.previews >= 1)
+    second = StylePanel(ROOT / "img", weights="random", display=False, preview_every=2)
+    assert panel.wait(60) and panel.result.stopped_early  # the earlier run ended, its best image kept
+    assert "stopped the run of an earlier panel" in second.status.value
+    second.max_dim.value, second.steps.value = 64, 2000
+    second.run()
+    assert _wait_for(lambda: second.previews >= 1)
+    panel.steps.value = 2
+    panel.run()  # Run on the first panel stops the second's run before it starts its own
+    assert second.wait(60) and second.result.stopped_early
+    assert panel.wait(120) and panel.result is not None and not panel.result.stopped_early
+
+
+def test_stop_during_the_model_build_ends_the_run_before_its_first_step(panel):
+    panel.steps.value = 2000
+    panel.run()
+    panel.stop()  # the run is still loading the backbone and building the step
+    assert panel.wait(120)
+    assert panel.error is None and panel.result is None
+    assert panel.status.value.startswith("stopped before")
+    assert not panel.run_button.disabled and panel.stop_button.disabled
