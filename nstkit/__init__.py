@@ -8,16 +8,17 @@
 Modules in layers; data flows down this list and no module imports one above it
 (tests/test_layering.py enforces it):
 
-- core, no TensorFlow: `errors`, `files`, `layers` (catalogs, presets),
-  `fields` (self-describing config fields), `config` (`StyleConfig`),
-  `images` (load, save, caffe pixel space), `record` (run record), `quiet`;
-- the model: `folding`, `backbone` (weights, feature extractor), `swag`,
-  `param` (pixels or Fourier), `color`, `losses` (one small function each);
-- the engine: `objective` (named loss terms), `optim` (Adam), `tiles`
-  (tile geometry), `sources` (whole image or tiles), `engine` (the run
-  loop over stages), `start`, `optimize` (`stylize`, `stylize_batch`);
-- the interfaces: `memory`, `metrics`, `analysis`, `compare`, `sweep`,
-  `cli`, `widgets`, `notebook`.
+- core, no TensorFlow: `errors`, `fields` (self-describing config fields),
+  `layers` (catalogs, presets), `files`, `config` (`StyleConfig`), `images`
+  (load, save, caffe pixel space), `record` (run record), `quiet`, `start`
+  (start images), `color` (colour control), `tiles` (tile geometry);
+- the model: `device`, `folding`, `backbone` (weights, feature extractor),
+  `swag`, `param` (pixels or Fourier), `losses` (one small function each);
+- the engine: `objective` (named loss terms), `optim` (Adam), `sources`
+  (whole image or tiles), `engine` (the run loop over stages), `optimize`
+  (`stylize`, `stylize_batch`);
+- the interfaces: `memory`, `timing`, `metrics`, `analysis`, `compare`,
+  `sweep`, `cli`, `widgets`, `notebook`.
 
 TensorFlow is imported only when a run starts, so the CLI answers fast.
 """

@@ -16,12 +16,14 @@ from typing import Any, Iterable
 
 from . import fields
 from .config import INIT_CHOICES, OPTIONS, StyleConfig
+from .engine import RunStopped
 from .errors import NstkitError
 from .layers import BACKBONES, CATALOGS, LAYER_KINDS, all_presets, layers_to_spec
 from .quiet import import_tensorflow_quietly
 
 # The fields that decide a run's memory: `nstkit estimate` takes these of stylize's flags.
 ESTIMATE_FIELDS = ("max_dim", "preset", "backbone", "style_layers", "content_layers", "precision")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2) like every other nstkit error."""
@@ -62,9 +64,9 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | Non
         if spec.kind == "bool":
             target.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
-        else:
-            metavar = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
-            target.add_argument(*flags, dest=name, default=None, metavar=metavar, help=help_text)
+        else:  # choices: argparse's own one line names the flag ("argument --swag: invalid choice: ...")
+            target.add_argument(*flags, dest=name, default=None, metavar=spec.metavar, help=help_text,
+                                choices=spec.choices or None)
 
 
 def config_from_flags(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep_command(args)
         return _stylize(args)
+    except RunStopped as stopped:
+        print(f"nstkit: {stopped}; nothing saved", file=sys.stderr)
+        return stopped.exit_code
     except NstkitError as error:
         print(f"nstkit: error: {error}", file=sys.stderr)
         return error.exit_code

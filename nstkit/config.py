@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from . import fields
 from .errors import NstkitError
 from .fields import fraction, number, one_of, option, whole
-from .layers import BACKBONES, PRESET_NAMES, LayerSpec, Preset, get_preset, parse_layers
+from .layers import (BACKBONES, PRESET_NAMES, SWAG_FIRST_STAGE, LayerSpec, Preset, default_swag_layers, get_preset,
+                     parse_layers)
 
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
@@ -33,11 +34,10 @@ PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precisi
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
 DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
 DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
-SWAG_FIRST_STAGE = 3  # the SWAG paper smooths conv3_x .. conv5_x (stages 3 to 5)
 # Preset-provided fields: the run record says which of these a run overrode.
 PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
 
-_SEED, _BEYOND, _SPEED, _TILES = "the seed's settings", "beyond the seed", "speed and memory", "huge images (tiles)"
+_BEYOND, _SPEED, _TILES = "beyond the seed", "speed and memory", "huge images (tiles)"
 
 
 def _layer_spec(name: str, value: Any) -> None:
@@ -81,7 +81,7 @@ class StyleConfig:
     """
 
     preset: str | None = option(
-        help=f"layer preset: {', '.join(PRESET_NAMES)} (conv_relu:0.25 puts 25% of the style weight on ReLU layers)",
+        help=f"layer preset: {', '.join(PRESET_NAMES)}; conv_relu:0.25 puts 25% of the style weight on ReLU layers",
         kind="str", default_text="robust, or vgg19 with --backbone vgg19", batch=True,
         widget=("choice", *PRESET_NAMES[:-1], "conv_relu:0.5"))
     # Layer specs: 'name,name:2,...', a list (a repeated name adds up) or a dict; a dict once resolved.
@@ -113,7 +113,7 @@ class StyleConfig:
                           help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
                                "'random[:SEED]' for offline runs")
     backbone: str | None = option(
-        help="network (vgg19 is the baseline)", kind="str", check=one_of(BACKBONES), choices=BACKBONES,
+        help="network; vgg19 is the baseline", kind="str", check=one_of(BACKBONES), choices=BACKBONES,
         default_text="resnet50, or the preset's")
     # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
     swag: str | None = option(
@@ -137,14 +137,15 @@ class StyleConfig:
                          tiles=(lambda value: value == 0, "no jitter (the moving tiles already shift each step)"))
     normalize_style_layers: bool = option(
         False, help="divide each style layer's loss by its target's scale (He et al. 2016)", kind="bool",
-        check=one_of((True, False)), group=_BEYOND)
+        check=fields.boolean, group=_BEYOND)
     preserve_color: str = option(
         "none", help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the style the "
                      "content's colour statistics first (Gatys et al. 2017)",
         kind="str", check=one_of(COLOR_MODES), choices=COLOR_MODES, group=_BEYOND, batch=True)
     coarse_levels: int = option(
-        0, help="first optimise at 1/2, 1/4, ... of the size (steps // 2 each), then upsample; the optimiser's "
-                "state carries across", kind="int", check=whole(0), group=_BEYOND)
+        0, help="first optimise at 1/2, 1/4, ... of the size (steps // 2 each), then upsample; Adam's moments "
+                "carry across, resized with the image (with --param fourier they restart)", kind="int", check=whole(0),
+        group=_BEYOND)
     style_blend: list[float] | None = option(
         help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
         check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
@@ -209,10 +210,7 @@ class StyleConfig:
                    else dict(preset.content_layers))
         swag_layers = self.swag_layers
         if swag_layers is None:
-            from .layers import CATALOGS
-
-            swag_layers = [name for name in dict.fromkeys([*style, *content])
-                           if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]
+            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]), backbone)
         return style, content, list(parse_layers(swag_layers, "swag layers", backbone)) if swag_layers else []
 
     def _defaults(self, preset: Preset) -> dict[str, Any]:

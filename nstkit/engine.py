@@ -45,6 +45,8 @@ from .record import write_record
 class RunStopped(NstkitError):
     """Stopped before the first step: no image was computed, so there is none to save."""
 
+    exit_code = 130  # as Ctrl-C: an interruption, not a usage error
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -157,10 +159,14 @@ class RunState:
         self.loss_scale = LossScale() if config.precision == "float16" else None
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")  # over all stages
         self.param = self.optimizer = self.source = None
+        self.gradient_area = 0
         self.best_image = self.best_loss = self.best_step = None
 
-    def enter(self, start_rgbs: list[np.ndarray]) -> None:
-        """Start a stage from ``start_rgbs`` (float RGB at the stage's size); carry the optimiser's state over."""
+    def enter(self, start_rgbs: list[np.ndarray], gradient_area: int) -> None:
+        """Start a stage from ``start_rgbs`` (float RGB at the stage's size); carry the optimiser's state over.
+
+        ``gradient_area``: the pixels the stage's gradients are a mean over (its source's `gradient_area`).
+        """
         import tensorflow as tf
 
         from .optim import Adam
@@ -168,20 +174,19 @@ class RunState:
 
         config = self.configs[0]
         init = np.stack([np.asarray(rgb, np.float32) for rgb in start_rgbs])
-        previous = self.param
         self.param = FourierImage(init[0]) if config.param == "fourier" else PixelImage(init)
         if self.optimizer is None:
             self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
                                   float(config.beta_2), float(config.epsilon))
         else:
-            old, new = previous.variable.shape, self.param.variable.shape
             # A spectrum's coefficients do not resize like pixels: a Fourier stage starts its moments afresh.
             resize = _resize_moments if config.param == "pixel" else None
-            self.optimizer = self.optimizer.resized(self.param.variable, resize,
-                                                    (old[1] * old[2]) / (new[1] * new[2]))
+            self.optimizer = self.optimizer.resized(self.param.variable, resize, self.gradient_area / gradient_area)
+        self.gradient_area = gradient_area
         self.best_image = tf.Variable(self.param.image(), name="best_image", trainable=False)
         self.best_loss = tf.Variable(np.full(len(self.configs), np.inf, np.float32), trainable=False)
-        self.best_step = tf.Variable(np.zeros(len(self.configs), np.int64), trainable=False)
+        # Until an image of this stage is scored, the best is its start: the image after the updates so far.
+        self.best_step = tf.Variable(np.full(len(self.configs), int(self.updates.numpy()), np.int64), trainable=False)
 
     def keep_if_best(self, image, totals) -> None:
         """Per member, keep ``image`` if its loss beats the best so far (TF ops, inside a compiled step)."""
@@ -232,7 +237,7 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
     total_steps = sum(stage.steps for stage in stages)
     histories = [{key: [] for key in HISTORY_KEYS} for _ in members]
     described: list[dict[str, Any]] = []
-    step_times: list[float] = []
+    described_members: list[list[dict[str, Any]]] = []  # per stage, per member: what the source adds
     start = time.perf_counter()
     state = None
     with stop_on_signals(stop_event):
@@ -244,10 +249,11 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
         for index, stage in enumerate(stages):
             if stop_event.is_set():
                 break
+            kind = SOURCES[stage.source]
             inputs = _stage_inputs(members, stage)
-            state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs])
-            targets = objective.targets(inputs)
-            state.source = source = SOURCES[stage.source](objective, state, stage, inputs, targets)
+            state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs], kind.gradient_area(stage))
+            targets = objective.targets(inputs, per_stage_only=kind.windowed)
+            state.source = source = kind(objective, state, stage, inputs, targets)
             stage_times: list[float] = []
             for _ in range(stage.steps):
                 if stop_event.is_set():
@@ -258,13 +264,13 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                     break
                 stage_times.append(time.perf_counter() - started)
                 _report(values, histories, callbacks, state, index, total_steps, start)
-            if histories[0]["total"] and (source.scores_when_stopped or not stop_event.is_set()):
+            if stage_times and (source.scores_when_stopped or not stop_event.is_set()):
                 source.finish()  # the last update's image has no loss yet: score it so it can win
-            step_times.extend(stage_times[1:] or stage_times)  # a stage's first step includes its trace
-            described.append({"size": list(stage.size), "source": stage.source, "steps": stage.steps,
-                              "steps_run": len(stage_times), "step_traces": source.traces(),
+            described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
+                              "steps": stage.steps, "steps_run": len(stage_times), "step_traces": source.traces(),
                               "seconds_per_step": round(float(np.median(stage_times[1:] or stage_times)), 4)
-                              if stage_times else None, **source.describe()})
+                              if stage_times else None})
+            described_members.append([source.describe(member) for member in range(len(members))])
             start_rgbs = state.best_rgbs()
     steps_run = len(histories[0]["total"])
     if steps_run == 0 and stop_event.is_set():
@@ -282,7 +288,7 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             style_blend=member.blend,
             image_size=list(final_size),
             terms=list(objective.names),
-            stages=described,
+            stages=[{**stage, **extra[index]} for stage, extra in zip(described, described_members)],
             device=device_name(),
             steps_planned=total_steps,
             steps_run=steps_run,
@@ -296,8 +302,8 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             jit_compile=state.jit_compile,
             **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
             wall_time_s=round(wall_time, 3),
-            # The median step, so each stage's first step's tracing (seconds) does not count as speed.
-            seconds_per_step=round(float(np.median(step_times)), 4) if step_times else None,
+            # The last stage's median step (the full-size speed); each stage's own is in `stages`.
+            seconds_per_step=described[-1]["seconds_per_step"] if described else None,
         )
         best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
         results.append(Result(member.finish(best), history, member.config, record))
@@ -306,13 +312,17 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
 
 def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
     """The members' content and styles at a stage's size: styles scaled as the image is, or to the window."""
-    from .images import preprocess, resize_max_dim
+    from .images import check_size, preprocess, resize_max_dim
 
     content = np.concatenate([preprocess(resize_to(m.content_rgb, *stage.size)) for m in members])
     styles = []
     for member in members:
         if stage.style_max_dim is not None:
-            styles.append([resize_max_dim(rgb, stage.style_max_dim) for rgb in member.style_rgbs])
+            resized = [resize_max_dim(rgb, stage.style_max_dim) for rgb in member.style_rgbs]
+            for rgb in resized:  # a wide style can end up too thin for the network at a tile's size
+                check_size(rgb.shape[:2], f"style image at this run's window ({stage.style_max_dim} px)",
+                           downscaled=True)
+            styles.append(resized)
         else:
             styles.append([resize_to(rgb, *scaled(rgb.shape[:2], stage.scale)) for rgb in member.style_rgbs])
     return StageInputs(content=content, styles=styles, blends=[member.blend for member in members])

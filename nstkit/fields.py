@@ -44,7 +44,7 @@ class Option:
     choices: tuple[str, ...] = ()  # shown in --help and offered by widgets; ``check`` enforces them
     default_text: str | None = None  # the default as --help says it, where the field's default is None
     metavar: str | None = None
-    group: str = "the seed's settings"
+    group: str = "style transfer"
     batch: bool = False  # may differ between the members of one batch (`stylize_batch`)
     tiles: tuple[Callable[[Any], bool], str] | None = None  # (supported value?, what tiled runs support)
     widget: tuple | None = None  # ("log", min exponent, max exponent, step) | ("float"|"int", min, max, step) | ("choice",)

@@ -139,6 +139,14 @@ def layers_to_spec(layers: Mapping[str, float]) -> str:
     return ",".join(name if weight == 1 else f"{name}:{weight:g}" for name, weight in layers.items())
 
 
+SWAG_FIRST_STAGE = 3  # the SWAG paper smooths conv3_x .. conv5_x (stages 3 to 5)
+
+
+def default_swag_layers(layer_names: Iterable[str], backbone: str = "resnet50") -> list[str]:
+    """The layers SWAG smooths by default (Wang et al. 2021): those of ``layer_names`` in stages 3 to 5."""
+    return [name for name in layer_names if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]
+
+
 def deepest(layer_names: Iterable[str], backbone: str = "resnet50") -> LayerInfo:
     """The layer computed last: the feature extractor stops there."""
     return max((CATALOGS[backbone][n] for n in layer_names), key=lambda info: info.depth)

@@ -73,6 +73,25 @@ def style_loss(grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Ten
     ])
 
 
+def linearised_style_loss(grams: Mapping[str, tf.Tensor], mismatch: Mapping[str, tf.Tensor],
+                          layer_weights: Mapping[str, float],
+                          layer_scales: Mapping[str, tf.Tensor] | None = None) -> tf.Tensor:
+    """A window's share of the whole image's style loss: its gradient, not its value, is what counts.
+
+    The style loss is ``mean((G - T)²)`` of the whole image's Gram ``G``, so
+    its gradient is ``mean(2 (G - T) ⊙ dG/dx)``. With the whole image's
+    ``mismatch = G - T`` held fixed, the gradient of ``mean(2 · mismatch ⊙ G_window)``
+    is that gradient as it flows through one window's Gram. Layers are
+    weighted and scaled as in `style_loss`.
+    """
+    total_weight = sum(layer_weights.values())
+    return tf.add_n([
+        (weight / total_weight) * _mean_per_member(2.0 * tf.stop_gradient(mismatch[name]) * grams[name])
+        / (layer_scales[name] if layer_scales else 1.0)
+        for name, weight in layer_weights.items()
+    ])
+
+
 def style_layer_scales(target_grams: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """Each style layer's target scale, the mean squared Gram entry, per batch member (``layer_scales`` above).
 

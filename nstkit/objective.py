@@ -13,8 +13,8 @@ style term's is the linearised style loss (`LinearisedStyle`); a term without
 one is simply evaluated on each window (its gradient there is its share).
 
 The run engine, the record, the progress bar, the widgets and sweeps read
-terms by name (`TERM_NAMES`), so a new loss is one builder in `TERM_BUILDERS`
-and touches neither the engine nor the CLI. TensorFlow is imported only when
+terms by name (`TERM_NAMES`), so a new loss is one builder in `TERMS` (and
+a config field for its weight) and touches neither the engine nor the CLI. TensorFlow is imported only when
 a term is evaluated, so the names are cheap to read.
 """
 
@@ -61,7 +61,7 @@ def _per_member(configs: Sequence[StyleConfig], layers_of: Callable[[StyleConfig
     return {name: np.asarray([layers_of(c).get(name, 0.0) for c in configs], np.float32) for name in names}
 
 
-def content_term(configs: Sequence[StyleConfig]) -> LossTerm:
+def content_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Gatys et al. 2016: the mean squared difference of activations keeps the content's layout."""
     layers = _per_member(configs, lambda c: c.content_layers)
 
@@ -74,10 +74,10 @@ def content_term(configs: Sequence[StyleConfig]) -> LossTerm:
         features = objective.features(_constant(inputs.content))
         return {name: features[name] for name in layers}
 
-    return LossTerm("content", _weights(configs, "content_weight"), layers, loss, targets, window_targets=True)
+    return LossTerm(name, _weights(configs, "content_weight"), layers, loss, targets, window_targets=True)
 
 
-def style_term(configs: Sequence[StyleConfig]) -> LossTerm:
+def style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Gatys et al. 2016: Gram matrices (channel co-activations) carry texture and palette, not layout."""
     layers = _per_member(configs, lambda c: c.style_layers)
     normalise = configs[0].normalize_style_layers
@@ -91,30 +91,27 @@ def style_term(configs: Sequence[StyleConfig]) -> LossTerm:
     def targets(objective: "Objective", inputs: StageInputs):
         return objective.style_targets(inputs, list(layers), normalise)
 
-    return LossTerm("style", _weights(configs, "style_weight"), layers, loss, targets,
-                    tiled=LinearisedStyle(layers))
+    return LossTerm(name, _weights(configs, "style_weight"), layers, loss, targets, tiled=LinearisedStyle(layers))
 
 
-def tv_term(configs: Sequence[StyleConfig]) -> LossTerm:
+def tv_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Total variation: the mean squared difference of neighbouring pixels, against high-frequency noise."""
     def loss(features, image, targets):
         from .losses import total_variation_loss
 
         return total_variation_loss(image)
 
-    return LossTerm("tv", _weights(configs, "tv_weight"), {}, loss)
+    return LossTerm(name, _weights(configs, "tv_weight"), {}, loss)
 
 
-# The terms every run has, in the order the history, the record, the progress bar and sweeps show them.
-TERM_BUILDERS = (content_term, style_term, tv_term)
-TERM_NAMES = ("content", "style", "tv")
+# The terms every run has, by name, in the order the history, the record, the progress bar and sweeps show them.
+TERMS = {"content": content_term, "style": style_term, "tv": tv_term}
+TERM_NAMES = tuple(TERMS)
 HISTORY_KEYS = ("total", *TERM_NAMES)
 
 
 def build_terms(configs: Sequence[StyleConfig]) -> list[LossTerm]:
-    terms = [build(configs) for build in TERM_BUILDERS]
-    assert tuple(t.name for t in terms) == TERM_NAMES, "TERM_NAMES must list TERM_BUILDERS' terms in order"
-    return terms
+    return [build(name, configs) for name, build in TERMS.items()]
 
 
 class Objective:
@@ -157,16 +154,20 @@ class Objective:
         features = self.extractor.native_activations(image) if native else self.extractor(image)
         return {n: self.smooth(f) if n in self.smoothed_layers else f for n, f in features.items()}
 
-    def targets(self, inputs: StageInputs) -> dict[str, Any]:
-        """Each used term's targets for one stage (terms whose targets come from each window are left out)."""
-        return {term.name: term.targets(self, inputs) for term in self.terms
-                if term.used and term.targets is not None}
+    def targets(self, inputs: StageInputs, per_stage_only: bool = False) -> dict[str, Any]:
+        """Each used term's targets for one stage.
 
-    def values(self, image, targets: dict[str, Any], features: dict | None = None):
+        ``per_stage_only``: leave out the terms whose targets a tiled stage takes from each window instead
+        (the content's features: at full size they would cost the one pass the tiles avoid).
+        """
+        return {term.name: term.targets(self, inputs) for term in self.terms
+                if term.used and term.targets is not None and not (per_stage_only and term.window_targets)}
+
+    def values(self, image, targets: dict[str, Any]):
         """(B, T) unweighted term values of ``image`` (unused terms read 0, without being computed)."""
         import tensorflow as tf
 
-        features = self.features(image, native=True) if features is None else features
+        features = self.features(image, native=True)
         zero = tf.zeros([len(self.configs)])
         return tf.stack([term.loss(features, image, targets.get(term.name)) if term.used else zero
                          for term in self.terms], axis=1)
@@ -224,15 +225,10 @@ class LinearisedStyle:
         return {n: gram_matrix(features[n]) for n in self.layers}
 
     def window_objective(self, stats, targets):
-        import tensorflow as tf
-
-        from .losses import _mean_per_member
+        from .losses import linearised_style_loss
 
         _, scales = targets
-        weights = _tensors(self.layers)
-        total_weight = sum(weights.values())
-        return tf.add_n([(weight / total_weight) * _mean_per_member(2.0 * tf.stop_gradient(self.mismatch[n]) * stats[n])
-                         / (scales[n] if scales else 1.0) for n, weight in weights.items()])
+        return linearised_style_loss(stats, self.mismatch, _tensors(self.layers), scales)
 
     def value(self, stats: dict[str, np.ndarray], targets):
         """The whole image's style loss from its area-averaged Grams; keeps their mismatch for the next step."""

@@ -50,20 +50,22 @@ class Adam:
 
         Every loss term is a mean over positions, so a pixel's gradient scales
         with 1 / (pixel count): the first moment is rescaled by
-        ``area_ratio`` (old pixels / new) and the second by its square, so the
-        next stage's first steps are as large as its own gradients make them.
-        ``resize(array, shape)`` resizes a (B, H, W, C) array; ``None`` starts
-        the moments afresh (a parameterisation whose variable cannot be resized).
+        ``area_ratio`` (old area / new) and the second by its square, so the
+        next stage's first steps are as large as its own gradients make them;
+        the areas are those the stages' gradients are means over (the image's,
+        or a tiled stage's window's). ``resize(array, shape)`` resizes a
+        (B, H, W, C) array; ``None`` starts afresh, moments and step count (a
+        parameterisation whose variable cannot be resized).
         """
         shape = tuple(variable.shape)
+        step = int(self.step.numpy())
         if resize is None:
-            moments = None
+            moments, step = None, 0  # fresh moments: bias correction must not assume a history they lack
         else:
             first = resize(self.m.numpy(), shape) * area_ratio
             second = np.maximum(resize(self.v.numpy(), shape), 0.0) * area_ratio ** 2
             moments = (first.astype(np.float32), second.astype(np.float32))
-        return Adam(variable, self.learning_rate, self.beta_1, self.beta_2, self.epsilon,
-                    step=int(self.step.numpy()), moments=moments)
+        return Adam(variable, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, step=step, moments=moments)
 
 
 class LossScale:

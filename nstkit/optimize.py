@@ -19,7 +19,7 @@ import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from .color import prepare_for_color_mode, restore_color
-from .config import BATCH_VARIES, DEFAULT_TILE_SIZE, StyleConfig
+from .config import BATCH_VARIES, DEFAULT_TILE_SIZE, PRESET_FIELDS, StyleConfig
 from .engine import Callback, Member, Progress, Result, RunStopped, Stage, run_stages, scaled
 from .errors import NstkitError
 from .images import ImageInput, load_image, to_uint8
@@ -40,7 +40,8 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     list, blended by ``style_blend``. ``options`` override
     fields of ``config`` (see `StyleConfig`). Ctrl-C / SIGTERM (in the main
     thread) or ``stop_event`` end the run early; the best image so far is
-    returned and ``result.stopped_early`` is true.
+    returned and ``result.stopped_early`` is true. Stopped before the first
+    step, the run raises `RunStopped`: there is no image to return.
     """
     requested = (config or StyleConfig()).replace(**options)
     member = _prepare(content, style, requested)
@@ -55,6 +56,7 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     With ``tile_start_dim`` (default 1024) smaller than the content, the run
     first stylises at that long side in one pass (``tile_start_steps``
     steps), then refines with ``steps`` tiled steps at full size (`nstkit.tiles`).
+    Ctrl-C / SIGTERM or ``stop_event`` stop within one window; the best image so far is returned.
     """
     config = (config or StyleConfig()).replace(**options)
     tile_size = tile_size if tile_size is not None else (config.tile_size or DEFAULT_TILE_SIZE)
@@ -71,8 +73,9 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
     in `config.BATCH_VARIES` may differ. A variant may also carry ``content`` /
     ``style`` images of its own (same size after loading). Members never mix:
     each result equals its own `stylize` run up to float rounding. The gain
-    over a loop is one trace instead of B and fuller use of the cores per op
-    (BENCHMARKS.md). Callbacks run once per member per step; ``progress.member`` says which.
+    over a loop is one step for all B instead of B steps (one trace, fuller
+    use of the cores per op; BENCHMARKS.md), tiled stages included. Callbacks
+    run once per member per step; ``progress.member`` says which.
     """
     if not variants:
         raise NstkitError("stylize_batch needs at least one variant, e.g. [{'style_weight': 1e7}]")
@@ -89,27 +92,31 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
 def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
     """A resolved config's stages for a content of ``shape`` (height, width), in the order they run.
 
-    - ``coarse_levels`` N: N stages at 1/2ᴺ … 1/2 of the size (``steps // 2``
-      each, none with a side under 32 px), then the full size;
     - ``tile_size``: a one-pass start at ``tile_start_dim`` (if the image is
-      larger), then ``steps`` tiled steps at full size, the styles at the window's size.
+      larger; ``tile_start_steps`` steps), then ``steps`` tiled steps at full
+      size, the styles at the window's size;
+    - ``coarse_levels`` N: below the first one-pass stage (the full size, or a
+      tiled run's start), N stages at 1/2ᴺ … 1/2 of its size, each with half
+      its steps and none with a side under 32 px.
     """
-    if config.tile_size:
-        stages = []
+    stages = []
+    if not config.tile_size:
+        stages.append(Stage(tuple(shape), config.steps, "image"))
+    else:
         if config.tile_start_dim and max(shape) > config.tile_start_dim:
             factor = config.tile_start_dim / max(shape)
             stages.append(Stage(scaled(shape, factor), config.tile_start_steps, "image", scale=factor))
         window = window_shape(shape, config.tile_size, config.tile_overlap)
         stages.append(Stage(tuple(shape), config.steps, "tiles", tile_size=config.tile_size,
                             tile_overlap=config.tile_overlap, style_max_dim=max(window)))
-        return stages
-    factors = [1.0]
-    for level in range(1, config.coarse_levels + 1):
-        if min(shape) * 0.5 ** level < MIN_IMAGE_SIDE:
-            break
-        factors.insert(0, 0.5 ** level)
-    return [Stage(scaled(shape, f), config.steps if f == 1.0 else max(1, config.steps // 2), "image", scale=f)
-            for f in factors]
+    first = stages[0]
+    if first.source == "image":
+        for level in range(1, config.coarse_levels + 1):
+            factor = first.scale * 0.5 ** level
+            if min(shape) * factor < MIN_IMAGE_SIDE:
+                break
+            stages.insert(0, Stage(scaled(shape, factor), max(1, first.steps // 2), "image", scale=factor))
+    return stages
 
 
 def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> Member:
@@ -138,7 +145,10 @@ def _check_batchable(members: list[Member]) -> None:
         fields = member.config.to_dict()
         for key, value in shared.items():
             if fields[key] != value:
-                raise NstkitError(f"variant {index} changes {key}, which a batch must share "
+                because = (f" (its preset {member.config.preset} sets {key} {fields[key]}, the first's "
+                           f"{first.config.preset} {value}: give {key} for all variants)"
+                           if key in PRESET_FIELDS and member.config.preset != first.config.preset else "")
+                raise NstkitError(f"variant {index} changes {key}, which a batch must share{because} "
                                   f"(only {', '.join(BATCH_VARIES)} may vary): run it separately")
         if member.content_rgb.shape != first.content_rgb.shape:
             raise NstkitError(f"variant {index}'s content is {member.content_rgb.shape[1]}x"

@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 _messages: list[str] = []
+_imported = False
 
 
 @contextlib.contextmanager
@@ -45,8 +46,9 @@ def _stderr_captured(into: list[str]):
 
 def import_tensorflow_quietly():
     """``(tensorflow, its GPUs)``, imported with its start-up lines kept in `import_messages`."""
+    global _imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules and _messages:
+    if _imported:  # once per process: fd 2 is process-wide, and other threads may be writing to it
         import tensorflow as tf
 
         return tf, tf.config.list_physical_devices("GPU")
@@ -54,6 +56,7 @@ def import_tensorflow_quietly():
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
+    _imported = True
     return tf, gpus
 
 

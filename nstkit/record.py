@@ -23,7 +23,7 @@ import numpy as np
 from .config import INIT_CHOICES
 from .files import atomic_write
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: one schema for every run: `stages` (was `levels`), tile fields per stage
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
 
 

@@ -58,6 +58,12 @@ class WholeImage:
     """A stage whose step is the whole image's loss, gradient and update as one compiled function."""
 
     scores_when_stopped = True  # one forward pass: cheap enough to give the last update's image its chance
+    windowed = False  # its targets are the whole image's, computed once per stage
+
+    @staticmethod
+    def gradient_area(stage) -> int:
+        """The pixels each loss term is a mean over: the whole image's (see `optim.Adam.resized`)."""
+        return stage.size[0] * stage.size[1]
 
     def __init__(self, objective, state, stage, inputs, targets):
         import tensorflow as tf
@@ -108,7 +114,7 @@ class WholeImage:
     def traces(self) -> int:
         return self.compiled_step.experimental_get_tracing_count()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, member: int) -> dict[str, Any]:
         return {}
 
 
@@ -127,7 +133,7 @@ class TiledWindows:
         self.offsets = tile_offsets(config.seed, self.tile_size)
         self.offsets_used: list[list[int]] = []
         self.windows_per_step: list[int] = []
-        self.style_sizes = [list(rgb.shape[:2]) for rgb in inputs.styles[0]]
+        self.style_sizes = [[list(rgb.shape[:2]) for rgb in styles] for styles in inputs.styles]
         terms = objective.terms
         self.weights = objective.weights().astype(np.float64)  # (B, T)
         for term in terms:
@@ -185,6 +191,13 @@ class TiledWindows:
 
     compiled_step = None  # a tiled step is a Python loop over compiled windows, not one graph
     scores_when_stopped = False  # a pass over every window: a stopped run does not wait for it
+    windowed = True  # the content's targets come from each window, never from the full-size image
+
+    @staticmethod
+    def gradient_area(stage) -> int:
+        """Each window's gradient is a mean over the window (see the module docstring)."""
+        height, width = window_shape(stage.size, stage.tile_size, stage.tile_overlap)
+        return height * width
 
     def traces(self) -> int:
         return self._window_gradient.experimental_get_tracing_count()
@@ -194,34 +207,35 @@ class TiledWindows:
         offset = next(self.offsets)
         image = self.state.param.variable.numpy()
         gradient = np.zeros_like(image)
-        values = self._sweep(image, offset, gradient)
-        if values is None:
+        swept = self._sweep(image, offset, gradient)
+        if swept is None:
             return None
+        values, windows = swept
         self._keep(image, values[:, 0].astype(np.float32))  # the loss belongs to the image before this update
         self._update(gradient)
         self.offsets_used.append(list(offset))
-        self.windows_per_step.append(len(windows_of(tile_grid(self.image_shape, self.tile_size, self.overlap,
-                                                              offset))))
+        self.windows_per_step.append(windows)
         return np.concatenate([values, self.state.best_loss.numpy()[:, None]], axis=1)
 
     def score(self, offset: tuple[int, int]) -> None:
         """The current image's losses (forward passes only); it may win "best"."""
         image = self.state.param.variable.numpy()
-        values = self._sweep(image, offset, None)
-        if values is not None:
-            self._keep(image, values[:, 0].astype(np.float32))
+        swept = self._sweep(image, offset, None)
+        if swept is not None:
+            self._keep(image, swept[0][:, 0].astype(np.float32))
 
     def finish(self) -> None:
         self.score(next(self.offsets))  # the last update's image has no loss yet: score it so it can win
 
-    def _sweep(self, image: np.ndarray, offset: tuple[int, int], gradient: np.ndarray | None) -> np.ndarray | None:
-        """One pass over the windows: (B, 1 + T) weighted values of the image swept (its terms averaged over the
-        windows by their tiles' areas); with ``gradient``, every window's blended gradient added into it."""
+    def _sweep(self, image: np.ndarray, offset: tuple[int, int], gradient: np.ndarray | None):
+        """One pass over the windows: ((B, 1 + T) weighted values of the image swept, its terms averaged over the
+        windows by their tiles' areas; the number of windows), None if stopped; with ``gradient``, every
+        window's blended gradient added into it."""
         height, width = self.window
         area = self.image_shape[0] * self.image_shape[1]
         stats: dict[str, Any] = {}
-        tiles = tile_grid(self.image_shape, self.tile_size, self.overlap, offset)
-        for (top, left), sharing in windows_of(tiles).items():
+        windows = windows_of(tile_grid(self.image_shape, self.tile_size, self.overlap, offset))
+        for (top, left), sharing in windows.items():
             rows, columns = slice(top, top + height), slice(left, left + width)
             image_window, content_window = image[:, rows, columns], self.content[:, rows, columns]
             if gradient is None:
@@ -240,7 +254,7 @@ class TiledWindows:
                     stats[name] = stats.get(name, 0.0) + share * value.numpy().astype(np.float64)
             if self.state.stop_event.is_set():
                 return None
-        return self._values(stats)
+        return self._values(stats), len(windows)
 
     def _values(self, stats: dict[str, Any]) -> np.ndarray:
         """(B, 1 + T): the whole image's total and weighted terms from the windows' averaged statistics."""
@@ -255,9 +269,9 @@ class TiledWindows:
         weighted = self.weights * np.stack(columns, axis=1)
         return np.concatenate([weighted.sum(axis=1, keepdims=True), weighted], axis=1)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, member: int) -> dict[str, Any]:
         return {"tile_size": self.tile_size, "tile_overlap": self.overlap, "window_size": list(self.window),
-                "style_size": self.style_sizes, "offset_seed": self.state.configs[0].seed,
+                "style_size": self.style_sizes[member], "offset_seed": self.state.configs[0].seed,
                 "tile_offsets": self.offsets_used, "windows_per_step": self.windows_per_step}
 
 

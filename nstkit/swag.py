@@ -16,15 +16,12 @@ map's standard deviation and the result scaled to mean 1 (see `softmax_all` for 
 
 from __future__ import annotations
 
-from typing import Iterable
-
 from .quiet import import_tensorflow_quietly
 
 tf, _ = import_tensorflow_quietly()  # TF's C++ start-up lines kept off the user's stderr
 
-from .layers import CATALOGS
+from .layers import default_swag_layers  # noqa: F401  (where the paper's layers are chosen)
 
-SWAG_FIRST_STAGE = 3  # the paper smooths conv3_x .. conv5_x
 
 
 def softmax_all(features: tf.Tensor, temperature: float = 1.0, *, unit_mean: bool = False,
@@ -74,8 +71,3 @@ def smoothing(variant: str, temperature: float = 1.0, alpha: float = 1.0):
     if variant == "scale":
         return lambda features: scale(features, alpha)
     return None
-
-
-def default_swag_layers(layer_names: Iterable[str], backbone: str = "resnet50") -> list[str]:
-    """The layers the paper smooths: those in stages (VGG: blocks) 3 to 5."""
-    return [name for name in layer_names if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]

@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from .config import OPTIONS, StyleConfig, precision_from_environment
+from .config import OPTIONS, PRESET_FIELDS, StyleConfig, precision_from_environment
 from .errors import NstkitError
 from .images import BUNDLED_IMAGES
 from .layers import CATALOG
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_IMAGE_DIR = BUNDLED_IMAGES
-_PRESET_FIELDS = ("content_weight", "style_weight", "learning_rate")  # what choosing a preset moves
 
 _active_lock = threading.Lock()
 _active: "StylePanel | None" = None  # the panel whose run is in progress in this kernel
@@ -168,8 +167,9 @@ class StylePanel:
         """Move the loss weights and the learning rate to ``preset``'s values, and clear the layer override."""
         resolved = StyleConfig(preset=preset).resolved()
         self.layers.value = ()
-        for name in _PRESET_FIELDS:
-            self.controls[name].value = getattr(resolved, name)
+        for name in PRESET_FIELDS:
+            if name in self.controls:
+                self.controls[name].value = getattr(resolved, name)
 
     def _add_upload(self, change: dict[str, Any], dropdown) -> None:
         from .images import load_image_bytes
@@ -233,7 +233,7 @@ class StylePanel:
             self.preview.value = png_bytes(self.result.image)
             record = self.result.record
             self.status.value = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
-                                 f"steps, best loss {record['best_loss'] or float('nan'):.4g}; weights: "
+                                 f"steps, best loss {_loss(record['best_loss'])}; weights: "
                                  f"{record['weights']['description']}")
         except RunStopped as exc:
             self.status.value = str(exc)
@@ -255,6 +255,10 @@ class StylePanel:
             self.previews += 1
         self.status.value = (f"step {progress.step}/{progress.steps}  "
                              + "  ".join(f"{k} {v:.3g}" for k, v in progress.losses.items()))
+
+
+def _loss(value: float | None) -> str:
+    return "not scored" if value is None else f"{value:.4g}"
 
 
 def _stop_active_run() -> "StylePanel | None":

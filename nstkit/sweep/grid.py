@@ -17,10 +17,8 @@ from typing import Any
 import numpy as np
 
 from .. import fields
-from ..config import FIELD_NAMES, OPTIONS, StyleConfig
+from ..config import FIELD_NAMES as FIELDS, OPTIONS, StyleConfig
 from ..errors import NstkitError
-
-FIELDS = FIELD_NAMES
 
 
 @dataclass(frozen=True)

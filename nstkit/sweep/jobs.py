@@ -18,12 +18,12 @@ from typing import Any
 
 from ..errors import NstkitError
 from ..images import ImageInput
-from ..objective import TERM_NAMES
+from ..objective import HISTORY_KEYS
 from ..optimize import Result, stylize
 from .grid import SweepJob
 
 # The row's columns after the grid's own: what a run measured (no name a StyleConfig field has).
-METRIC_COLUMNS = (*(f"final_{term}" for term in ("total", *TERM_NAMES)), "best_loss", "best_step", "steps_run",
+METRIC_COLUMNS = (*(f"final_{term}" for term in HISTORY_KEYS), "best_loss", "best_step", "steps_run",
                   "seconds_per_step", "wall_time_s", "weights_description", "host")
 
 
@@ -50,7 +50,7 @@ def run_job(job: SweepJob, content: ImageInput, style: ImageInput | list) -> Job
     except Exception as error:  # noqa: BLE001 - reported in the row, not lost
         return JobOutcome(failed_row(job, error, socket.gethostname()), None)
     record = result.record
-    row.update({f"final_{term}": record["final_losses"][term] for term in ("total", *TERM_NAMES)})
+    row.update({f"final_{term}": record["final_losses"][term] for term in HISTORY_KEYS})
     row.update(best_loss=record["best_loss"], best_step=record["best_step"], steps_run=record["steps_run"],
                seconds_per_step=record["seconds_per_step"], wall_time_s=record["wall_time_s"],
                weights_description=record["weights"]["description"], host=socket.gethostname(), error=None)
