@@ -19,8 +19,11 @@ from .config import StyleConfig
 from .errors import NstkitError
 from .layers import CATALOG, all_presets, get_preset
 from .optimize import Progress, Result, stylize, stylize_batch
+from .support import warn_if_untested_tensorflow
 from .sweep import SweepResult, sweep
 from .tiling import stylize_tiled
+
+warn_if_untested_tensorflow()
 
 __version__ = "0.1.0"
 __all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result",
