@@ -26,7 +26,8 @@ PLACEHOLDER = "https://github.com/OWNER/nstkit"
 TEMPLATE = Path(__file__).with_name("setup_cell.py")
 TEMPLATE_LINE = 'REPOSITORY = "{REPOSITORY}"'
 BADGE = "[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-GPU_TIP = "On Colab, choose a GPU runtime first (Runtime > Change runtime type > GPU): on its CPU a run takes minutes."
+GPU_TIP = ("On Colab, choose a GPU runtime first (Runtime > Change runtime type > GPU): "
+           "on a CPU each run takes minutes.")
 _URL_LINE = re.compile(r'^(Repository\s*=\s*)"([^"]*)"', re.MULTILINE)
 # Markdown links to GitHub or Colab in the README, "](https://...", not URLs in code; group "repo" is OWNER/NAME
 _README_LINKS = re.compile(r"(?<=\]\()https://(?:github\.com|colab\.research\.google\.com/github)/"
