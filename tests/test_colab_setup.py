@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import nstkit
 from nst_helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -107,7 +108,8 @@ def test_without_nstkit_it_clones_and_installs_and_leaves_tensorflow_alone(tmp_p
     before = {entry.name for entry in site.iterdir()}
     (tmp_path / "home").mkdir()
     (tmp_path / "work").mkdir()
-    if subprocess.run([str(python), "-c", "import setuptools, wheel"], env=clean_env()).returncode:
+    builds = subprocess.run([str(python), "-c", "import setuptools, wheel"], env=clean_env(), capture_output=True)
+    if builds.returncode:
         pytest.skip("no setuptools and wheel to build nstkit offline (Python 3.12+ venvs have no setuptools)")
     # No index: pip must find every dependency already installed, TensorFlow included, and download nothing.
     # PIP_NO_BUILD_ISOLATION=0 means --no-build-isolation (pip reads the variable inverted): build offline.
@@ -118,7 +120,7 @@ def test_without_nstkit_it_clones_and_installs_and_leaves_tensorflow_alone(tmp_p
     assert f"nstkit from {clone}/nstkit/__init__.py" in run.stdout and (clone / ".git").is_dir()
     added = {entry.name for entry in site.iterdir()} - before
     assert not any(name.lower().startswith(("tensorflow", "keras")) for name in added), added
-    assert {name for name in added if name.endswith(".dist-info")} == {"nstkit-0.1.0.dist-info"}, added
+    assert {name for name in added if name.endswith(".dist-info")} == {f"nstkit-{nstkit.__version__}.dist-info"}
     again = run_cell(python, "file:///nowhere/nstkit", tmp_path / "work", tmp_path / "home")
     assert again.returncode == 0 and f"nstkit from {clone}" in again.stdout, again.stderr  # installed: no clone
 
