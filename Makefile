@@ -6,16 +6,28 @@ WEIGHTS ?= imagenet
 STEPS  ?= 200
 CONTENT ?= img/content/astronaut.jpg
 STYLE  ?= img/style/hexagons.png
+# Both ends of the TensorFlow range CI tests (nstkit/support.py): .venv gets the newest, .venv-oldest-tf
+# the oldest with the oldest Keras pyproject.toml allows (TF 2.16 wheels need numpy < 2).
+NEWEST_TF := "tensorflow==2.21.*"
+OLDEST_TF := "tensorflow==2.16.2" "keras==3.0.0" "numpy<2"
+OLD_VENV  := .venv-oldest-tf
 
-.PHONY: env demo test lab bench clean
+.PHONY: env demo test test-oldest-tf lab bench clean
 
 env: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "Location '" || true
-	$(BIN)/pip install --quiet -e ".[test]" 2>&1 | grep -v "Location '" || true
+	$(BIN)/pip install --quiet -e ".[test]" $(NEWEST_TF) 2>&1 | grep -v "Location '" || true
 	$(BIN)/python -c "import nstkit, tensorflow, pytest, nbval"
+	touch $@
+
+$(OLD_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VENV)/bin/pip install --quiet --upgrade pip 2>&1 | grep -v "Location '" || true
+	$(OLD_VENV)/bin/pip install --quiet -e ".[test]" $(OLDEST_TF) 2>&1 | grep -v "Location '" || true
+	$(OLD_VENV)/bin/python -c "import nstkit, tensorflow, pytest, nbval"
 	touch $@
 
 demo: env
@@ -25,6 +37,12 @@ demo: env
 test: env
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest --nbval-lax tests notebooks
 
+# The oldest supported TensorFlow: the unit tests (not the browser test) and one notebook in quick mode.
+test-oldest-tf: $(OLD_VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest tests --ignore=tests/test_browser.py
+	NSTKIT_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest --nbval-lax \
+	    notebooks/01_vanilla_resnet_nst.ipynb
+
 lab: env
 	$(BIN)/jupyter lab notebooks
 
@@ -33,4 +51,4 @@ bench: env
 	$(BIN)/python benchmarks/suite.py --json out/bench.json
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(OLD_VENV) out

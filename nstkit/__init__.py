@@ -27,8 +27,11 @@ from .config import StyleConfig
 from .errors import NstkitError
 from .layers import CATALOG, all_presets, get_preset
 from .optimize import Progress, Result, RunStopped, stylize, stylize_batch, stylize_tiled
+from .support import warn_if_untested_tensorflow
 from .sweep import SweepResult, sweep
 from . import metrics  # noqa: E402  (nstkit.metrics.evaluate after `import nstkit`; imports nothing heavy)
+
+warn_if_untested_tensorflow()
 
 __version__ = "0.1.0"
 __all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result", "RunStopped",

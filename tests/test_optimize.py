@@ -1,4 +1,5 @@
 import threading
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def test_record_says_which_weights_and_settings(thirty_steps):
     assert record["weights"]["source"] == "random"
     assert record["config"]["learning_rate"] == 20.0 and record["config"]["preset"] == "robust"
     assert record["steps_run"] == 30 and not record["stopped_early"]
-    assert record["versions"]["tensorflow"].startswith("2.21")
+    assert record["versions"]["tensorflow"] == metadata.version("tensorflow")  # the TF this run used
     assert record["wall_time_s"] > 0
 
 
