@@ -48,7 +48,7 @@ def weights_for(weights: str, seed: int) -> str:
 
 def compare(methods: Iterable[str] = tuple(METHODS), pairs: Sequence[tuple[str, str]] = PAIRS,
             seeds: Sequence[int] = (0, 1, 2), *, weights: str = "random", steps: int = 200, max_dim: int = 128,
-            progress=print) -> list[Run]:
+            precision: str = "float32", progress=print) -> list[Run]:
     """Run every method on every pair with every seed; return one `Run` per combination."""
     from .images import bundled_image as image
     from .optimize import stylize
@@ -61,7 +61,7 @@ def compare(methods: Iterable[str] = tuple(METHODS), pairs: Sequence[tuple[str, 
                 run_weights = weights_for(weights, seed)
                 started = time.perf_counter()
                 result = stylize(content, style, steps=steps, max_dim=max_dim, seed=seed, weights=run_weights,
-                                 **METHODS[method])
+                                 precision=precision, **METHODS[method])
                 metrics = evaluate(result.image, content, style, optimised_with=run_weights)
                 metrics["seconds_per_step"] = result.record["seconds_per_step"]
                 runs.append(Run(method, (content_name, style_name), seed, result.image, metrics))

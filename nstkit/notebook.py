@@ -150,23 +150,25 @@ def _default_precision(mode: str) -> str:
     return preferred if mode == "showcase" or device.gpu_details() else "float32"
 
 
-def announce_cost(settings: NotebookSettings, runs: int, *, steps: int | None = None, max_dim: int | None = None,
-                  preset: str = "robust", batch: int = 1, note: str = "") -> float:
-    """Print what the next cells will cost on this device, from a measured seconds-per-step; return seconds.
+def announce_cost(settings: NotebookSettings, runs: int = 1, *, steps: int | Sequence[int] | None = None,
+                  max_dim: int | None = None, preset: str = "robust", batch: int = 1, note: str = "") -> float:
+    """Print what the next cells will cost on this device, from a measured step; return the seconds.
 
-    ``runs`` stylisations of ``steps`` (default: the notebook's) at ``max_dim``,
-    ``batch`` images per step. The step time is measured (a few steps of a
-    short warm-up run of the same preset and size), not assumed.
+    ``runs`` stylisations of ``steps`` steps each (default: the notebook's;
+    or a list, one count per run) at ``max_dim``, ``batch`` images per step.
+    The step and what each run adds to its steps (building and tracing its
+    step) are measured with a short warm-up run of the same preset and size, not assumed.
     """
-    from .timing import measure_seconds_per_step
+    from .timing import measure_run
 
-    steps, max_dim = steps or settings.steps, max_dim or settings.max_dim
-    per_step = measure_seconds_per_step(preset=preset, max_dim=max_dim, batch=batch, weights=settings.weights,
-                                        precision=settings.precision)
-    seconds = runs * steps * per_step
-    print(f"cost: {runs} run(s) x {steps} steps at {max_dim} px, {per_step:.3f} s/step measured here "
-          f"({preset}{f', batches of {batch}' if batch > 1 else ''}): about {format_duration(seconds)} on "
-          f"{settings.device.split(' (')[0]}.{' ' + note if note else ''}")
+    max_dim = max_dim or settings.max_dim
+    counts = list(steps) if isinstance(steps, (list, tuple)) else [steps or settings.steps] * runs
+    per_step, per_run = measure_run(preset=preset, max_dim=max_dim, batch=batch, weights=settings.weights,
+                                    precision=settings.precision)
+    seconds = sum(per_run + count * per_step for count in counts)
+    print(f"cost: {len(counts)} run(s), {sum(counts)} steps at {max_dim} px; measured here {per_step:.3f} s/step "
+          f"and {per_run:.1f} s to build each run ({preset}{f', batches of {batch}' if batch > 1 else ''}): about "
+          f"{format_duration(seconds)} on {settings.device.split(' (')[0]}.{' ' + note if note else ''}")
     if seconds >= 600:
         print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
               "or Colab's GPU runtime")

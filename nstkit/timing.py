@@ -19,8 +19,17 @@ WARM_UP_STEPS = 4
 @lru_cache(maxsize=32)
 def measure_seconds_per_step(*, preset: str = "robust", max_dim: int = 512, batch: int = 1,
                              weights: str = "random", precision: str = "float32", aspect: float = 0.75) -> float:
-    """The median seconds per step of a short run at ``max_dim`` x ``aspect * max_dim`` (cached per process).
+    """The median seconds per step of a short run at ``max_dim`` x ``aspect * max_dim`` (cached per process)."""
+    return measure_run(preset=preset, max_dim=max_dim, batch=batch, weights=weights, precision=precision,
+                       aspect=aspect)[0]
 
+
+@lru_cache(maxsize=32)
+def measure_run(*, preset: str = "robust", max_dim: int = 512, batch: int = 1, weights: str = "random",
+                precision: str = "float32", aspect: float = 0.75) -> tuple[float, float]:
+    """(median seconds per step, seconds each run adds besides its steps: building its step and tracing it).
+
+    A short run at ``max_dim`` x ``aspect * max_dim``, cached per process.
     ImageNet weights cost the same per step as random ones, so random weights
     stand in for them (no download just to time a step).
     """
@@ -33,6 +42,9 @@ def measure_seconds_per_step(*, preset: str = "robust", max_dim: int = 512, batc
     style = content[::-1].copy()
     options = dict(preset=preset, steps=WARM_UP_STEPS, max_dim=max_dim, weights=weights, precision=precision)
     if batch == 1:
-        return float(stylize(content, style, **options).record["seconds_per_step"])
-    results = stylize_batch(content, style, [{"style_weight": 10.0 ** (6 + i)} for i in range(batch)], **options)
-    return float(results[0].record["seconds_per_step"])
+        record = stylize(content, style, **options).record
+    else:
+        record = stylize_batch(content, style, [{"style_weight": 10.0 ** (6 + i)} for i in range(batch)],
+                               **options)[0].record
+    per_step = float(record["seconds_per_step"])
+    return per_step, max(0.0, record["wall_time_s"] - WARM_UP_STEPS * per_step)

@@ -272,8 +272,11 @@ def _stop_active_run() -> "StylePanel | None":
 
 
 def _uploaded(value) -> list[dict[str, Any]]:
-    """FileUpload's value as a list of {name, content} (ipywidgets 8 gives a tuple of dicts)."""
-    return [dict(item) for item in (value.values() if isinstance(value, dict) else value)]
+    """FileUpload's value as a list of {name, content}: ipywidgets 8 gives a tuple of such dicts, 7 (Colab's)
+    a dict of file name -> {metadata, content}."""
+    if isinstance(value, dict):
+        return [{"name": name, "content": item["content"]} for name, item in value.items()]
+    return [{"name": item["name"], "content": item["content"]} for item in value]
 
 
 def _images_in(folder: Path) -> list[tuple[str, str]]:

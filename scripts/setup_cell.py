@@ -1,4 +1,4 @@
-# Set-up: use nstkit if Python finds it, else fetch it from its repository; then pick weights and device.
+# Set-up: use nstkit if Python finds it, else fetch it from its repository (the next cell picks weights and size).
 import importlib.util, os, subprocess, sys
 REPOSITORY = "{REPOSITORY}"  # python scripts/set_repo_url.py URL changes it in every notebook
 
@@ -32,4 +32,3 @@ if importlib.util.find_spec("nstkit") is None:
     importlib.invalidate_caches()  # pip has just installed nstkit's dependencies: let this kernel see them
 import nstkit
 from nstkit import notebook as nb
-settings = nb.setup()

@@ -31,6 +31,7 @@ except Exception as error:
         raise
     sys.exit("\\n".join(error._render_traceback_()))  # IPython shows these lines and nothing else
 print("nstkit from", namespace["nstkit"].__file__)
+namespace["nb"].setup()  # what each notebook's next cell does
 """
 # Not Colab's packages: what the test environment installed for nstkit itself
 _NOT_PREINSTALLED = ("nstkit", "__editable__", "__pycache__")

@@ -15,7 +15,7 @@ from nst_helpers import ROOT
 PACKAGE = ROOT / "nstkit"
 # Lowest first. A module may import modules of its own layer or below.
 LAYERS = [
-    ("core", ["errors", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
+    ("core", ["errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
               "tiles"]),
     ("model", ["device", "folding", "backbone", "swag", "param", "losses"]),
     ("engine", ["objective", "optim", "sources", "engine", "optimize"]),
@@ -23,7 +23,7 @@ LAYERS = [
                     "__main__", "__init__"]),
 ]
 LEVEL = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}
-TF_FREE = {"errors", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color", "tiles"}
+TF_FREE = {"errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color", "tiles"}
 
 
 def _module_name(path: Path) -> str:

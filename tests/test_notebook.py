@@ -116,9 +116,10 @@ def test_figures_carry_their_caption_inside_the_image():
 def test_the_cost_is_measured_before_it_is_announced(monkeypatch, capsys):
     from nstkit import timing
 
-    monkeypatch.setattr(timing, "measure_seconds_per_step", lambda **kwargs: 0.5)
+    monkeypatch.setattr(timing, "measure_run", lambda **kwargs: (0.5, 2.0))
     seconds = notebook.announce_cost(_settings(quick=False), runs=12, steps=100)
-    assert seconds == 12 * 100 * 0.5
+    assert seconds == 12 * (2.0 + 100 * 0.5)
     printed = capsys.readouterr().out
-    assert "12 run(s) x 100 steps at 64 px, 0.500 s/step measured here" in printed and "10 min" in printed
-    assert "to shrink it" in printed
+    assert "12 run(s), 1200 steps at 64 px; measured here 0.500 s/step and 2.0 s to build each run" in printed
+    assert "10 min" in printed and "to shrink it" in printed
+    assert notebook.announce_cost(_settings(quick=False), steps=[10, 20]) == 2 * 2.0 + 30 * 0.5

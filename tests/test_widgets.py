@@ -133,3 +133,13 @@ def test_stop_during_the_model_build_ends_the_run_before_its_first_step(panel):
     assert panel.error is None and panel.result is None
     assert panel.status.value.startswith("stopped before")
     assert not panel.run_button.disabled and panel.stop_button.disabled
+
+
+def test_uploads_in_the_formats_of_ipywidgets_8_and_7():
+    """ipywidgets 8 gives a tuple of {name, content}; 7 (what Colab ships) a dict of name -> {metadata, content}."""
+    from nstkit.widgets import _uploaded
+
+    eight = ({"name": "a.png", "type": "image/png", "content": memoryview(b"x")},)
+    seven = {"a.png": {"metadata": {"name": "a.png", "type": "image/png"}, "content": b"x"}}
+    assert _uploaded(eight) == [{"name": "a.png", "content": memoryview(b"x")}]
+    assert _uploaded(seven) == [{"name": "a.png", "content": b"x"}]
