@@ -12,7 +12,9 @@ NEWEST_TF := "tensorflow==2.21.*"
 OLDEST_TF := "tensorflow==2.16.2" "keras==3.0.0" "numpy<2"
 OLD_VENV  := .venv-oldest-tf
 
-.PHONY: env demo test test-oldest-tf lab bench clean
+MODE   ?= full
+
+.PHONY: env demo test test-oldest-tf lab showcase bench clean
 
 env: $(VENV)/.installed
 
@@ -39,12 +41,15 @@ test: env
 
 # The oldest supported TensorFlow: the unit tests (not the browser test) and one notebook in quick mode.
 test-oldest-tf: $(OLD_VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest tests --ignore=tests/test_browser.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest tests --ignore=tests/test_browser.py -m "not slow"
 	NSTKIT_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest --nbval-lax \
 	    notebooks/01_vanilla_resnet_nst.ipynb
 
-lab: env
-	$(BIN)/jupyter lab notebooks
+lab: env  # make lab MODE=showcase: every notebook in a few minutes, random weights (NSTKIT_MODE)
+	NSTKIT_MODE=$(MODE) $(BIN)/jupyter lab notebooks
+
+showcase: env  # re-make the stored notebook outputs and the README's figures (img/results/)
+	$(BIN)/python scripts/run_notebooks.py --mode showcase
 
 bench: env
 	mkdir -p out

@@ -22,13 +22,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the bundled pairs")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
     args = parser.parse_args()
     runs = compare(args.methods, PAIRS[: args.pairs], args.seeds, weights=args.weights, steps=args.steps,
-                   max_dim=args.max_dim)
+                   max_dim=args.max_dim, precision=args.precision)
     made_by = ("random weights (one seeded random network per seed), NOT ImageNet"
                if args.weights.startswith("random") else f"weights {args.weights}")
     print(f"\n# {len(runs)} runs: {args.pairs} pairs x {len(args.methods)} methods x {len(args.seeds)} seeds, "
-          f"{args.steps} steps at {args.max_dim} px; {made_by}; Gram distance judged by a held-out random ResNet-50")
+          f"{args.steps} steps at {args.max_dim} px, {args.precision}; {made_by}; Gram distance judged by a held-out random ResNet-50")
     print(table(summary(runs)))
     print("\n".join(verdict(runs)))
 

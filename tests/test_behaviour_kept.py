@@ -38,6 +38,8 @@ if __name__ == "__main__":
     # Run as a script, sys.path starts at tests/, and an editable install elsewhere would be imported instead.
     sys.path.insert(0, str(ROOT))
 
+pytestmark = pytest.mark.slow  # the recording is of the newest TensorFlow; the oldest's runs differ by design
+
 from nst_helpers import smooth_image
 
 RECORDING = ROOT / "tests" / "data" / "behaviour_kept.json"

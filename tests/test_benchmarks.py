@@ -62,6 +62,7 @@ def test_step_flops_match_the_analytic_conv_count():
     assert cost["flops"] > 2 * analytic
 
 
+@pytest.mark.slow
 def test_gpu_script_smoke_mode_on_cpu():
     """`gpu.py --quick --allow-cpu` runs end to end and prints one JSON line per configuration, then a summary."""
     done = subprocess.run([sys.executable, "benchmarks/gpu.py", "--quick", "--allow-cpu"], cwd=ROOT,

@@ -2,7 +2,8 @@
 
 nbval executes cells but never renders a widget; this test does what a user
 does: open notebook 01, run it, press Run on the panel, watch the preview
-change, press Stop. A screenshot is kept in test-artifacts/.
+change, press Stop, choose another preset and see the sliders follow it,
+then Run and Stop again. A screenshot is kept in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -115,6 +116,26 @@ def test_panel_runs_previews_and_stops_in_chromium(jupyterlab):
             steps_run = int(text.split("stopped:")[1].split("steps")[0])
             assert 0 < steps_run < 1000, text
             assert "random" in text  # the panel says which weights made the picture
+            assert run_button.is_enabled()
+
+            # Choosing a preset moves the sliders to its values: vanilla's style weight 1e6 becomes robust's 1e7.
+            style_weight = page.locator(".widget-hslider", has_text="style weight").locator(".widget-readout").first
+            before_weight = style_weight.inner_text()
+            page.locator(".widget-dropdown", has_text="preset").locator("select").first.select_option("robust")
+            deadline = time.time() + 20
+            while style_weight.inner_text() == before_weight and time.time() < deadline:
+                page.wait_for_timeout(100)
+            assert (before_weight, style_weight.inner_text()) == ("1e+06", "1e+07")
+
+            # A second run after Stop: it starts, previews, and stops again.
+            run_button.click()
+            first_preview = preview.get_attribute("src")
+            deadline = time.time() + 90
+            while preview.get_attribute("src") == first_preview and time.time() < deadline:
+                page.wait_for_timeout(200)
+            assert preview.get_attribute("src") != first_preview, "the second run never updated the preview"
+            stop_button.click()
+            page.locator(".widget-label", has_text="stopped:").first.wait_for(timeout=60_000)
             assert run_button.is_enabled()
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser_panel.png"), full_page=True)

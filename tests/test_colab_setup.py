@@ -18,6 +18,8 @@ import pytest
 import nstkit
 from nst_helpers import ROOT
 
+pytestmark = pytest.mark.slow  # fresh venvs and a git clone: TensorFlow's version does not change what they test
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import set_repo_url  # noqa: E402
 

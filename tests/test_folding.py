@@ -103,6 +103,7 @@ def test_jit_compile_default_and_override_are_recorded():
     np.testing.assert_allclose(forced.history["total"], default.history["total"], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_bfloat16_step_compiles_with_xla():
     """The GPU default is bfloat16-capable XLA; its step (bfloat16 Gram, custom gradient, cond) must compile."""
     content, style = smooth_image(1, 32, 32), smooth_image(2, 32, 32)

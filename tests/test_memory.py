@@ -33,6 +33,7 @@ print(json.dumps(measured_peak_rss_bytes()))
 """
 
 
+@pytest.mark.slow
 def test_estimate_is_within_20_percent_of_a_measured_peak():
     runs = ((96, 1), (192, 1), (256, 6))  # (size, batch): the last, one stylize_batch call of 6 variants, is
     # 1.7x a single run's peak: ignoring the batch would fail the check

@@ -42,3 +42,21 @@ def test_evaluate_reports_every_metric():
     content, style = smooth_image(4, 64, 64), smooth_image(5, 64, 64)
     metrics = evaluate(content, content, style, optimised_with="random")
     assert set(metrics) == {"ssim_luminance", "ssim_edges", "gram_distance", "color_histogram", "color_moments"}
+
+
+def test_evaluate_is_reachable_after_import_nstkit_and_takes_paths_like_stylize(tmp_path):
+    import nstkit
+    from PIL import Image
+
+    from nst_helpers import smooth_image
+
+    paths = []
+    for name, image in (("out.png", smooth_image(1)), ("content.png", smooth_image(1)), ("style.png", smooth_image(2))):
+        Image.fromarray(image).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    from_paths = nstkit.metrics.evaluate(*map(str, paths))
+    from_arrays = nstkit.metrics.evaluate(smooth_image(1), smooth_image(1), smooth_image(2))
+    assert from_paths == pytest.approx(from_arrays)
+    assert from_paths["ssim_luminance"] == pytest.approx(1.0)  # the output is the content
+    with pytest.raises(NstkitError, match="style image not found"):
+        nstkit.metrics.evaluate(str(paths[0]), str(paths[1]), str(tmp_path / "missing.png"))

@@ -117,6 +117,7 @@ def test_result_save_writes_image_and_record(tmp_path, thirty_steps):
     assert nstkit.StyleConfig.from_dict(record["config"]).resolved() == thirty_steps.config
 
 
+@pytest.mark.slow
 def test_many_runs_do_not_warn_about_retracing(caplog):
     import logging
 
@@ -124,3 +125,19 @@ def test_many_runs_do_not_warn_about_retracing(caplog):
         for _ in range(6):  # TF warns from the 5th new tf.function onwards
             nstkit.stylize(CONTENT, STYLE, steps=1, **TINY)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_the_python_api_keeps_tensorflows_start_up_lines_off_stderr():
+    """As the CLI does: `import nstkit; nstkit.stylize(...)` prints no oneDNN, cuInit or absl lines."""
+    import subprocess
+    import sys
+
+    from nst_helpers import ROOT
+
+    script = ("import nstkit, numpy as np\n"
+              "image = np.full((48, 64, 3), 128, np.uint8)\n"
+              "nstkit.stylize(image, image[::-1], steps=1, weights='random', max_dim=64)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not any(noise in done.stderr for noise in ("oneDNN", "cuInit", "cuda", "absl")), done.stderr

@@ -148,6 +148,7 @@ def test_the_default_pool_gives_the_same_pixels_as_stylize_here(local):
     assert not np.array_equal(local.images[0], local.images[1])
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_runs_the_same_sweep_unchanged(local):
     from distributed import Client, LocalCluster
 

@@ -201,6 +201,7 @@ def test_bad_tile_settings_are_one_clear_error(options, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_cli_tile_size_end_to_end_and_bad_sizes(tmp_path):
     content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
     Image.fromarray(CONTENT).save(content)
