@@ -125,7 +125,7 @@ def test_panel_runs_previews_and_stops_in_chromium(jupyterlab):
             deadline = time.time() + 20
             while style_weight.inner_text() == before_weight and time.time() < deadline:
                 page.wait_for_timeout(100)
-            assert (before_weight, style_weight.inner_text()) == ("1e+06", "1e+07")
+            assert (float(before_weight), float(style_weight.inner_text())) == (1e6, 1e7)  # readout "1.00e+6"
 
             # A second run after Stop: it starts, previews, and stops again.
             run_button.click()
