@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from .images import deprocess, resize_to, save_image, to_uint8
 from .layers import MIN_IMAGE_SIDE
 from .objective import HISTORY_KEYS, Objective, StageInputs
 from .record import write_record
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpointing
 
 
 class RunStopped(NstkitError):
@@ -188,6 +191,44 @@ class RunState:
         # Until an image of this stage is scored, the best is its start: the image after the updates so far.
         self.best_step = tf.Variable(np.full(len(self.configs), int(self.updates.numpy()), np.int64), trainable=False)
 
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays): this state as a checkpoint holds it (`checkpoint`)."""
+        arrays = {"param": self.param.variable.numpy(), "adam_m": self.optimizer.m.numpy(),
+                  "adam_v": self.optimizer.v.numpy(), "best_image": self.best_image.numpy(),
+                  "best_loss": self.best_loss.numpy(), "best_step": self.best_step.numpy()}
+        meta = {"updates": int(self.updates.numpy()), "adam_step": int(self.optimizer.step.numpy()),
+                "gradient_area": self.gradient_area}
+        if self.loss_scale is not None:
+            meta["loss_scale"] = [float(self.loss_scale.scale.numpy()), int(self.loss_scale.clean.numpy())]
+        return meta, arrays
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Enter a stage as a checkpoint left it: the exact parameters, moments, best image and counters."""
+        import tensorflow as tf
+
+        from .optim import Adam
+        from .param import FourierImage, PixelImage
+
+        config = self.configs[0]
+        parameters = arrays["param"]
+        if config.param == "fourier":
+            self.param = FourierImage(np.zeros((*arrays["best_image"].shape[1:3], 3), np.float32))
+        else:
+            self.param = PixelImage(np.zeros(arrays["best_image"].shape[1:], np.float32)[None].repeat(
+                len(self.configs), axis=0))
+        self.param.variable.assign(parameters)
+        self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
+                              float(config.beta_2), float(config.epsilon), step=meta["adam_step"],
+                              moments=(arrays["adam_m"], arrays["adam_v"]))
+        self.updates.assign(meta["updates"])
+        self.gradient_area = meta["gradient_area"]
+        if self.loss_scale is not None:
+            self.loss_scale.scale.assign(meta["loss_scale"][0])
+            self.loss_scale.clean.assign(meta["loss_scale"][1])
+        self.best_image = tf.Variable(arrays["best_image"], name="best_image", trainable=False)
+        self.best_loss = tf.Variable(arrays["best_loss"], trainable=False)
+        self.best_step = tf.Variable(arrays["best_step"], trainable=False)
+
     def keep_if_best(self, image, totals) -> None:
         """Per member, keep ``image`` if its loss beats the best so far (TF ops, inside a compiled step)."""
         import tensorflow as tf
@@ -222,8 +263,15 @@ def _resize_moments(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: Iterable[Callback] = (),
-               stop_event: threading.Event | None = None) -> list[Result]:
-    """Optimise every member through ``stages``; one `Result` per member."""
+               stop_event: threading.Event | None = None, checkpoint: "Checkpointing | None" = None) -> list[Result]:
+    """Optimise every member through ``stages``; one `Result` per member.
+
+    ``checkpoint`` (`checkpoint.Checkpointing`): where to keep checkpoints, how
+    often, and whether to resume from the one there.
+    """
+    import dataclasses
+
+    from .checkpoint import signature
     from .device import device_name
     from .quiet import import_tensorflow_quietly
     from .record import build_record
@@ -234,28 +282,45 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
     callbacks = list(callbacks)
     stop_event = stop_event or threading.Event()
     configs = [member.config for member in members]
+    config_dicts = [config.to_dict() for config in configs]
+    run_signature = signature(config_dicts, [member.inputs for member in members],
+                              [dataclasses.asdict(stage) for stage in stages])
     total_steps = sum(stage.steps for stage in stages)
     histories = [{key: [] for key in HISTORY_KEYS} for _ in members]
     described: list[dict[str, Any]] = []
     described_members: list[list[dict[str, Any]]] = []  # per stage, per member: what the source adds
+    saved = checkpoint.read(run_signature, config_dicts) if checkpoint is not None and checkpoint.resume else None
+    if saved is not None:
+        histories, described = saved.meta["histories"], saved.meta["described"]
+        described_members = saved.meta["described_members"]
+    resumed_at = saved.meta["steps_done"] if saved is not None else None
     start = time.perf_counter()
     state = None
-    with stop_on_signals(stop_event):
+    stopped_by: list[str] = []
+    with stop_on_signals(stop_event, stopped_by):
         if stop_event.is_set():
             raise RunStopped("stopped before the model was built: nothing was computed")
         objective = Objective(configs)
         state = RunState(configs, objective, stop_event)
         start_rgbs = [member.init_rgb for member in members]
         for index, stage in enumerate(stages):
+            if saved is not None and index < saved.meta["stage"]:
+                continue  # done before the checkpoint: its history and record came with it
             if stop_event.is_set():
                 break
             kind = SOURCES[stage.source]
             inputs = _stage_inputs(members, stage)
-            state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs], kind.gradient_area(stage))
+            resuming = saved is not None and index == saved.meta["stage"]
+            if resuming:
+                state.restore(saved.meta["state"], saved.arrays)
+            else:
+                state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs], kind.gradient_area(stage))
             targets = objective.targets(inputs, per_stage_only=kind.windowed)
-            state.source = source = kind(objective, state, stage, inputs, targets)
-            stage_times: list[float] = []
-            for _ in range(stage.steps):
+            restored = (saved.meta["source"], saved.arrays) if resuming else None
+            state.source = source = kind(objective, state, stage, inputs, targets, restored=restored)
+            stage_times: list[float] = list(saved.meta["stage_times"]) if resuming else []
+            first = saved.meta["step_in_stage"] if resuming else 0
+            for _ in range(first, stage.steps):
                 if stop_event.is_set():
                     break
                 started = time.perf_counter()
@@ -264,17 +329,30 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                     break
                 stage_times.append(time.perf_counter() - started)
                 _report(values, histories, callbacks, state, index, total_steps, start)
+                if checkpoint is not None:
+                    done = len(histories[0]["total"])
+                    checkpoint.decide(done - (resumed_at or 0), total_steps - done, _median(stage_times))
+                    if checkpoint.due(done):
+                        checkpoint.write(_saved(state, source, index, stage_times, histories, described,
+                                                described_members, run_signature, config_dicts), done)
+            if checkpoint is not None and stop_event.is_set() and histories[0]["total"]:
+                # Stopped: keep where it was, before the last image is scored, so a resume carries straight on.
+                checkpoint.write(_saved(state, source, index, stage_times, histories, described, described_members,
+                                        run_signature, config_dicts), len(histories[0]["total"]))
             if stage_times and (source.scores_when_stopped or not stop_event.is_set()):
                 source.finish()  # the last update's image has no loss yet: score it so it can win
             described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
                               "steps": stage.steps, "steps_run": len(stage_times), "step_traces": source.traces(),
-                              "seconds_per_step": round(float(np.median(stage_times[1:] or stage_times)), 4)
-                              if stage_times else None})
+                              "seconds_per_step": _median(stage_times)})
             described_members.append([source.describe(member) for member in range(len(members))])
             start_rgbs = state.best_rgbs()
+        if saved is not None and state.best_image is None:  # resumed after its last stage had ended
+            raise NstkitError(f"checkpoint {checkpoint.path} is of a finished run: nothing left to resume")
     steps_run = len(histories[0]["total"])
     if steps_run == 0 and stop_event.is_set():
         raise RunStopped("stopped before the first step: nothing was computed")
+    if checkpoint is not None and not stop_event.is_set():
+        checkpoint.remove()  # finished: nothing to resume
     wall_time = time.perf_counter() - start
     final_size = tuple(members[0].content_rgb.shape[:2])
     best_steps, best_losses = state.best_step.numpy(), state.best_loss.numpy()
@@ -302,12 +380,35 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             jit_compile=state.jit_compile,
             **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
             wall_time_s=round(wall_time, 3),
+            **({"stopped_by": stopped_by[0]} if stopped_by else {}),
+            **({"resumed_at_step": resumed_at} if resumed_at is not None else {}),
+            **({"checkpoints": {"path": str(checkpoint.path), "every": checkpoint.every, "written": checkpoint.written,
+                                "seconds_writing": round(checkpoint.seconds_writing, 3)}} if checkpoint else {}),
             # The last stage's median step (the full-size speed); each stage's own is in `stages`.
             seconds_per_step=described[-1]["seconds_per_step"] if described else None,
         )
         best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
         results.append(Result(member.finish(best), history, member.config, record))
     return results
+
+
+def _median(times: list[float]) -> float | None:
+    """A stage's seconds per step: the median, leaving out its first step (the trace) when there are others."""
+    return round(float(np.median(times[1:] or times)), 4) if times else None
+
+
+def _saved(state: RunState, source, stage: int, stage_times, histories, described, described_members,
+           run_signature: str, configs: list[dict]):
+    """What a checkpoint holds after ``len(stage_times)`` steps of ``stage`` (see `checkpoint`)."""
+    from .checkpoint import Saved
+
+    state_meta, arrays = state.snapshot()
+    source_meta, source_arrays = source.snapshot()
+    meta = {"signature": run_signature, "configs": configs, "stage": stage, "step_in_stage": len(stage_times),
+            "steps_done": len(histories[0]["total"]), "stage_times": list(stage_times), "histories": histories,
+            "described": described, "described_members": described_members, "state": state_meta,
+            "source": source_meta}
+    return Saved(meta, {**arrays, **source_arrays})
 
 
 def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
@@ -368,8 +469,11 @@ def quiet_retracing_warnings() -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop_event: threading.Event):
-    """Turn the first Ctrl-C / SIGTERM into "stop after this step"; a second Ctrl-C aborts at once."""
+def stop_on_signals(stop_event: threading.Event, stopped_by: list[str] | None = None):
+    """Turn the first Ctrl-C / SIGTERM into "stop after this step"; a second Ctrl-C aborts at once.
+
+    ``stopped_by`` gets the first signal's name ("SIGINT", "SIGTERM"): the CLI's exit status says which.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -377,6 +481,8 @@ def stop_on_signals(stop_event: threading.Event):
     def request_stop(signum, frame):
         if stop_event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if stopped_by is not None and not stopped_by:
+            stopped_by.append(signal.Signals(signum).name)
         stop_event.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -15,6 +15,7 @@ of stage with one loop.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -33,6 +34,7 @@ __all__ = ["stylize", "stylize_batch", "stylize_tiled", "schedule", "Progress", 
 
 def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None = None, *,
             callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
             **options: Any) -> Result:
     """Optimise an image so its ResNet-50 features match ``content`` and its Gram matrices match ``style``.
 
@@ -42,10 +44,17 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     thread) or ``stop_event`` end the run early; the best image so far is
     returned and ``result.stopped_early`` is true. Stopped before the first
     step, the run raises `RunStopped`: there is no image to return.
+
+    ``checkpoint``: a file (``.npz``) to keep the run's state in, every
+    ``checkpoint_every`` steps (None: about once a minute once the run looks
+    longer than a few minutes; 0: never) and when it is stopped; removed when
+    the run finishes. ``resume=True`` continues from it: the same bytes as an
+    uninterrupted run, on the CPU (`checkpoint`).
     """
     requested = (config or StyleConfig()).replace(**options)
     member = _prepare(content, style, requested)
-    return run_stages([member], schedule(member.config, member.content_rgb.shape[:2]), callbacks, stop_event)[0]
+    return run_stages([member], schedule(member.config, member.content_rgb.shape[:2]), callbacks, stop_event,
+                      _checkpointing(checkpoint, checkpoint_every, resume))[0]
 
 
 def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | None = None, *,
@@ -58,14 +67,17 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     steps), then refines with ``steps`` tiled steps at full size (`nstkit.tiles`).
     Ctrl-C / SIGTERM or ``stop_event`` stop within one window; the best image so far is returned.
     """
+    run = {key: options.pop(key) for key in ("checkpoint", "checkpoint_every", "resume") if key in options}
     config = (config or StyleConfig()).replace(**options)
     tile_size = tile_size if tile_size is not None else (config.tile_size or DEFAULT_TILE_SIZE)
-    return stylize(content, style, config.replace(tile_size=tile_size), callbacks=callbacks, stop_event=stop_event)
+    return stylize(content, style, config.replace(tile_size=tile_size), callbacks=callbacks, stop_event=stop_event,
+                   **run)
 
 
 def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Mapping[str, Any]],
                   config: StyleConfig | None = None, *, callbacks: Iterable[Callback] = (),
-                  stop_event: threading.Event | None = None, **options: Any) -> list[Result]:
+                  stop_event: threading.Event | None = None, checkpoint: str | os.PathLike | None = None,
+                  checkpoint_every: int | None = None, resume: bool = False, **options: Any) -> list[Result]:
     """Run several variants of one stylisation as a single batch: one compiled step, B images per step.
 
     Each variant is a dict of `StyleConfig` overrides on ``config`` + ``options``
@@ -75,7 +87,7 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
     each result equals its own `stylize` run up to float rounding. The gain
     over a loop is one step for all B instead of B steps (one trace, fuller
     use of the cores per op; BENCHMARKS.md), tiled stages included. Callbacks
-    run once per member per step; ``progress.member`` says which.
+    run once per member per step; ``progress.member`` says which. Checkpoints as in `stylize`.
     """
     if not variants:
         raise NstkitError("stylize_batch needs at least one variant, e.g. [{'style_weight': 1e7}]")
@@ -86,7 +98,8 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
         member_content, member_style = variant.pop("content", content), variant.pop("style", style)
         members.append(_prepare(member_content, member_style, base.replace(**variant)))
     _check_batchable(members)
-    return run_stages(members, schedule(members[0].config, members[0].content_rgb.shape[:2]), callbacks, stop_event)
+    return run_stages(members, schedule(members[0].config, members[0].content_rgb.shape[:2]), callbacks, stop_event,
+                      _checkpointing(checkpoint, checkpoint_every, resume))
 
 
 def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
@@ -117,6 +130,16 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
                 break
             stages.insert(0, Stage(scaled(shape, factor), max(1, first.steps // 2), "image", scale=factor))
     return stages
+
+
+def _checkpointing(path, every: int | None, resume: bool):
+    from .checkpoint import Checkpointing
+
+    if path is None:
+        if resume:
+            raise NstkitError("resume=True needs the checkpoint file to resume from: pass checkpoint=PATH")
+        return None
+    return Checkpointing(path, every, resume)
 
 
 def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> Member:

@@ -65,12 +65,14 @@ class WholeImage:
         """The pixels each loss term is a mean over: the whole image's (see `optim.Adam.resized`)."""
         return stage.size[0] * stage.size[1]
 
-    def __init__(self, objective, state, stage, inputs, targets):
+    def __init__(self, objective, state, stage, inputs, targets, restored=None):
         import tensorflow as tf
 
         config = state.configs[0]
         weights = tf.constant(objective.weights())  # (B, T)
-        jitter_rng = tf.random.Generator.from_seed(config.seed)
+        self.jitter_rng = jitter_rng = tf.random.Generator.from_seed(config.seed)
+        if restored is not None:
+            jitter_rng.reset(restored[1]["jitter_state"])
         param, optimizer, scaler = state.param, state.optimizer, state.loss_scale
         variable = param.variable
 
@@ -117,11 +119,15 @@ class WholeImage:
     def describe(self, member: int) -> dict[str, Any]:
         return {}
 
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What a checkpoint needs to take the next step as this source would: the jitter generator's state."""
+        return {}, {"jitter_state": self.jitter_rng.state.numpy()}
+
 
 class TiledWindows:
     """A stage that walks the image in tiles whose grid moves every step (see the module docstring)."""
 
-    def __init__(self, objective, state, stage, inputs, targets):
+    def __init__(self, objective, state, stage, inputs, targets, restored=None):
         import tensorflow as tf
 
         config = state.configs[0]
@@ -133,6 +139,7 @@ class TiledWindows:
         self.offsets = tile_offsets(config.seed, self.tile_size)
         self.offsets_used: list[list[int]] = []
         self.windows_per_step: list[int] = []
+        self._offsets_after_step = self.offsets.state()  # a stopped step's draw does not count
         self.style_sizes = [[list(rgb.shape[:2]) for rgb in styles] for styles in inputs.styles]
         terms = objective.terms
         self.weights = objective.weights().astype(np.float64)  # (B, T)
@@ -187,7 +194,17 @@ class TiledWindows:
             state.keep_if_best(image, totals)
 
         self._window_gradient, self._window_stats, self._update, self._keep = window_gradient, window_stats, update, keep
-        self.score((0, 0))  # the whole image's Grams, which the first step's gradient needs
+        if restored is None:
+            self.score((0, 0))  # the whole image's Grams, which the first step's gradient needs
+        else:
+            meta, arrays = restored
+            self.offsets.restore(meta["offsets"])
+            self._offsets_after_step = self.offsets.state()
+            self.offsets_used, self.windows_per_step = meta["offsets_used"], meta["windows_per_step"]
+            for term in terms:
+                if term.tiled is not None and term.used:
+                    for layer, mismatch in term.tiled.mismatch.items():
+                        mismatch.assign(arrays[f"mismatch/{term.name}/{layer}"])
 
     compiled_step = None  # a tiled step is a Python loop over compiled windows, not one graph
     scores_when_stopped = False  # a pass over every window: a stopped run does not wait for it
@@ -215,6 +232,7 @@ class TiledWindows:
         self._update(gradient)
         self.offsets_used.append(list(offset))
         self.windows_per_step.append(windows)
+        self._offsets_after_step = self.offsets.state()
         return np.concatenate([values, self.state.best_loss.numpy()[:, None]], axis=1)
 
     def score(self, offset: tuple[int, int]) -> None:
@@ -268,6 +286,14 @@ class TiledWindows:
                 columns.append(np.asarray(stats[term.name], np.float64))
         weighted = self.weights * np.stack(columns, axis=1)
         return np.concatenate([weighted.sum(axis=1, keepdims=True), weighted], axis=1)
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The offset generator (as after the last whole step), the offsets so far, and the Gram mismatch."""
+        meta = {"offsets": self._offsets_after_step, "offsets_used": self.offsets_used,
+                "windows_per_step": self.windows_per_step}
+        arrays = {f"mismatch/{term.name}/{layer}": mismatch.numpy() for term in self.objective.terms
+                  if term.tiled is not None and term.used for layer, mismatch in term.tiled.mismatch.items()}
+        return meta, arrays
 
     def describe(self, member: int) -> dict[str, Any]:
         return {"tile_size": self.tile_size, "tile_overlap": self.overlap, "window_size": list(self.window),

@@ -33,7 +33,6 @@ This module is the geometry only (numpy, no TensorFlow):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -124,12 +123,36 @@ def windows_of(tiles: list[Tile]) -> dict[tuple[int, int], list[Tile]]:
     return windows
 
 
-def tile_offsets(seed: int, tile_size: int) -> Iterator[tuple[int, int]]:
-    """The grid origin of each step, (oy, ox) in [0, tile_size)²: seeded, and never the same twice running."""
-    rng = np.random.default_rng(seed)
-    previous = None
-    while True:
-        offset = tuple(int(v) for v in rng.integers(0, tile_size, size=2))
-        if offset != previous:
-            previous = offset
-            yield offset
+class TileOffsets:
+    """The grid origin of each step, (oy, ox) in [0, tile_size)²: seeded, and never the same twice running.
+
+    An iterator whose state (`state`, `restore`) goes into a checkpoint, so a
+    resumed run draws the offsets the uninterrupted one would have.
+    """
+
+    def __init__(self, seed: int, tile_size: int):
+        self.tile_size = tile_size
+        self._rng = np.random.default_rng(seed)
+        self._previous: tuple[int, int] | None = None
+
+    def __iter__(self) -> "TileOffsets":
+        return self
+
+    def __next__(self) -> tuple[int, int]:
+        while True:
+            offset = tuple(int(v) for v in self._rng.integers(0, self.tile_size, size=2))
+            if offset != self._previous:
+                self._previous = offset
+                return offset
+
+    def state(self) -> dict:
+        return {"rng": self._rng.bit_generator.state, "previous": self._previous}
+
+    def restore(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._previous = tuple(state["previous"]) if state["previous"] is not None else None
+
+
+def tile_offsets(seed: int, tile_size: int) -> TileOffsets:
+    """The seeded sequence of grid origins (see `TileOffsets`)."""
+    return TileOffsets(seed, tile_size)

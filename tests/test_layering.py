@@ -18,7 +18,7 @@ LAYERS = [
     ("core", ["errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
               "tiles"]),
     ("model", ["device", "folding", "backbone", "swag", "param", "losses"]),
-    ("engine", ["objective", "optim", "sources", "engine", "optimize"]),
+    ("engine", ["objective", "optim", "checkpoint", "sources", "engine", "optimize"]),
     ("interfaces", ["memory", "timing", "metrics", "analysis", "compare", "sweep", "cli", "widgets", "notebook",
                     "__main__", "__init__"]),
 ]
