@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NstkitError
-from .files import atomic_write
+from .files import atomic_write, reason
 
 CHECKPOINT_VERSION = 1
 AUTO_AFTER_SECONDS = 180.0  # runs predicted to take longer than this checkpoint by default
@@ -73,12 +73,15 @@ class Checkpointing:
     path: Path
     every: int | None = None
     resume: bool = False
+    on_failure: Any = None  # called with one line if a checkpoint cannot be written (the run goes on without)
     seconds_writing: float = field(default=0.0, init=False)  # what checkpoints cost this run
     written: int = field(default=0, init=False)
+    failure: str | None = field(default=None, init=False)
     _last_step: int = field(default=0, init=False)
 
     def __post_init__(self):
         self.path = Path(self.path)
+        self.on_stop = self.every != 0  # a stopped run keeps a checkpoint unless checkpoints were turned off
         if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, int)
                                        or self.every < 0):
             raise NstkitError(f"checkpoint_every must be a whole number of steps >= 0 (0: none), got {self.every!r}")
@@ -96,14 +99,24 @@ class Checkpointing:
         return bool(self.every) and steps_done - self._last_step >= self.every
 
     def write(self, saved: Saved, steps_done: int) -> None:
-        """Write atomically: a kill mid-write leaves the previous checkpoint, never half of one."""
+        """Write atomically: a kill mid-write leaves the previous checkpoint, never half of one.
+
+        A checkpoint that cannot be written (a full disk, say) stops further
+        ones and is reported once through ``on_failure``: the run itself goes on.
+        """
         started = time.perf_counter()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**saved.meta, "checkpoint_version": CHECKPOINT_VERSION}
         buffer = io.BytesIO()
         np.savez(buffer, meta=np.array(json.dumps(meta)), **saved.arrays)
-        with atomic_write(self.path) as handle:
-            handle.write(buffer.getvalue())
+        try:
+            with atomic_write(self.path) as handle:
+                handle.write(buffer.getvalue())
+        except OSError as error:
+            self.every, self.on_stop = 0, False
+            self.failure = f"could not write checkpoint {self.path} ({reason(error)}); the run goes on without them"
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
+            return
         self._last_step = steps_done
         self.written += 1
         self.seconds_writing += time.perf_counter() - started

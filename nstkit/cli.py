@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _whole_or_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (never) or more")
     return value
 
 
@@ -91,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "beside it as .json")
     run.add_argument("--save-every", type=_positive_int, metavar="N",
                      help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
+    run.add_argument("--checkpoint-every", type=_whole_or_zero, metavar="N",
+                     help="save the run's state every N steps to OUTPUT.checkpoint.npz (0: never; default: about "
+                          "once a minute for runs expected to take over 3 minutes, and whenever a run is stopped)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from OUTPUT.checkpoint.npz (same inputs and options): the same image as an "
+                          "uninterrupted run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_flags(run)
 
@@ -127,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "see the input paths and have nstkit (and the weights) installed")
     sweep_parser.add_argument("--overwrite", action="store_true",
                               help="replace the outputs of an earlier sweep in the folder")
+    sweep_parser.add_argument("--resume", action="store_true",
+                              help="keep the points the folder already holds finished (same config), run the rest")
     sweep_parser.add_argument("-q", "--quiet", action="store_true", help="no line per finished run")
     add_config_flags(sweep_parser)  # any field can be fixed for every run of the grid
     return parser
@@ -150,12 +169,55 @@ def main(argv: list[str] | None = None) -> int:
     except NstkitError as error:
         print(f"nstkit: error: {error}", file=sys.stderr)
         return error.exit_code
+    except _Interrupted as interrupted:
+        print(f"nstkit: interrupted ({interrupted.name}) before anything was computed; nothing saved",
+              file=sys.stderr)
+        return 128 + interrupted.signum
     except KeyboardInterrupt:
         print("nstkit: interrupted", file=sys.stderr)
         return 130
 
 
+class _Interrupted(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+class _Signals:
+    """Ctrl-C and SIGTERM around a stylize command, outside the run's own "stop after this step" handling.
+
+    Before the run starts (checking images, importing TensorFlow) a signal
+    stops at once, with one line. While the result is being saved it only
+    counts, so the save finishes: a signal never leaves a result half saved.
+    The exit status is 128 + the first signal's number (130, 143).
+    """
+
+    def __init__(self):
+        self.received: int | None = None
+        self.saving = False
+
+    def __enter__(self) -> "_Signals":
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = self.received or signum
+        if not self.saving:
+            raise _Interrupted(signum)
+
+
 def _stylize(args: argparse.Namespace) -> int:
+    with _Signals() as signals:
+        return _stylize_run(args, signals)
+
+
+def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
+    from .checkpoint import checkpoint_path_for
     from .images import check_output_path, load_image
 
     config = StyleConfig(**config_from_flags(args))
@@ -164,6 +226,10 @@ def _stylize(args: argparse.Namespace) -> int:
     init = (resolved.init,) if resolved.init not in INIT_CHOICES else ()
     inputs = (args.content, *styles, *init)
     output = check_output_path(args.output, inputs)
+    checkpoint = checkpoint_path_for(output)
+    if args.resume and not checkpoint.exists():
+        raise NstkitError(f"--resume: no checkpoint {checkpoint} (the run finished, or never wrote one): "
+                          "run without --resume")
     resolved.blend_weights(len(styles))  # one weight per style image
     # fail on a bad image before loading TensorFlow
     content_shape = load_image(args.content, resolved.max_dim, what="content image").shape[:2]
@@ -177,6 +243,7 @@ def _stylize(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     if not resolved.tile_size:  # a tiled run holds one window's activations, not the whole image's
         _warn_if_short_of_memory(resolved, content_shape, max(style_shapes, key=lambda shape: shape[0] * shape[1]))
+    from .engine import OutputNotSaved
     from .optimize import stylize
 
     callbacks = []
@@ -186,18 +253,29 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.save_every:
         callbacks.append(_snapshot_saver(output, args.save_every, inputs, resolved))
     try:
-        result = stylize(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks)
+        result = stylize(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks,
+                         checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     finally:
         if bar is not None:
             bar.close()
-    saved = result.save(output, protect=inputs)
+    signals.saving = True
     record = result.record
-    status = (f"stopped at step {record['steps_run']} of {record['steps_planned']}; saved the best image so far"
-              if result.stopped_early else f"ran {record['steps_run']} steps")
+    stopped_by = record.get("stopped_by")
+    interrupted = 128 + signal.Signals[stopped_by].value if stopped_by else None
+    try:
+        saved = result.save(output, protect=inputs)
+    except OutputNotSaved as lost:
+        print(f"nstkit: error: {lost}", file=sys.stderr)
+        return lost.exit_code
+    status = (f"stopped ({stopped_by}) at step {record['steps_run']} of {record['steps_planned']}; saved the best "
+              "image so far" if result.stopped_early else f"ran {record['steps_run']} steps")
+    resume = f"; resume with --resume (checkpoint {checkpoint})" if result.stopped_early and checkpoint.exists() else ""
     print(f"nstkit: {status}: {saved} (best after {record['best_step']} updates, "
           f"loss {_loss(record['best_loss'])}) and {saved.with_suffix('.json')}; "
-          f"weights: {record['weights']['description']}")
-    return 0
+          f"weights: {record['weights']['description']}{resume}")
+    if signals.received and interrupted is None:
+        interrupted = 128 + signals.received  # it came while saving: the save finished first
+    return interrupted or 0
 
 
 def _loss(value: float | None) -> str:
@@ -227,16 +305,24 @@ class _progress_bar:
 
 
 def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig):
+    from .files import reason
     from .images import save_image
     from .record import build_record, write_record
 
+    failed = []
+
     def save_snapshot(progress) -> None:
-        if progress.step % every:
+        if progress.step % every or failed:
             return
         path = output.with_name(f"{output.stem}_step{progress.step:05d}{output.suffix}")
-        save_image(path, progress.image(), protect=inputs)
-        write_record(path, build_record(config=config.to_dict(), snapshot_of=str(output), step=progress.step,
-                                        losses=progress.losses, weights=progress.weights))
+        try:
+            save_image(path, progress.image(), protect=inputs)
+            write_record(path, build_record(config=config.to_dict(), snapshot_of=str(output), step=progress.step,
+                                            losses=progress.losses, weights=progress.weights))
+        except (OSError, NstkitError) as error:  # a snapshot is a view of the run, not the run: it goes on
+            failed.append(path)
+            print(f"\nnstkit: warning: could not write snapshot {path} ({reason(error)}); the run goes on, without "
+                  "more snapshots", file=sys.stderr)
 
     return save_snapshot
 
@@ -264,7 +350,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
             label = " ".join(f"{key}={short_value(row[key])}" for key in grid)
             print(f"nstkit: run {len(finished)}/{len(jobs)} ({label}) {outcome}", file=sys.stderr, flush=True)
 
-    run = dict(out_dir=args.out_dir, overwrite=args.overwrite, on_row=report, **options)
+    run = dict(out_dir=args.out_dir, overwrite=args.overwrite, resume=args.resume, on_row=report, **options)
     if args.scheduler:
         with dask_client(args.scheduler) as client:
             result = sweep(args.content, styles, grid, executor=client.get_executor(), **run)

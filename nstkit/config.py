@@ -29,6 +29,7 @@ INIT_CHOICES = ("content", "noise")  # or a path to an image
 SWAG_VARIANTS = ("none", "softmax", "channel_softmax", "scale")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
+OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/folding.py)
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
@@ -98,6 +99,11 @@ class StyleConfig:
         help="style loss weight", kind="float", check=number(zero=True),
         default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
     tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
+    optimizer: str = option(
+        "adam", help="adam (the seed's), or lbfgs: scipy's L-BFGS-B, which keeps pixels in range by its bounds; "
+                     "a step is then one function evaluation, and the Adam settings do not apply",
+        kind="str", check=one_of(OPTIMIZERS), choices=OPTIMIZERS, widget=("choice", *OPTIMIZERS),
+        tiles=(lambda value: value == "adam", "optimizer adam (the moving windows change the loss every step)"))
     learning_rate: float | None = option(
         help="Adam learning rate", kind="float", check=number(zero=False), flag="--lr", aliases=("--learning-rate",),
         default_text=_lr_text(), widget=("log", -2, 2, 0.1))
@@ -236,6 +242,12 @@ class StyleConfig:
                 got = ", ".join(f"{name}={value!r}" for name, value in unsupported.items())
                 raise NstkitError(f"tiled runs (tile_size) support {', '.join(supported)}; got {got}: "
                                   "change it or drop tile_size")
+        if self.optimizer == "lbfgs" and self.jitter:
+            raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
+                              "step: drop jitter or use optimizer adam")
+        if self.optimizer == "lbfgs" and self.precision == "float16":
+            raise NstkitError("optimizer lbfgs with precision float16 would need loss scaling in its line search: "
+                              "use precision bfloat16 or float32")
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:

@@ -39,7 +39,8 @@ from .errors import NstkitError
 from .images import deprocess, resize_to, save_image, to_uint8
 from .layers import MIN_IMAGE_SIDE
 from .objective import HISTORY_KEYS, Objective, StageInputs
-from .record import write_record
+from .files import reason, rescue_paths
+from .record import record_path, write_record
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpointing
@@ -48,7 +49,17 @@ if TYPE_CHECKING:
 class RunStopped(NstkitError):
     """Stopped before the first step: no image was computed, so there is none to save."""
 
-    exit_code = 130  # as Ctrl-C: an interruption, not a usage error
+    exit_code = 130  # as Ctrl-C (143 when SIGTERM stopped it): an interruption, not a usage error
+
+
+class OutputNotSaved(NstkitError):
+    """An output could not be written where asked; it was saved elsewhere (``saved_to``), or nowhere."""
+
+    exit_code = 74  # EX_IOERR (sysexits.h): the result exists, but not where it was asked for
+
+    def __init__(self, message: str, saved_to: Path | None = None):
+        super().__init__(message)
+        self.saved_to = saved_to
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,35 @@ class Result:
         return bool(self.record.get("stopped_early"))
 
     def save(self, path, *, protect: Iterable = ()) -> Path:
-        """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``)."""
+        """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``).
+
+        If either cannot be written there (a full disk, a read-only or deleted
+        folder, a quota), both are saved in the first of `files.rescue_paths`
+        that takes them, and `OutputNotSaved` says where: a computed result is never lost.
+        """
         inputs = tuple(protect) + tuple(v["path"] for v in self.record["inputs"].values() if "path" in v)
-        saved = save_image(path, self.image, protect=inputs)
-        write_record(saved, {**self.record, "output": str(saved)})
-        return saved
+        path = Path(path)
+        try:
+            saved = save_image(path, self.image, protect=inputs)
+        except (OSError, NstkitError) as error:
+            problem = f"could not write {path} ({reason(error)})"
+        else:
+            try:
+                write_record(saved, {**self.record, "output": str(saved)})
+                return saved
+            except OSError as error:
+                problem = f"saved {saved}, but could not write its record {record_path(saved)} ({reason(error)})"
+        for place in rescue_paths(path):
+            try:
+                if place.parent != path.parent:  # a rescue folder; the user's own folder is never re-made
+                    place.parent.mkdir(parents=True, exist_ok=True)
+                rescued = save_image(place, self.image, protect=inputs)
+                write_record(rescued, {**self.record, "output": str(rescued), "asked_for": str(path)})
+            except (OSError, NstkitError):
+                continue
+            raise OutputNotSaved(f"{problem}; saved the result to {rescued} and its record beside it", rescued)
+        raise OutputNotSaved(f"{problem}, nor anywhere else ({', '.join(str(p.parent) for p in rescue_paths(path))}): "
+                             "the image is still in memory (result.image)")
 
 
 class RunState:
@@ -178,7 +213,9 @@ class RunState:
         config = self.configs[0]
         init = np.stack([np.asarray(rgb, np.float32) for rgb in start_rgbs])
         self.param = FourierImage(init[0]) if config.param == "fourier" else PixelImage(init)
-        if self.optimizer is None:
+        if config.optimizer == "lbfgs":
+            self.optimizer = None  # scipy's L-BFGS-B, driven by the stage's source, starts afresh each stage
+        elif self.optimizer is None:
             self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
                                   float(config.beta_2), float(config.epsilon))
         else:
@@ -193,11 +230,12 @@ class RunState:
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(meta, arrays): this state as a checkpoint holds it (`checkpoint`)."""
-        arrays = {"param": self.param.variable.numpy(), "adam_m": self.optimizer.m.numpy(),
-                  "adam_v": self.optimizer.v.numpy(), "best_image": self.best_image.numpy(),
+        arrays = {"param": self.param.variable.numpy(), "best_image": self.best_image.numpy(),
                   "best_loss": self.best_loss.numpy(), "best_step": self.best_step.numpy()}
-        meta = {"updates": int(self.updates.numpy()), "adam_step": int(self.optimizer.step.numpy()),
-                "gradient_area": self.gradient_area}
+        meta = {"updates": int(self.updates.numpy()), "gradient_area": self.gradient_area}
+        if self.optimizer is not None:
+            arrays.update(adam_m=self.optimizer.m.numpy(), adam_v=self.optimizer.v.numpy())
+            meta["adam_step"] = int(self.optimizer.step.numpy())
         if self.loss_scale is not None:
             meta["loss_scale"] = [float(self.loss_scale.scale.numpy()), int(self.loss_scale.clean.numpy())]
         return meta, arrays
@@ -217,9 +255,9 @@ class RunState:
             self.param = PixelImage(np.zeros(arrays["best_image"].shape[1:], np.float32)[None].repeat(
                 len(self.configs), axis=0))
         self.param.variable.assign(parameters)
-        self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
-                              float(config.beta_2), float(config.epsilon), step=meta["adam_step"],
-                              moments=(arrays["adam_m"], arrays["adam_v"]))
+        self.optimizer = None if config.optimizer == "lbfgs" else Adam(
+            self.param.variable, float(config.learning_rate), float(config.beta_1), float(config.beta_2),
+            float(config.epsilon), step=meta["adam_step"], moments=(arrays["adam_m"], arrays["adam_v"]))
         self.updates.assign(meta["updates"])
         self.gradient_area = meta["gradient_area"]
         if self.loss_scale is not None:
@@ -320,22 +358,25 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             state.source = source = kind(objective, state, stage, inputs, targets, restored=restored)
             stage_times: list[float] = list(saved.meta["stage_times"]) if resuming else []
             first = saved.meta["step_in_stage"] if resuming else 0
-            for _ in range(first, stage.steps):
-                if stop_event.is_set():
-                    break
-                started = time.perf_counter()
-                values = source.step()
-                if values is None:  # stopped within a tiled step: that step is dropped, no update
-                    break
-                stage_times.append(time.perf_counter() - started)
-                _report(values, histories, callbacks, state, index, total_steps, start)
-                if checkpoint is not None:
-                    done = len(histories[0]["total"])
-                    checkpoint.decide(done - (resumed_at or 0), total_steps - done, _median(stage_times))
-                    if checkpoint.due(done):
-                        checkpoint.write(_saved(state, source, index, stage_times, histories, described,
-                                                described_members, run_signature, config_dicts), done)
-            if checkpoint is not None and stop_event.is_set() and histories[0]["total"]:
+            try:
+                for _ in range(first, stage.steps):
+                    if stop_event.is_set():
+                        break
+                    started = time.perf_counter()
+                    values = source.step()
+                    if values is None:  # stopped within a tiled step (dropped), or L-BFGS can go no further
+                        break
+                    stage_times.append(time.perf_counter() - started)
+                    _report(values, histories, callbacks, state, index, total_steps, start)
+                    if checkpoint is not None:
+                        done = len(histories[0]["total"])
+                        checkpoint.decide(done - (resumed_at or 0), total_steps - done, _median(stage_times))
+                        if checkpoint.due(done):
+                            checkpoint.write(_saved(state, source, index, stage_times, histories, described,
+                                                    described_members, run_signature, config_dicts), done)
+            finally:
+                source.close()
+            if checkpoint is not None and checkpoint.on_stop and stop_event.is_set() and histories[0]["total"]:
                 # Stopped: keep where it was, before the last image is scored, so a resume carries straight on.
                 checkpoint.write(_saved(state, source, index, stage_times, histories, described, described_members,
                                         run_signature, config_dicts), len(histories[0]["total"]))
@@ -350,7 +391,9 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             raise NstkitError(f"checkpoint {checkpoint.path} is of a finished run: nothing left to resume")
     steps_run = len(histories[0]["total"])
     if steps_run == 0 and stop_event.is_set():
-        raise RunStopped("stopped before the first step: nothing was computed")
+        stopped = RunStopped("stopped before the first step: nothing was computed")
+        stopped.exit_code = 143 if stopped_by == ["SIGTERM"] else 130
+        raise stopped
     if checkpoint is not None and not stop_event.is_set():
         checkpoint.remove()  # finished: nothing to resume
     wall_time = time.perf_counter() - start
@@ -370,7 +413,8 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             device=device_name(),
             steps_planned=total_steps,
             steps_run=steps_run,
-            stopped_early=steps_run < total_steps,
+            # Fewer steps than planned because something stopped it (not because L-BFGS could go no further).
+            stopped_early=steps_run < total_steps and stop_event.is_set(),
             best_stage=len(described) - 1,
             best_step=int(best_steps[index]),  # updates before the best image, over all stages
             # At the best stage's size; None if the run stopped as that stage began (its start was never scored).
@@ -383,7 +427,9 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             **({"stopped_by": stopped_by[0]} if stopped_by else {}),
             **({"resumed_at_step": resumed_at} if resumed_at is not None else {}),
             **({"checkpoints": {"path": str(checkpoint.path), "every": checkpoint.every, "written": checkpoint.written,
-                                "seconds_writing": round(checkpoint.seconds_writing, 3)}} if checkpoint else {}),
+                                "seconds_writing": round(checkpoint.seconds_writing, 3),
+                                **({"failure": checkpoint.failure} if checkpoint.failure else {})}}
+               if checkpoint else {}),
             # The last stage's median step (the full-size speed); each stage's own is in `stages`.
             seconds_per_step=described[-1]["seconds_per_step"] if described else None,
         )

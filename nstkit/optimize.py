@@ -133,13 +133,16 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
 
 
 def _checkpointing(path, every: int | None, resume: bool):
+    import sys
+
     from .checkpoint import Checkpointing
 
     if path is None:
         if resume:
             raise NstkitError("resume=True needs the checkpoint file to resume from: pass checkpoint=PATH")
         return None
-    return Checkpointing(path, every, resume)
+    return Checkpointing(path, every, resume,
+                         on_failure=lambda line: print(f"nstkit: warning: {line}", file=sys.stderr))
 
 
 def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> Member:
@@ -183,3 +186,7 @@ def _check_batchable(members: list[Member]) -> None:
                               f"variants one seed, or {'jitter=0' if first.config.jitter else 'no tile_size'}")
     if len(members) > 1 and first.config.param != "pixel":
         raise NstkitError(f"param={first.config.param} runs one image at a time: use param=pixel for batches")
+    if len(members) > 1 and first.config.optimizer == "lbfgs":
+        # One line search for all members would couple them: each would no longer move as it would alone.
+        raise NstkitError("optimizer lbfgs runs one image at a time (its line search would couple the members): "
+                          "use optimizer adam for batches, or stylize each variant")

@@ -57,6 +57,12 @@ class PixelImage:
     def image(self):
         return self.variable
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) for every entry of the variable: the box L-BFGS-B keeps the pixels in."""
+        low, high = pixel_bounds()
+        shape = tuple(self.variable.shape)
+        return np.broadcast_to(low, shape).astype(np.float64), np.broadcast_to(high, shape).astype(np.float64)
+
     def after_step(self) -> None:
         import tensorflow as tf
 
@@ -96,6 +102,9 @@ class FourierImage:
     def image(self):
         """The image in caffe BGR space, as the network sees it."""
         return self.rgb()[..., ::-1] - IMAGENET_MEAN_BGR
+
+    def bounds(self) -> None:
+        return None  # the sigmoid keeps every pixel valid: the spectrum is unbounded
 
     def after_step(self) -> None:
         pass  # the sigmoid already keeps every pixel valid

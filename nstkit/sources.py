@@ -99,29 +99,91 @@ class WholeImage:
             return tf.concat([terms, state.best_loss[:, None]], axis=1)
 
         @tf.function(jit_compile=state.jit_compile)
+        def evaluate(point):
+            """L-BFGS: the loss and gradient at the point scipy picked; that image may win "best"."""
+            variable.assign(point)
+            with tf.GradientTape() as tape:
+                image = param.image()
+                total, terms = loss_terms(image)
+            gradient = tape.gradient(total, variable)
+            state.keep_if_best(image, terms[:, 0])
+            state.updates.assign_add(1)
+            return tf.concat([terms, state.best_loss[:, None]], axis=1), gradient
+
+        @tf.function(jit_compile=state.jit_compile)
         def score():
             image = param.image()
             state.keep_if_best(image, loss_terms(image)[1][:, 0])
 
-        self.compiled_step, self._score = step, score
+        self.param, self._score = param, score
+        self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
+        self.compiled_step = evaluate if self.lbfgs else step
+        self.ended: str | None = None  # why L-BFGS stopped before the stage's steps, if it did
+        self._driver = None
+        self._evaluations_left = stage.steps - (restored[0].get("evaluations", 0) if restored else 0)
+        self._evaluations = restored[0].get("evaluations", 0) if restored else 0
+        self._restarts: list[int] = []  # evaluations at which L-BFGS restarted its memory
 
     def step(self) -> np.ndarray | None:
-        """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy."""
-        return self.compiled_step().numpy()
+        """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
+
+        With L-BFGS: one function evaluation at scipy's next point; None once it can go no further.
+        """
+        if not self.lbfgs:
+            return self.compiled_step().numpy()
+        point = self._next_point()
+        if point is None:
+            return None
+        values, gradient = self.compiled_step(point)
+        values = values.numpy()
+        self._driver.answer(values[:, 0].sum(), gradient.numpy())
+        self._evaluations += 1
+        self._evaluations_left -= 1
+        return values
+
+    def _next_point(self) -> np.ndarray | None:
+        """scipy's next point; when it ends early (a line search that cannot improve), one restart of its memory."""
+        from .optim import LBFGSB
+
+        if self._driver is None:
+            self._driver = LBFGSB(self.param.variable.numpy(), self.param.bounds(), self._evaluations_left)
+        point = self._driver.next_point()
+        if point is None and self._evaluations_left > 0:
+            ended = self._driver
+            if ended.improved:  # each restart must have gained something: no endless restarts
+                self._restarts.append(self._evaluations)
+                self._driver = LBFGSB(ended.x.reshape(ended.shape).astype(np.float32), self.param.bounds(),
+                                      self._evaluations_left)
+                point = self._driver.next_point()
+            if point is None:
+                self.ended = f"L-BFGS-B ended after {self._evaluations} evaluations: {ended.message}"
+        return point
 
     def finish(self) -> None:
-        """The last update's image has no loss yet; score it so it can win "best"."""
-        self._score()
+        """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
+        if not self.lbfgs:
+            self._score()
+
+    def close(self) -> None:
+        """End L-BFGS's driver thread, if one runs."""
+        if self._driver is not None:
+            self._driver.close()
 
     def traces(self) -> int:
         return self.compiled_step.experimental_get_tracing_count()
 
     def describe(self, member: int) -> dict[str, Any]:
-        return {}
+        if not self.lbfgs:
+            return {}
+        return {"lbfgs_restarts": self._restarts, **({"ended": self.ended} if self.ended else {})}
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """What a checkpoint needs to take the next step as this source would: the jitter generator's state."""
-        return {}, {"jitter_state": self.jitter_rng.state.numpy()}
+        """What a checkpoint needs to take the next step as this source would: the jitter generator's state.
+
+        L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.LBFGSB`).
+        """
+        meta = {"evaluations": self._evaluations} if self.lbfgs else {}
+        return meta, {"jitter_state": self.jitter_rng.state.numpy()}
 
 
 class TiledWindows:
@@ -218,6 +280,9 @@ class TiledWindows:
 
     def traces(self) -> int:
         return self._window_gradient.experimental_get_tracing_count()
+
+    def close(self) -> None:
+        pass
 
     def step(self) -> np.ndarray | None:
         """Every window's gradient into one full-size buffer, then one update; None if stopped mid-step."""

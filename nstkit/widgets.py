@@ -16,6 +16,7 @@ loss plot are redrawn every ``preview_every`` steps.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from pathlib import Path
@@ -141,8 +142,12 @@ class StylePanel:
         self.preview_every = w.IntSlider(value=preview_every, min=1, max=100, description="preview every")
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.save_path = w.Text(value="out/panel.png", description="save as",
+                                tooltip="the best image, with its run record beside it (.png, .jpg)")
+        self.save_button = w.Button(description="Save", icon="save", disabled=True)
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
+        self.save_button.on_click(lambda _: self.save())
         self.status = w.Label(value=f"weights: {weights}")
         self.preview = w.Image(format="png", width=320)
         self.plot = w.Image(format="png", width=320)
@@ -150,7 +155,8 @@ class StylePanel:
         controls = w.VBox([self.content, self.upload_content, self.style, self.upload_style,
                            self.controls["preset"], self.layers,
                            *(c for n, c in self.controls.items() if n != "preset"),
-                           self.preview_every, w.HBox([self.run_button, self.stop_button])])
+                           self.preview_every, w.HBox([self.run_button, self.stop_button]),
+                           w.HBox([self.save_path, self.save_button])])
         self.widget = w.VBox([w.HBox([controls, w.VBox([self.preview, self.plot])]), self.status])
         earlier = _stop_active_run()
         if earlier is not None:
@@ -215,6 +221,31 @@ class StylePanel:
         self._stop.set()
         self.status.value = "stopping after this step…"
 
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Save the last run's image and record (to ``path``, else the "save as" box); the panel says where.
+
+        If the folder cannot take it (full, read-only, gone), the result goes to a rescue folder and the
+        status line says so: nothing computed is lost.
+        """
+        from .engine import OutputNotSaved
+
+        if self.result is None:
+            self.status.value = "nothing to save yet: press Run first"
+            return None
+        target = Path(path or self.save_path.value).expanduser()
+        with contextlib.suppress(OSError):  # a folder that cannot be made: the save below rescues the result
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = self.result.save(target)
+        except OutputNotSaved as lost:
+            self.status.value = str(lost)
+            return lost.saved_to
+        except (NstkitError, OSError) as error:
+            self.status.value = f"could not save {target}: {error}"
+            return None
+        self.status.value = f"saved {saved} and {saved.with_suffix('.json')}"
+        return saved
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (for scripts and tests); returns False on timeout."""
         if self._thread is not None:
@@ -225,6 +256,7 @@ class StylePanel:
         from .engine import RunStopped
         from .optimize import stylize
 
+        message = "stopped"
         try:
             if earlier is not None:
                 earlier.wait()  # one run at a time: the earlier one stops after its current step
@@ -232,19 +264,22 @@ class StylePanel:
                                   callbacks=[self._on_progress], stop_event=self._stop)
             self.preview.value = png_bytes(self.result.image)
             record = self.result.record
-            self.status.value = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
-                                 f"steps, best loss {_loss(record['best_loss'])}; weights: "
-                                 f"{record['weights']['description']}")
+            message = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
+                       f"steps, best loss {_loss(record['best_loss'])}; weights: "
+                       f"{record['weights']['description']}")
         except RunStopped as exc:
-            self.status.value = str(exc)
+            message = str(exc)
         except NstkitError as exc:
             self.error = str(exc)
-            self.status.value = f"error: {exc}"
+            message = f"error: {exc}"
         except Exception as exc:  # show it in the panel: a thread's traceback would vanish
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"unexpected error: {self.error}"
+            message = f"unexpected error: {self.error}"
         finally:
+            # Buttons first, then the status line: whoever reads "done"/"stopped" can press Run again.
             self.run_button.disabled, self.stop_button.disabled = False, True
+            self.save_button.disabled = self.result is None
+            self.status.value = message
 
     def _on_progress(self, progress) -> None:
         for term, value in progress.losses.items():

@@ -71,7 +71,7 @@ def jupyterlab(tmp_path):
 
 
 def test_panel_runs_previews_and_stops_in_chromium(jupyterlab):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -116,7 +116,7 @@ def test_panel_runs_previews_and_stops_in_chromium(jupyterlab):
             steps_run = int(text.split("stopped:")[1].split("steps")[0])
             assert 0 < steps_run < 1000, text
             assert "random" in text  # the panel says which weights made the picture
-            assert run_button.is_enabled()
+            expect(run_button).to_be_enabled(timeout=10_000)  # widget state arrives after the label
 
             # Choosing a preset moves the sliders to its values: vanilla's style weight 1e6 becomes robust's 1e7.
             style_weight = page.locator(".widget-hslider", has_text="style weight").locator(".widget-readout").first
@@ -136,7 +136,7 @@ def test_panel_runs_previews_and_stops_in_chromium(jupyterlab):
             assert preview.get_attribute("src") != first_preview, "the second run never updated the preview"
             stop_button.click()
             page.locator(".widget-label", has_text="stopped:").first.wait_for(timeout=60_000)
-            assert run_button.is_enabled()
+            expect(run_button).to_be_enabled(timeout=10_000)  # widget state arrives after the label
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser_panel.png"), full_page=True)
             browser.close()

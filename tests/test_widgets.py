@@ -1,6 +1,7 @@
 """The widget panel's behaviour without a browser (tests/test_browser.py drives it in Chromium)."""
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -143,3 +144,22 @@ def test_uploads_in_the_formats_of_ipywidgets_8_and_7():
     seven = {"a.png": {"metadata": {"name": "a.png", "type": "image/png"}, "content": b"x"}}
     assert _uploaded(eight) == [{"name": "a.png", "content": memoryview(b"x")}]
     assert _uploaded(seven) == [{"name": "a.png", "content": b"x"}]
+
+
+def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(panel, tmp_path, monkeypatch):
+    import nstkit.files as files
+
+    assert panel.save(tmp_path / "early.png") is None and "nothing to save yet" in panel.status.value
+    panel.steps.value = 2
+    panel.run()
+    assert panel.wait(120) and panel.result is not None
+    saved = panel.save(tmp_path / "mine.png")
+    assert saved.exists() and saved.with_suffix(".json").exists() and "saved" in panel.status.value
+    monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
+    gone = tmp_path / "gone" / "deeper"
+    monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(30, "Read-only file system"))
+                        if "system-tmp" not in str(a[1]) else os.rename(*a))
+    rescued = panel.save(gone / "out.png")
+    assert rescued is not None and rescued.exists() and "saved the result to" in panel.status.value
+    assert "Read-only file system" in panel.status.value
+

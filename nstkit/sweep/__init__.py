@@ -32,18 +32,20 @@ from ..config import INIT_CHOICES, StyleConfig
 from ..errors import NstkitError
 from ..images import ImageInput, check_output_path, load_image
 from .grid import FIELDS, SweepJob, expand_grid, grid_axes, parse_grid, short_value
-from .jobs import METRIC_COLUMNS, JobOutcome, LocalPool, dask_client, default_executor, failed_row, run_job
+from .jobs import (METRIC_COLUMNS, JobOutcome, LocalPool, WorkerDied, dask_client, default_executor, failed_row,
+                   row_from_record, run_job)
 from .results import SUMMARY_FILES, SweepResult
 from .sheet import SHEET_GAP, thumbnail
 
 __all__ = ["sweep", "SweepResult", "SweepJob", "expand_grid", "parse_grid", "grid_axes", "short_value", "run_job",
-           "LocalPool", "dask_client", "FIELDS", "METRIC_COLUMNS", "SHEET_GAP", "SUMMARY_FILES", "thumbnail"]
+           "LocalPool", "WorkerDied", "dask_client", "FIELDS", "METRIC_COLUMNS", "SHEET_GAP", "SUMMARY_FILES",
+           "thumbnail"]
 
 
 def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: Mapping[str, Sequence],
           config: StyleConfig | None = None, *, executor: concurrent.futures.Executor | None = None,
           workers: int | None = None, out_dir: os.PathLike | str | None = None, overwrite: bool = False,
-          on_row: Callable[[dict], Any] | None = None, **options: Any) -> SweepResult:
+          resume: bool = False, on_row: Callable[[dict], Any] | None = None, **options: Any) -> SweepResult:
     """Run `stylize` for every point of ``grid`` on ``executor``; rows and images come back in grid order.
 
     ``grid`` maps `StyleConfig` fields to lists of values; ``options`` fix
@@ -54,7 +56,10 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     are pickled. With ``out_dir``, each image and its run record are saved as
     its job finishes, then `SweepResult.save` writes the table, the contact
     sheet and sweep.json there; existing sweep outputs are refused unless
-    ``overwrite``. ``on_row`` sees each row as its job finishes.
+    ``overwrite``, or ``resume``: then the points whose image and run record
+    are already there (for the same config) are taken from them, and only
+    the others run. ``on_row`` sees each row as its job finishes. A worker
+    process that dies fails only its own row; the sweep goes on.
     """
     jobs = expand_grid(grid, config, **options)
     # PIL images become arrays (plain data to pickle); paths stay paths.
@@ -69,16 +74,26 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     if executor is not None and workers is not None:
         raise NstkitError("workers sets the size of the default local pool; with your own executor, size that instead")
     _check_inputs(content, styles, jobs, local=executor is None)
-    outputs = _plan_outputs(Path(out_dir), jobs, overwrite) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise NstkitError("resume needs out_dir: the folder whose finished points it keeps")
+    outputs = _plan_outputs(Path(out_dir), jobs, overwrite or resume) if out_dir is not None else None
     inputs = tuple(s for s in (content, *styles) if isinstance(s, (str, os.PathLike)))  # never overwritten
+    done = _finished(jobs, outputs) if resume else {}
+    for outcome in done.values():
+        if on_row is not None:
+            on_row(outcome.row)
 
-    own_executor = executor is None
-    executor = executor or default_executor(workers, len(jobs))
+    to_run = [job for job in jobs if job.index not in done]
+    own_executor = executor is None and bool(to_run)
+    if own_executor:
+        executor = default_executor(workers, len(to_run))
     try:
-        outcomes = _gather(executor, jobs, content, style_arg, outputs, inputs, on_row)
+        ran = _gather(executor, to_run, content, style_arg, outputs, inputs, on_row) if to_run else []
     finally:
         if own_executor:
             executor.shutdown(wait=True, cancel_futures=True)
+    by_index = {**done, **{job.index: outcome for job, outcome in zip(to_run, ran)}}
+    outcomes = [by_index[job.index] for job in jobs]
 
     result = SweepResult(
         grid=grid_axes(grid),
@@ -88,15 +103,38 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
         records=[outcome.result.record if outcome.result else None for outcome in outcomes],
         inputs={"content": _describe(content), "style": [_describe(s) for s in styles]})
     if out_dir is not None:
-        result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
+        _save_summary(result, Path(out_dir))
     return result
+
+
+def _save_summary(result: SweepResult, out_dir: Path) -> None:
+    """The table, sheet and sweep.json in ``out_dir``; if it cannot take them, in a rescue folder, and say so."""
+    from ..engine import OutputNotSaved
+    from ..files import reason, rescue_paths
+
+    try:
+        result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
+        return
+    except OSError as error:
+        problem = f"could not write the sweep's table and contact sheet in {out_dir} ({reason(error)})"
+    for place in rescue_paths(out_dir / "sweep"):
+        try:
+            result.save(place, overwrite=True)
+        except OSError:
+            continue
+        lost = OutputNotSaved(f"{problem}; wrote them to {place}", place)
+        lost.result = result
+        raise lost
+    lost = OutputNotSaved(f"{problem}, nor anywhere else: the rows and images are in the returned result")
+    lost.result = result
+    raise lost
 
 
 def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[JobOutcome]:
     """Submit every job, then take each outcome as it finishes (saving its image if asked): grid order out."""
     if isinstance(executor, LocalPool):
         executor.stop_event.clear()  # a pool reused after an interrupted sweep
-    outcomes: list[JobOutcome] = [None] * len(jobs)
+    outcomes: dict[int, JobOutcome] = {}
     futures: dict[concurrent.futures.Future, SweepJob] = {}
     try:
         with _sigterm_as_interrupt():
@@ -108,8 +146,7 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[Job
                 except Exception as error:  # noqa: BLE001 - the worker died or the result did not come back
                     outcome = JobOutcome(failed_row(job, error, None), None)
                 if outputs is not None:
-                    outcome.row["output"] = (str(outcome.result.save(outputs[job.index], protect=inputs))
-                                             if outcome.result is not None else None)
+                    outcome.row["output"] = _save(outcome, outputs[job.index], inputs)
                 outcomes[job.index] = outcome
                 if on_row is not None:
                     on_row(outcome.row)
@@ -120,7 +157,46 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[Job
     finally:
         for future in futures:
             future.cancel()
-    return outcomes
+    return [outcomes[job.index] for job in jobs]
+
+
+def _save(outcome: JobOutcome, path: Path, inputs: tuple) -> str | None:
+    """Save a finished job's image and record; if that fails, where the result went instead goes in the row."""
+    from ..engine import OutputNotSaved
+
+    if outcome.result is None:
+        return None
+    try:
+        return str(outcome.result.save(path, protect=inputs))
+    except OutputNotSaved as lost:
+        outcome.row["error"] = str(lost)
+        return str(lost.saved_to) if lost.saved_to else None
+
+
+def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, JobOutcome]:
+    """The jobs a resumed sweep need not run: their image and record are there, for the same config."""
+    import json
+
+    from ..engine import Result
+    from ..images import load_image
+
+    done = {}
+    for job in jobs:
+        image, record_file = outputs[job.index], outputs[job.index].with_suffix(".json")
+        if not (image.exists() and record_file.exists()):
+            continue
+        try:
+            record = json.loads(record_file.read_text())
+            config = job.config.resolved()
+            if record.get("config") != json.loads(json.dumps(config.to_dict())):
+                continue  # another run's output under this name: run the point again
+            pixels = load_image(image, what="finished sweep image").astype(np.uint8)
+        except (OSError, ValueError, NstkitError):
+            continue
+        row = row_from_record(job, record, record.get("host"))
+        row["output"] = str(image)
+        done[job.index] = JobOutcome(row, Result(pixels, {}, config, record))
+    return done
 
 
 @contextlib.contextmanager

@@ -11,8 +11,10 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import queue
 import signal
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,19 +44,21 @@ def run_job(job: SweepJob, content: ImageInput, style: ImageInput | list) -> Job
     only nstkit installed. Any exception becomes the row's ``error``: one bad
     point must not sink the sweep.
     """
-    row: dict[str, Any] = {"job": job.index, **job.params}
     if _stop_jobs is not None and _stop_jobs.is_set():
         return JobOutcome(failed_row(job, NstkitError("not run: the sweep was stopped"), socket.gethostname()), None)
     try:
         result = stylize(content, style, job.config, stop_event=_stop_jobs)  # None: a fresh event per run
     except Exception as error:  # noqa: BLE001 - reported in the row, not lost
         return JobOutcome(failed_row(job, error, socket.gethostname()), None)
-    record = result.record
-    row.update({f"final_{term}": record["final_losses"][term] for term in HISTORY_KEYS})
-    row.update(best_loss=record["best_loss"], best_step=record["best_step"], steps_run=record["steps_run"],
-               seconds_per_step=record["seconds_per_step"], wall_time_s=record["wall_time_s"],
-               weights_description=record["weights"]["description"], host=socket.gethostname(), error=None)
-    return JobOutcome(row, result)
+    return JobOutcome(row_from_record(job, result.record, socket.gethostname()), result)
+
+
+def row_from_record(job: SweepJob, record: dict[str, Any], host: str | None) -> dict[str, Any]:
+    """A finished job's table row, from its run record (a job run now, or one a resumed sweep finds done)."""
+    return {"job": job.index, **job.params, **{f"final_{term}": record["final_losses"][term] for term in HISTORY_KEYS},
+            "best_loss": record["best_loss"], "best_step": record["best_step"], "steps_run": record["steps_run"],
+            "seconds_per_step": record["seconds_per_step"], "wall_time_s": record["wall_time_s"],
+            "weights_description": record["weights"]["description"], "host": host, "error": None}
 
 
 def failed_row(job: SweepJob, error: BaseException, host: str | None) -> dict[str, Any]:
@@ -84,25 +88,149 @@ def limit_tf_threads(threads: int) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
 
 
-class LocalPool(concurrent.futures.ProcessPoolExecutor):
+class WorkerDied(NstkitError):
+    """The process running a job ended without a result: killed (SIGKILL, the out-of-memory killer) or crashed."""
+
+
+class LocalPool(concurrent.futures.Executor):
     """The default executor: "spawn" processes (TensorFlow is not fork-safe), half the cores, the cores shared out.
 
-    The workers share one stop flag: `stop_jobs` ends the running jobs after
-    their current step and turns the queued ones into "not run" rows, so
-    Ctrl-C or SIGTERM ends a sweep in seconds, not after the jobs already
-    handed to a worker.
+    Each worker process runs one job at a time. A worker that dies (SIGKILL,
+    the out-of-memory killer, a crash in native code) fails only the job it
+    was running, with `WorkerDied` saying how it ended, and a new worker takes
+    its place; `concurrent.futures.ProcessPoolExecutor` would instead fail
+    every job still queued. The workers share one stop flag: `stop_jobs` ends
+    the running jobs after their current step and turns the queued ones into
+    "not run" rows, so Ctrl-C or SIGTERM ends a sweep in seconds.
     """
 
     def __init__(self, workers: int | None = None, jobs: int | None = None):
         cpus = available_cpus()
-        workers = min(workers or max(1, cpus // 2), jobs or cpus)
-        context = multiprocessing.get_context("spawn")
-        self.stop_event = context.Event()
-        super().__init__(max_workers=workers, mp_context=context, initializer=_start_worker,
-                         initargs=(max(1, cpus // workers), self.stop_event))
+        self.workers = min(workers or max(1, cpus // 2), jobs or cpus)
+        self._context = multiprocessing.get_context("spawn")
+        self.stop_event = self._context.Event()
+        self._threads_each = max(1, cpus // self.workers)
+        self._tasks: queue.Queue = queue.Queue()
+        self._processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._slots = [threading.Thread(target=self._slot, args=(slot,), daemon=True, name=f"nstkit-pool-{slot}")
+                       for slot in range(self.workers)]
+        for thread in self._slots:
+            thread.start()
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit to a pool that was shut down")
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self._tasks.put((future, fn, args, kwargs))
+        return future
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids, for tools (and tests) that watch them."""
+        with self._lock:
+            return [process.pid for process in self._processes.values() if process.is_alive()]
 
     def stop_jobs(self) -> None:
         self.stop_event.set()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+        if cancel_futures:
+            while True:
+                try:
+                    future, *_ = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                future.cancel()
+        for _ in self._slots:
+            self._tasks.put(None)
+        if wait:
+            for thread in self._slots:
+                thread.join()
+
+    def _start_process(self, slot: int):
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(child, self._threads_each, self.stop_event),
+                                        daemon=True, name=f"nstkit-worker-{slot}")
+        process.start()
+        child.close()
+        with self._lock:
+            self._processes[slot] = process
+        return process, parent
+
+    def _slot(self, slot: int) -> None:
+        """One worker's loop in the client: hand it a job, wait for its answer or its death, repeat."""
+        process = connection = None
+        try:
+            while True:
+                task = self._tasks.get()
+                if task is None:
+                    return
+                future, fn, args, kwargs = task
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if process is None or not process.is_alive():
+                    process, connection = self._start_process(slot)
+                try:
+                    connection.send((fn, args, kwargs))
+                    answer = _answer(process, connection)
+                except (OSError, EOFError, BrokenPipeError):
+                    answer = None
+                if answer is None:
+                    future.set_exception(WorkerDied(f"the worker running it {_how_it_ended(process)}"))
+                    process.join(5)
+                    process = None
+                elif answer[0] == "ok":
+                    future.set_result(answer[1])
+                else:
+                    future.set_exception(answer[1])
+        finally:
+            if process is not None and process.is_alive():
+                try:
+                    connection.send(None)
+                    process.join(10)
+                except (OSError, BrokenPipeError):
+                    pass
+                if process.is_alive():
+                    process.terminate()
+
+
+def _answer(process, connection):
+    """("ok", result) / ("error", exception) from the worker, or None if it died first."""
+    while True:
+        if connection.poll(0.2):
+            try:
+                return connection.recv()
+            except (EOFError, OSError):
+                return None
+        if not process.is_alive():
+            return connection.recv() if connection.poll(0) else None
+
+
+def _how_it_ended(process) -> str:
+    process.join(5)
+    code = process.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        return f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"exited with status {code}" if code is not None else "stopped answering"
+
+
+def _worker_main(connection, threads: int, stop_event) -> None:
+    """A LocalPool worker: run jobs sent down ``connection`` until it sends None."""
+    _start_worker(threads, stop_event)
+    while True:
+        message = connection.recv()
+        if message is None:
+            return
+        fn, args, kwargs = message
+        try:
+            connection.send(("ok", fn(*args, **kwargs)))
+        except BaseException as error:  # noqa: BLE001 - sent back to the client, which reports it in the row
+            connection.send(("error", error))
 
 
 def default_executor(workers: int | None = None, jobs: int | None = None) -> LocalPool:

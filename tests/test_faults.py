@@ -1,0 +1,380 @@
+"""No result lost: full, read-only and vanished folders, kills and signals at every phase, resumed runs.
+
+Fault injection, through the CLI and the Python API as a user meets them. A
+small tmpfs is mounted where the test may (root, Linux); otherwise the write
+path is patched to raise the same errno. Tiny images, few steps.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nstkit
+from nst_helpers import ROOT, sha256, smooth_image
+from nstkit.engine import OutputNotSaved
+
+FAST = ["--weights", "random", "--max-dim", "64", "-q"]
+CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".probe"))]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The CLI's environment, with rescues going to this test's own temp folder."""
+    rescue = tmp_path / "system-tmp"
+    rescue.mkdir()
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(rescue)}, rescue
+
+
+def _cli(*args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "nstkit", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=timeout)
+
+
+def _one_error_line(done) -> str:
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- writes that fail
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT])
+def test_a_failed_write_keeps_the_result_elsewhere_and_says_where(tmp_path, monkeypatch, code):
+    """Whatever the cause, the image and its record are saved somewhere else, and the message names both."""
+    import nstkit.files as files
+
+    result = nstkit.stylize(CONTENT, STYLE, steps=2, weights="random", max_dim=64)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if Path(target).parent == folder:  # the folder asked for (and "beside it") refuses
+            raise OSError(code, os.strerror(code))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", failing_replace)
+    with pytest.raises(OutputNotSaved) as lost:
+        result.save(folder / "out.png")
+    message = str(lost.value)
+    assert f"could not write {folder / 'out.png'} ({os.strerror(code)})" in message and "\n" not in message
+    rescued = lost.value.saved_to
+    assert rescued.parent == tmp_path / "system-tmp" / files.RESCUE_FOLDER and str(rescued) in message
+    assert np.array_equal(np.asarray(Image.open(rescued)), result.image)
+    record = json.loads(rescued.with_suffix(".json").read_text())
+    assert record["asked_for"] == str(folder / "out.png") and record["steps_run"] == 2
+    assert _no_temp_files(folder) and not list(folder.iterdir())
+
+
+def test_a_record_that_cannot_be_written_is_rescued_with_the_image(tmp_path, monkeypatch):
+    import nstkit.engine as engine
+    import nstkit.files as files
+
+    result = nstkit.stylize(CONTENT, STYLE, steps=1, weights="random", max_dim=64)
+    monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
+    real = engine.write_record
+    calls = []
+
+    def failing_first(path, record):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, record)
+
+    monkeypatch.setattr(engine, "write_record", failing_first)
+    with pytest.raises(OutputNotSaved, match="saved .*out.png, but could not write its record .*out.json "
+                                             r"\(No space left on device\); saved the result to"):
+        result.save(tmp_path / "out.png")
+    assert (tmp_path / "out.png").exists()  # the image itself made it
+
+
+def test_cli_full_disk_at_the_end_rescues_the_image_and_exits_74(tmp_path, tiny_pair, env):
+    """A tmpfs with no room for the output: one line naming the file, the cause and where the result went."""
+    environment, rescue = env
+    content, style = tiny_pair
+    full = tmp_path / "full"
+    if not _mount_tmpfs(full, "64k"):
+        pytest.skip("cannot mount a tmpfs here; test_a_failed_write_keeps_the_result... covers ENOSPC by patching")
+    try:
+        with open(full / "ballast", "wb", buffering=0) as handle:  # fill it: room for empty files, not an image
+            try:
+                while True:
+                    handle.write(b"x" * 4096)
+            except OSError:
+                pass
+        out = full / "out.png"
+        done = _cli("stylize", content, style, "-o", out, "--steps", "2", *FAST, env=environment)
+        assert done.returncode == 74, done.stderr
+        line = _one_error_line(done)
+        assert f"could not write {out}" in line and "No space left on device" in line
+        rescued = list((rescue / "nstkit-rescued").glob("out.rescued-*.png"))
+        assert len(rescued) == 1 and f"saved the result to {rescued[0]}" in line
+        assert Image.open(rescued[0]).size == Image.open(content).size
+        assert json.loads(rescued[0].with_suffix(".json").read_text())["steps_run"] == 2
+        assert _no_temp_files(full)
+    finally:
+        _umount(full)
+
+
+def test_cli_folder_gone_or_read_only_mid_run_rescues_snapshots_warn_once(tmp_path, tiny_pair, env):
+    """The output folder vanishes during the run: snapshots warn once, the run goes on, the end is rescued."""
+    environment, rescue = env
+    content, style = tiny_pair
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    out = folder / "out.png"
+    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, "--steps",
+                                "60", "--save-every", "1", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment, cwd=ROOT)
+    deadline = time.time() + 180
+    while not (folder / "out_step00002.png").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 74, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("nstkit: warning: could not write snapshot") and "the run goes on" in lines[0]
+    assert f"could not write {out}" in lines[1] and "does not exist" in lines[1]
+    rescued = list((rescue / "nstkit-rescued").glob("out.rescued-*.png"))
+    assert len(rescued) == 1 and json.loads(rescued[0].with_suffix(".json").read_text())["steps_run"] == 60
+
+
+# --------------------------------------------------------------------------- kills, checkpoints, resume
+
+
+def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_pair, env):
+    environment, _ = env
+    content, style = tiny_pair
+    run = ["--steps", "14", "--seed", "3", "--init", "noise", *FAST]
+    whole = tmp_path / "whole.png"
+    assert _cli("stylize", content, style, "-o", whole, *run, env=environment).returncode == 0
+
+    out = tmp_path / "killed.png"
+    checkpoint = tmp_path / "killed.checkpoint.npz"
+    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, *run,
+                                "--checkpoint-every", "3", "--save-every", "1"], env=environment, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (tmp_path / "killed_step00007.png").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # no handler runs: only what was already on disk survives
+    process.wait(30)
+    assert checkpoint.exists() and not out.exists()
+
+    other = _cli("stylize", content, style, "-o", out, *run, "--resume", "--style-weight", "1e8", env=environment)
+    assert other.returncode == 2 and "is of another run (style_weight was 10000000.0, now 100000000.0)" in \
+        _one_error_line(other)
+    resumed = _cli("stylize", content, style, "-o", out, *run, "--resume", env=environment)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sha256(out) == sha256(whole)  # the steps an uninterrupted run takes, byte for byte
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["resumed_at_step"] in (6, 9) and record["steps_run"] == 14 and not checkpoint.exists()
+    assert record["checkpoints"]["path"] == str(checkpoint)
+    again = _cli("stylize", content, style, "-o", out, *run, "--resume", env=environment)
+    assert again.returncode == 2 and "no checkpoint" in _one_error_line(again)
+
+
+def test_python_resume_covers_tiles_and_coarse_stages(tmp_path):
+    """Stopped inside a tiled stage (after a one-pass start) and inside a fine stage: resumed, the same bytes."""
+    cases = [dict(tile_size=32, tile_overlap=8, tile_start_dim=32, tile_start_steps=3, learning_rate=5.0),
+             dict(coarse_levels=1, max_dim=128, learning_rate=5.0)]
+    for options in cases:
+        content = smooth_image(1, 96, 128) if options.get("coarse_levels") else CONTENT
+        base = {"weights": "random", "max_dim": 64, "steps": 8, **options}
+        whole = nstkit.stylize(content, STYLE, **base)
+        checkpoint = tmp_path / "run.npz"
+
+        def stop_at_5(progress):
+            if progress.step == 5:
+                progress.stop()
+
+        stopped = nstkit.stylize(content, STYLE, checkpoint=checkpoint, checkpoint_every=2, callbacks=[stop_at_5],
+                                 **base)
+        assert stopped.stopped_early and checkpoint.exists()
+        saved = np.load(checkpoint)
+        assert json.loads(str(saved["meta"]))["stage"] == 1  # it knew which stage it was in
+        resumed = nstkit.stylize(content, STYLE, checkpoint=checkpoint, resume=True, **base)
+        assert resumed.image.tobytes() == whole.image.tobytes(), options
+        assert resumed.history == whole.history and resumed.record["resumed_at_step"] == 5
+        assert not checkpoint.exists()
+
+
+def test_checkpoints_are_off_for_short_runs_on_for_long_ones_and_a_full_disk_only_warns(tmp_path, monkeypatch,
+                                                                                      capsys):
+    from nstkit.checkpoint import Checkpointing
+
+    short = Checkpointing(tmp_path / "a.npz")
+    short.decide(3, 10, 0.1)  # 1 s left: not worth it
+    assert short.every == 0
+    long = Checkpointing(tmp_path / "b.npz")
+    long.decide(3, 10_000, 0.5)  # over an hour left: about once a minute
+    assert long.every == 120
+    assert Checkpointing(tmp_path / "c.npz", every=7).every == 7
+
+    import nstkit.files as files
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "replace", full)
+    result = nstkit.stylize(CONTENT, STYLE, steps=4, weights="random", max_dim=64, checkpoint=tmp_path / "c.npz",
+                            checkpoint_every=1)
+    assert result.record["steps_run"] == 4  # the run went on
+    assert "could not write checkpoint" in result.record["checkpoints"]["failure"]
+    warning = [line for line in capsys.readouterr().err.splitlines() if "checkpoint" in line]
+    assert len(warning) == 1 and "No space left on device" in warning[0]
+
+
+# --------------------------------------------------------------------------- signals at every phase
+
+INJECT = """
+import importlib, os, signal, sys
+module = importlib.import_module("nstkit.{module}")
+owner = getattr(module, "{owner}") if "{owner}" else module
+real = getattr(owner, "{attribute}")
+calls = []
+
+def inject(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == {call} and "{when}" == "before":
+        os.kill(os.getpid(), signal.SIGTERM)
+    result = real(*args, **kwargs)
+    if len(calls) == {call} and "{when}" == "after":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return result
+
+setattr(owner, "{attribute}", inject)
+from nstkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+# phase: (module, class or "", attribute, which call, signal before or after it, what must come out)
+PHASES = {
+    "image checks": ("images", "", "load_image", 1, "before", "nothing"),
+    "model build": ("objective", "Objective", "__init__", 1, "after", "nothing"),
+    "first trace": ("sources", "WholeImage", "step", 1, "before", "early"),
+    "a step": ("sources", "WholeImage", "step", 3, "before", "early"),
+    "checkpoint": ("checkpoint", "Checkpointing", "write", 1, "before", "early"),
+    "save": ("engine", "", "save_image", 1, "before", "finished"),
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_sigterm_at_every_phase_gives_a_valid_output_or_one_line(tmp_path, tiny_pair, env, phase):
+    environment, _ = env
+    content, style = tiny_pair
+    module, owner, attribute, call, when, outcome = PHASES[phase]
+    script = INJECT.format(module=module, owner=owner, attribute=attribute, call=call, when=when)
+    out = tmp_path / "out.png"
+    done = subprocess.run([sys.executable, "-c", script, "stylize", content, style, "-o", out, "--steps", "6",
+                           "--checkpoint-every", "2", *FAST], capture_output=True, text=True, env=environment,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 143, (phase, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and _no_temp_files(tmp_path), done.stderr
+    if outcome == "nothing":
+        assert "before" in _one_error_line(done) and "nothing" in done.stderr
+        assert not out.exists() and not out.with_suffix(".json").exists()
+        return
+    record = json.loads(out.with_suffix(".json").read_text())  # a whole record: valid JSON, beside a whole image
+    assert Image.open(out).size == Image.open(content).size
+    if outcome == "early":
+        assert record["stopped_early"] and record["stopped_by"] == "SIGTERM" and record["steps_run"] < 6
+        assert "stopped (SIGTERM)" in done.stdout and "--resume" in done.stdout
+    else:  # it came while the finished run was being saved: the save completed first
+        assert not record["stopped_early"] and record["steps_run"] == 6
+
+
+def test_sigint_stops_with_exit_130(tmp_path, tiny_pair, env):
+    """Ctrl-C after a few steps: the best image so far is saved, and the exit status says it was interrupted."""
+    environment, _ = env
+    content, style = tiny_pair
+    out = tmp_path / "out.png"
+    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, "--steps",
+                                "5000", "--save-every", "1", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, env=environment)
+    deadline = time.time() + 180
+    while not (tmp_path / "out_step00002.png").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["stopped_by"] == "SIGINT" and record["stopped_early"]
+    assert "--resume" in stdout and (tmp_path / "out.checkpoint.npz").exists()  # stopped: it can carry on
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def test_a_killed_sweep_worker_fails_only_its_row_and_resume_runs_only_what_is_missing(tmp_path):
+    import threading
+
+    from nstkit.sweep import LocalPool
+
+    grid = {"steps": [400, 2]}  # the first point runs long enough to be killed in the middle
+    out = tmp_path / "sweep"
+    pool = LocalPool(workers=1)
+    killed = []
+
+    def kill_the_first_job():
+        deadline = time.time() + 120
+        while not pool.worker_pids() and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(8)  # the worker has imported TensorFlow and is stepping
+        for pid in pool.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_first_job)
+    killer.start()
+    try:
+        result = nstkit.sweep(CONTENT, STYLE, grid, executor=pool, out_dir=out, weights="random", max_dim=48)
+    finally:
+        killer.join()
+        pool.shutdown()
+    assert killed
+    first, second = result.rows
+    assert "killed by SIGKILL (out of memory?)" in first["error"] and "\n" not in first["error"]
+    assert second["error"] is None and second["steps_run"] == 2 and result.images[1] is not None
+    for name in ("sweep.csv", "contact_sheet.png", "sweep.json"):
+        assert (out / name).exists()  # the sweep went on and wrote its summary
+    kept = out / f"{result.rows[1]['output'].rsplit('/', 1)[-1]}"
+    before = kept.stat().st_mtime_ns
+
+    seen = []
+    resumed = nstkit.sweep(CONTENT, STYLE, grid, out_dir=out, resume=True, weights="random", max_dim=48, workers=1,
+                           on_row=seen.append)
+    assert kept.stat().st_mtime_ns == before  # the finished point was kept, not run again
+    assert [row["error"] for row in resumed.rows] == [None, None] and resumed.rows[0]["steps_run"] == 400
+    assert len(seen) == 2 and resumed.images[1].tobytes() == result.images[1].tobytes()
