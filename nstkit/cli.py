@@ -273,6 +273,8 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     print(f"nstkit: {status}: {saved} (best after {record['best_step']} updates, "
           f"loss {_loss(record['best_loss'])}) and {saved.with_suffix('.json')}; "
           f"weights: {record['weights']['description']}{resume}")
+    if result.no_improvement:
+        print(f"nstkit: warning: {result.no_improvement}", file=sys.stderr)
     if signals.received and interrupted is None:
         interrupted = 128 + signals.received  # it came while saving: the save finished first
     return interrupted or 0
@@ -289,13 +291,24 @@ class _progress_bar:
     """
 
     def __init__(self):
+        from .timing import RunTimeEstimate
+
         self.bar = None
+        self.estimate, self.announced = RunTimeEstimate(), False
 
     def __call__(self, progress) -> None:
+        from .timing import LONG_RUN_SECONDS
+
         if self.bar is None:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=progress.steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.estimate(progress)
+        if self.estimate.ready and not self.announced:
+            self.announced = True  # said once, from the warm-up; tqdm's own ETA follows it from there
+            if self.estimate.seconds_left > LONG_RUN_SECONDS:
+                self.bar.write(f"nstkit: {self.estimate.line()}; Ctrl-C stops and saves the best image so far",
+                               file=sys.stderr)
         self.bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()}, refresh=False)
         self.bar.update(1)
 

@@ -120,6 +120,11 @@ class Progress:
         self._state.stop_event.set()
 
     @property
+    def schedule(self) -> list[Stage]:
+        """The run's stages (sizes and steps): what a time estimate needs to look ahead."""
+        return self._state.stages
+
+    @property
     def compiled_step(self):
         """The stage's step as one `tf.function`, for tools that read its graph (FLOP counts in `benchmarks/`).
 
@@ -143,6 +148,19 @@ class Result:
     @property
     def stopped_early(self) -> bool:
         return bool(self.record.get("stopped_early"))
+
+    @property
+    def no_improvement(self) -> str | None:
+        """One line when no step beat the start image (the output is then the start), with what to try; else None."""
+        record = self.record
+        if record["steps_run"] == 0 or record["best_step"] != 0:
+            return None
+        lbfgs = record["config"].get("optimizer") == "lbfgs"
+        tries = ("more --steps" if lbfgs else
+                 f"a lower --lr than {record['config']['learning_rate']:g} (e.g. a quarter), more --steps, "
+                 "or --optimizer lbfgs")
+        return (f"no step improved on the start image in {record['steps_run']} steps, so the output is the start "
+                f"({record['config']['init']}): try {tries}")
 
     def save(self, path, *, protect: Iterable = ()) -> Path:
         """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``).
@@ -199,6 +217,7 @@ class RunState:
         self.param = self.optimizer = self.source = None
         self.gradient_area = 0
         self.best_image = self.best_loss = self.best_step = None
+        self.stages: list[Stage] = []
 
     def enter(self, start_rgbs: list[np.ndarray], gradient_area: int) -> None:
         """Start a stage from ``start_rgbs`` (float RGB at the stage's size); carry the optimiser's state over.
@@ -340,6 +359,7 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             raise RunStopped("stopped before the model was built: nothing was computed")
         objective = Objective(configs)
         state = RunState(configs, objective, stop_event)
+        state.stages = list(stages)
         start_rgbs = [member.init_rgb for member in members]
         for index, stage in enumerate(stages):
             if saved is not None and index < saved.meta["stage"]:

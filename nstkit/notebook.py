@@ -159,13 +159,13 @@ def announce_cost(settings: NotebookSettings, runs: int = 1, *, steps: int | Seq
     The step and what each run adds to its steps (building and tracing its
     step) are measured with a short warm-up run of the same preset and size, not assumed.
     """
-    from .timing import measure_run
+    from .timing import expected_seconds, format_duration, measure_run
 
     max_dim = max_dim or settings.max_dim
     counts = list(steps) if isinstance(steps, (list, tuple)) else [steps or settings.steps] * runs
     per_step, per_run = measure_run(preset=preset, max_dim=max_dim, batch=batch, weights=settings.weights,
                                     precision=settings.precision)
-    seconds = sum(per_run + count * per_step for count in counts)
+    seconds = sum(expected_seconds(count, per_step, per_run) for count in counts)
     print(f"cost: {len(counts)} run(s), {sum(counts)} steps at {max_dim} px; measured here {per_step:.3f} s/step "
           f"and {per_run:.1f} s to build each run ({preset}{f', batches of {batch}' if batch > 1 else ''}): about "
           f"{format_duration(seconds)} on {settings.device.split(' (')[0]}.{' ' + note if note else ''}")
@@ -173,14 +173,6 @@ def announce_cost(settings: NotebookSettings, runs: int = 1, *, steps: int | Seq
         print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
               "or Colab's GPU runtime")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def image(name: str, max_dim: int) -> np.ndarray:

@@ -28,6 +28,7 @@ from .config import OPTIONS, PRESET_FIELDS, StyleConfig, precision_from_environm
 from .errors import NstkitError
 from .images import BUNDLED_IMAGES
 from .layers import CATALOG
+from .timing import RunTimeEstimate
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_IMAGE_DIR = BUNDLED_IMAGES
@@ -119,6 +120,7 @@ class StylePanel:
         self.result = None
         self.error: str | None = None
         self.history: dict[str, list[float]] = {}
+        self._estimate = RunTimeEstimate()
         self.previews = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -210,6 +212,7 @@ class StylePanel:
         earlier = _stop_active_run()
         self._stop.clear()
         self.result, self.error, self.history = None, None, {}
+        self._estimate = RunTimeEstimate()  # the same estimate the CLI prints
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "starting (building the model)…"
         self._thread = threading.Thread(target=self._work, args=(self.config(), earlier), daemon=True)
@@ -266,7 +269,8 @@ class StylePanel:
             record = self.result.record
             message = (f"{'stopped' if self.result.stopped_early else 'done'}: {record['steps_run']} "
                        f"steps, best loss {_loss(record['best_loss'])}; weights: "
-                       f"{record['weights']['description']}")
+                       f"{record['weights']['description']}"
+                       + (f"; {self.result.no_improvement}" if self.result.no_improvement else ""))
         except RunStopped as exc:
             message = str(exc)
         except NstkitError as exc:
@@ -288,8 +292,10 @@ class StylePanel:
             self.preview.value = png_bytes(progress.image())
             self.plot.value = loss_plot_png(self.history)
             self.previews += 1
+        self._estimate(progress)
+        left = f"  ({self._estimate.line()})" if self._estimate.ready else ""
         self.status.value = (f"step {progress.step}/{progress.steps}  "
-                             + "  ".join(f"{k} {v:.3g}" for k, v in progress.losses.items()))
+                             + "  ".join(f"{k} {v:.3g}" for k, v in progress.losses.items()) + left)
 
 
 def _loss(value: float | None) -> str:
