@@ -112,8 +112,10 @@ class Progress:
         rgb = deprocess(self._state.param.image()[self.member].numpy())
         return rgb if as_float else to_uint8(rgb)
 
-    def best_image(self) -> np.ndarray:
-        return to_uint8(deprocess(self._state.best_image[self.member].numpy()))
+    def best_image(self, as_float: bool = False) -> np.ndarray:
+        """The best image so far (of this stage), uint8 RGB or unrounded float RGB."""
+        rgb = deprocess(self._state.best_image[self.member].numpy())
+        return rgb if as_float else to_uint8(rgb)
 
     def stop(self) -> None:
         """Ask the loop to stop after this step; the best image so far is still returned."""

@@ -1,0 +1,210 @@
+"""Time to quality: wall time for nstkit to reach the loss the seed's loop reaches, side by side in one run.
+
+    python benchmarks/time_to_quality.py [--size 512] [--seed-steps 500] [--plot img/results/time_to_quality.png]
+    python benchmarks/time_to_quality.py --quick        # 96 px, a few steps: checks the script, measures nothing
+
+1. A weights file saved from a random ResNet-50 whose BatchNorm statistics
+   are randomised (so nstkit's BN folding is exercised); the seed's loop and
+   nstkit both load it.
+2. The objective is checked first: from that file the seed's loop and
+   ``stylize(preset="robust", precision="float32")`` must give the same loss
+   curve (step 1 within 1e-6 relative, step 30 within 1e-3), else it stops.
+3. The target is the seed loop's best loss after ``--seed-steps`` steps, and
+   its wall time the baseline.
+4. Each nstkit configuration runs until its image reaches the target, or as
+   many steps as the seed took. Every candidate's images (every few steps) are
+   scored afterwards under the seed's float32 objective at full size, so a
+   bfloat16 run is judged by the same float32 loss. Its time is from calling
+   ``stylize`` (model build and trace included) to the step whose image
+   reached the target; the seed's loop is timed from its first step (its
+   model build is not counted): a conservative ratio for nstkit.
+
+Prints a table of seconds and ratios to the seed's wall time, with the
+machine, and saves a plot of loss against wall time. Random weights: this is
+about the optimiser and the arithmetic, not about looks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from seed_loop import SeedLoop  # noqa: E402
+
+CANDIDATES = {  # label -> stylize options (besides the shared ones)
+    "adam float32": dict(optimizer="adam", precision="float32"),
+    "adam bfloat16": dict(optimizer="adam", precision="bfloat16"),
+    "lbfgs float32": dict(optimizer="lbfgs", precision="float32"),
+    "lbfgs bfloat16": dict(optimizer="lbfgs", precision="bfloat16"),
+    "adam bfloat16, 2 coarse levels": dict(optimizer="adam", precision="bfloat16", coarse_levels=2),
+    "lbfgs bfloat16, 2 coarse levels": dict(optimizer="lbfgs", precision="bfloat16", coarse_levels=2),
+}
+CHECK_STEPS = 30
+
+
+def weights_file(folder: Path, seed: int = 0) -> Path:
+    """A random ResNet-50 (notop) with randomised BatchNorm statistics and affine terms, saved as .weights.h5."""
+    import keras
+
+    from nstkit.backbone import _init_random
+
+    model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
+    _init_random(model, seed)
+    rng = np.random.default_rng(seed + 1)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.7, 1.3, channels), rng.normal(0, 0.1, channels),  # gamma, beta
+                               rng.normal(0, 0.1, channels), rng.uniform(0.6, 1.6, channels)])  # mean, variance
+    path = folder / "random_bn.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+def images(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bundled content and style at ``size`` px on the long side (float32 RGB), as both loops get them."""
+    from nstkit.images import bundled_image
+
+    return (bundled_image("chelsea.jpg", size).astype(np.float32),
+            bundled_image("mosaic.png", size).astype(np.float32))
+
+
+def check_same_objective(loop: SeedLoop, content, style, weights: str, size: int) -> dict:
+    import nstkit
+
+    seed_losses = []
+    loop.run(CHECK_STEPS, on_step=lambda step, seconds, loss: seed_losses.append(loss))
+    ours = nstkit.stylize(content, style, preset="robust", precision="float32", steps=CHECK_STEPS, max_dim=size,
+                          weights=weights).history["total"]
+    first = abs(ours[0] - seed_losses[0]) / seed_losses[0]
+    last = abs(ours[-1] - seed_losses[-1]) / seed_losses[-1]
+    print(f"same objective: step 1 {first:.1e} relative (limit 1e-6), step {CHECK_STEPS} {last:.1e} (limit 1e-3)")
+    if first > 1e-6 or last > 1e-3:
+        raise SystemExit("the seed's loop and nstkit do not optimise the same objective here: no ratio is meaningful")
+    return {"step_1": first, f"step_{CHECK_STEPS}": last}
+
+
+def run_candidate(options: dict, content, style, weights: str, size: int, steps: int, target: float,
+                  loop: SeedLoop, every: int) -> dict:
+    """Run until the float32 judge's loss of some kept image reaches ``target`` (or ``steps``)."""
+    import nstkit
+
+    snapshots: list[tuple[int, float, np.ndarray]] = []
+    started = time.perf_counter()
+    judging = [0.0]  # seconds spent scoring inside the run: taken off its clock
+
+    def keep(progress) -> None:
+        if progress.stage != len(progress.schedule) - 1:
+            return  # coarse stages: their time counts, their images are not full size
+        # A float32 run's own loss is the judge's (checked above): it stops once it is there.
+        reached = options["precision"] == "float32" and progress.best_loss <= target
+        if reached or progress.step % every == 0 or progress.step == progress.steps:
+            snapshots.append((progress.step, time.perf_counter() - started - judging[0],
+                              progress.best_image(as_float=True)))
+            if reached:
+                progress.stop()
+            elif options["precision"] != "float32" and len(snapshots) % 4 == 0:
+                judged = time.perf_counter()
+                if _judge(loop, snapshots[-1][2]) <= target:
+                    progress.stop()
+                judging[0] += time.perf_counter() - judged
+
+    result = nstkit.stylize(content, style, preset="robust", steps=steps, max_dim=size, weights=weights,
+                            callbacks=[keep], **options)
+    curve, best = [], np.inf
+    for step, seconds, rgb in snapshots:
+        best = min(best, _judge(loop, rgb))
+        curve.append((seconds, best))
+    reached = next((seconds for seconds, loss in curve if loss <= target), None)
+    return {"seconds_to_target": reached, "steps_run": result.record["steps_run"], "curve": curve,
+            "seconds_per_step": result.record["seconds_per_step"], "final_loss": best}
+
+
+def _judge(loop: SeedLoop, rgb: np.ndarray) -> float:
+    from nstkit.images import preprocess
+
+    return loop.loss(preprocess(rgb))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--seed-steps", type=int, default=500, help="the seed loop's steps that set the target")
+    parser.add_argument("--every", type=int, default=5, help="score a candidate's image every N steps")
+    parser.add_argument("--only", nargs="*", help="labels of the candidates to run (default: all)")
+    parser.add_argument("--plot", type=Path, default=None, help="save loss against wall time here (PNG)")
+    parser.add_argument("--json", type=Path, default=None, help="save the numbers here")
+    parser.add_argument("--quick", action="store_true", help="96 px and 20 seed steps: a check of the script")
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.seed_steps, args.every = 96, 20, 2
+
+    from nstkit.device import describe
+    from nstkit.images import preprocess
+
+    print(f"machine: {describe()}")
+    content, style = images(args.size)
+    with tempfile.TemporaryDirectory() as folder:
+        weights = str(weights_file(Path(folder)))
+        loop = SeedLoop(preprocess(content), preprocess(style), weights)
+        check = check_same_objective(loop, content, style, weights, args.size)
+        seed_curve = []
+        loop.run(args.seed_steps, on_step=lambda step, seconds, loss: seed_curve.append((seconds, loss)))
+        seed_best = np.minimum.accumulate([loss for _, loss in seed_curve])
+        target, seed_seconds = float(seed_best[-1]), seed_curve[-1][0]
+        print(f"seed loop: {args.seed_steps} steps at {args.size} px in {seed_seconds:.1f} s "
+              f"({seed_seconds / args.seed_steps:.3f} s/step); target loss {target:.4g}")
+        rows = {}
+        for label, options in CANDIDATES.items():
+            if args.only and label not in args.only:
+                continue
+            row = run_candidate(options, content, style, weights, args.size, args.seed_steps, target, loop,
+                                args.every)
+            rows[label] = row
+            reached = row["seconds_to_target"]
+            ratio = f"{seed_seconds / reached:.1f}x" if reached else "not reached"
+            print(f"{label:34s} {row['steps_run']:5d} steps, {row['seconds_per_step'] or 0:.3f} s/step, "
+                  f"to target: {f'{reached:.1f} s' if reached else '-':>8s}  vs the seed's loop: {ratio}"
+                  f"  (best float32 loss {row['final_loss']:.4g})")
+    summary = {"machine": describe(), "size": args.size, "seed_steps": args.seed_steps, "target_loss": target,
+               "seed_seconds": seed_seconds, "objective_check": check,
+               "seed_curve": [(s, float(b)) for (s, _), b in zip(seed_curve, seed_best)], "candidates": rows}
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    if args.plot:
+        plot(summary, args.plot)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
+    seconds, losses = zip(*summary["seed_curve"])
+    axes.plot(seconds, losses, color="black", lw=2, label="the seed's eager loop")
+    for label, row in summary["candidates"].items():
+        if row["curve"]:
+            axes.plot(*zip(*row["curve"]), label=label)
+    axes.axhline(summary["target_loss"], color="grey", ls=":", lw=1)
+    axes.set(xscale="log", yscale="log", xlabel="wall time (s)", ylabel="best loss so far (seed's float32 objective)",
+             title=f"time to quality, robust preset, {summary['size']} px, random weights (BN randomised)")
+    axes.legend(fontsize=7)
+    figure.text(0.01, 0.01, summary["machine"], fontsize=6)
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.savefig(path)
+
+
+if __name__ == "__main__":
+    main()
