@@ -39,6 +39,7 @@ DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
 PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
 
 _BEYOND, _SPEED, _TILES = "beyond the seed", "speed and memory", "huge images (tiles)"
+_SCHEDULE = "optimiser schedules"
 
 
 def _layer_spec(name: str, value: Any) -> None:
@@ -52,6 +53,12 @@ def _tile_size(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 32:
         raise NstkitError(f"{name} must be a whole number of px >= 32 (ResNet-50's smallest input), "
                           f"or none for one pass; got {value!r}")
+
+
+def _above_one(name: str, value: Any) -> None:
+    number(zero=False)(name, value)
+    if value <= 1:
+        raise NstkitError(f"{name} must be above 1 (each level smaller than the next), got {value}")
 
 
 def _tile_start_dim(name: str, value: Any) -> None:
@@ -110,6 +117,17 @@ class StyleConfig:
     beta_1: float = option(0.99, help="Adam beta_1", kind="float", check=fraction, flag="--beta1")
     beta_2: float = option(0.999, help="Adam beta_2", kind="float", check=fraction, flag="--beta2")
     epsilon: float = option(0.1, help="Adam epsilon", kind="float", check=number(zero=False))
+    warmup_steps: int = option(
+        0, help="raise Adam's learning rate linearly over the first N steps (0: the full rate from the first step, "
+                "as the seed)", kind="int", check=whole(0), metavar="N", group=_SCHEDULE)
+    lr_decay: float = option(
+        1.0, help="the share of Adam's learning rate left at the last step, reached geometrically after the "
+                  "warm-up (1: constant, as the seed)", kind="float", check=number(zero=False), group=_SCHEDULE)
+    ema: float = option(
+        0.0, help="keep an exponential moving average of the image with this decay (e.g. 0.9, as "
+                  "crowsonkb/style-transfer outputs); at the end it is scored and kept if it beats the best step "
+                  "(0: none)", kind="float", check=fraction, group=_SCHEDULE,
+        tiles=(lambda value: value == 0, "no ema"))
     steps: int = option(1000, help="optimisation steps", kind="int", check=whole(1), widget=("int", 5, 2000, 5))
     max_dim: int = option(512, help="downscale images so the long side is at most this many px", kind="int",
                           check=whole(32), metavar="PX", widget=("int", 64, 1024, 32))
@@ -149,9 +167,15 @@ class StyleConfig:
                      "content's colour statistics first (Gatys et al. 2017)",
         kind="str", check=one_of(COLOR_MODES), choices=COLOR_MODES, group=_BEYOND, batch=True)
     coarse_levels: int = option(
-        0, help="first optimise at 1/2, 1/4, ... of the size (steps // 2 each), then upsample; Adam's moments "
+        0, help="first optimise at 1/F, 1/F², ... of the size (F: --coarse-factor), then upsample; Adam's moments "
                 "carry across, resized with the image (with --param fourier they restart)", kind="int", check=whole(0),
         group=_BEYOND)
+    coarse_factor: float = option(
+        2.0, help="each coarse level is this much smaller than the next (crowsonkb/style-transfer grows by √2: "
+                  "1.414)", kind="float", check=_above_one, group=_BEYOND)
+    coarse_steps: int | None = option(
+        help="steps at each coarse level", kind="int", check=whole(1), optional=True, metavar="N",
+        default_text="half of --steps", group=_BEYOND)
     style_blend: list[float] | None = option(
         help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
         check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
@@ -245,6 +269,11 @@ class StyleConfig:
         if self.optimizer == "lbfgs" and self.jitter:
             raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
                               "step: drop jitter or use optimizer adam")
+        adam_only = {name: getattr(self, name) for name in ("warmup_steps", "lr_decay", "ema")
+                     if getattr(self, name) != OPTIONS[name][0].default}
+        if self.optimizer == "lbfgs" and adam_only:
+            raise NstkitError(f"{', '.join(f'{k}={v}' for k, v in adam_only.items())} shape Adam's steps, and "
+                              "optimizer lbfgs takes its own: drop them, or use optimizer adam")
         if self.optimizer == "lbfgs" and self.precision == "float16":
             raise NstkitError("optimizer lbfgs with precision float16 would need loss scaling in its line search: "
                               "use precision bfloat16 or float32")

@@ -218,7 +218,7 @@ class RunState:
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")  # over all stages
         self.param = self.optimizer = self.source = None
         self.gradient_area = 0
-        self.best_image = self.best_loss = self.best_step = None
+        self.best_image = self.best_loss = self.best_step = self.average = None
         self.stages: list[Stage] = []
 
     def enter(self, start_rgbs: list[np.ndarray], gradient_area: int) -> None:
@@ -238,16 +238,32 @@ class RunState:
             self.optimizer = None  # scipy's L-BFGS-B, driven by the stage's source, starts afresh each stage
         elif self.optimizer is None:
             self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
-                                  float(config.beta_2), float(config.epsilon))
+                                  float(config.beta_2), float(config.epsilon), schedule=self.learning_rate())
         else:
             # A spectrum's coefficients do not resize like pixels: a Fourier stage starts its moments afresh.
             resize = _resize_moments if config.param == "pixel" else None
             self.optimizer = self.optimizer.resized(self.param.variable, resize, self.gradient_area / gradient_area)
         self.gradient_area = gradient_area
         self.best_image = tf.Variable(self.param.image(), name="best_image", trainable=False)
+        # The moving average of the image (``ema``) restarts at each stage's start image.
+        self.average = tf.Variable(self.param.image(), name="average", trainable=False) if config.ema else None
         self.best_loss = tf.Variable(np.full(len(self.configs), np.inf, np.float32), trainable=False)
         # Until an image of this stage is scored, the best is its start: the image after the updates so far.
         self.best_step = tf.Variable(np.full(len(self.configs), int(self.updates.numpy()), np.int64), trainable=False)
+
+    def learning_rate(self):
+        """The run's learning-rate schedule (`optim.LearningRate`) over all its stages' steps."""
+        from .optim import LearningRate
+
+        config = self.configs[0]
+        return LearningRate(float(config.learning_rate), config.warmup_steps, float(config.lr_decay),
+                            sum(stage.steps for stage in self.stages))
+
+    def average_in(self) -> None:
+        """Fold the image after this update into its moving average (inside the compiled step), if ``ema``."""
+        if self.average is not None:
+            decay = float(self.configs[0].ema)
+            self.average.assign(decay * self.average + (1.0 - decay) * self.param.image())
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(meta, arrays): this state as a checkpoint holds it (`checkpoint`)."""
@@ -257,6 +273,8 @@ class RunState:
         if self.optimizer is not None:
             arrays.update(adam_m=self.optimizer.m.numpy(), adam_v=self.optimizer.v.numpy())
             meta["adam_step"] = int(self.optimizer.step.numpy())
+        if self.average is not None:
+            arrays["average"] = self.average.numpy()
         if self.loss_scale is not None:
             meta["loss_scale"] = [float(self.loss_scale.scale.numpy()), int(self.loss_scale.clean.numpy())]
         return meta, arrays
@@ -278,7 +296,9 @@ class RunState:
         self.param.variable.assign(parameters)
         self.optimizer = None if config.optimizer == "lbfgs" else Adam(
             self.param.variable, float(config.learning_rate), float(config.beta_1), float(config.beta_2),
-            float(config.epsilon), step=meta["adam_step"], moments=(arrays["adam_m"], arrays["adam_v"]))
+            float(config.epsilon), step=meta["adam_step"], moments=(arrays["adam_m"], arrays["adam_v"]),
+            schedule=self.learning_rate())
+        self.average = tf.Variable(arrays["average"], name="average", trainable=False) if config.ema else None
         self.updates.assign(meta["updates"])
         self.gradient_area = meta["gradient_area"]
         if self.loss_scale is not None:

@@ -18,24 +18,67 @@ FLOAT16_LOSS_SCALE = 2.0 ** -8  # float16's first loss scale; dynamic scaling mo
 LOSS_SCALE_GROWTH_STEPS = 100  # clean steps before the scale doubles (Keras' LossScaleOptimizer)
 
 
+class LearningRate:
+    """The learning rate at each update of a run: a linear warm-up, then a geometric decay to its last step.
+
+    ``warmup`` updates rise linearly to ``base`` (the first at base / warmup);
+    from there it falls geometrically to ``base * decay`` at the last of
+    ``total`` updates.
+    warmup 0 and decay 1 is the seed's constant rate, and then the update is
+    Keras' Adam's, op for op. The clock is the run's update count over all
+    stages, so a coarse-to-fine schedule decays once, not once per stage.
+    """
+
+    def __init__(self, base: float, warmup: int = 0, decay: float = 1.0, total: int = 1):
+        self.base, self.warmup, self.decay, self.total = base, warmup, decay, max(1, total)
+
+    @property
+    def constant(self) -> bool:
+        return self.warmup == 0 and self.decay == 1.0
+
+    def at(self, update):
+        """The rate for update ``update`` (0-based; a TF int tensor), as a float32 tensor."""
+        import tensorflow as tf
+
+        step = tf.cast(update, tf.float32)
+        rate = tf.constant(self.base, tf.float32)
+        if self.warmup:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup)
+        if self.decay != 1.0:
+            peak = max(self.warmup - 1, 0)  # the update at the full rate, where the decay starts
+            done = tf.clip_by_value((step - peak) / max(1, self.total - 1 - peak), 0.0, 1.0)
+            rate *= tf.pow(tf.constant(self.decay, tf.float32), done)
+        return rate
+
+    def numpy_at(self, update: int) -> float:
+        return float(self.at(update).numpy())
+
+
 class Adam:
     """Adam (Kingma & Ba 2015) for one image variable; ``step`` counts the updates applied so far."""
 
     def __init__(self, variable, learning_rate: float, beta_1: float, beta_2: float, epsilon: float,
-                 step: int = 0, moments: tuple[np.ndarray, np.ndarray] | None = None):
+                 step: int = 0, moments: tuple[np.ndarray, np.ndarray] | None = None,
+                 schedule: LearningRate | None = None):
         import tensorflow as tf
 
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.schedule = schedule if schedule is not None and not schedule.constant else None
         self._rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False, name="learning_rate")
         self.step = tf.Variable(step, dtype=tf.int64, trainable=False, name="adam_step")
         first, second = moments if moments is not None else (np.zeros(variable.shape, np.float32),) * 2
         self.m = tf.Variable(first, dtype=tf.float32, trainable=False, name="adam_m")
         self.v = tf.Variable(second, dtype=tf.float32, trainable=False, name="adam_v")
 
-    def apply(self, gradient, variable) -> None:
-        """One update of ``variable`` (inside the compiled step); the same ops, in the same order, as Keras."""
+    def apply(self, gradient, variable, update=None) -> None:
+        """One update of ``variable`` (inside the compiled step); the same ops, in the same order, as Keras.
+
+        ``update``: the run's update count (over all stages), which the learning-rate schedule follows.
+        """
         import tensorflow as tf
 
+        if self.schedule is not None:
+            self._rate.assign(self.schedule.at(update))
         local_step = tf.cast(self.step + 1, tf.float32)
         beta_1_power = tf.pow(tf.cast(self.beta_1, tf.float32), local_step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, tf.float32), local_step)
@@ -65,7 +108,8 @@ class Adam:
             first = resize(self.m.numpy(), shape) * area_ratio
             second = np.maximum(resize(self.v.numpy(), shape), 0.0) * area_ratio ** 2
             moments = (first.astype(np.float32), second.astype(np.float32))
-        return Adam(variable, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, step=step, moments=moments)
+        return Adam(variable, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, step=step, moments=moments,
+                    schedule=self.schedule)
 
 
 class LossScale:
@@ -85,11 +129,11 @@ class LossScale:
     def scale_loss(self, loss):
         return loss * self.scale
 
-    def apply(self, optimizer: Adam, scaled_gradient, variable) -> None:
+    def apply(self, optimizer: Adam, scaled_gradient, variable, update=None) -> None:
         import tensorflow as tf
 
         def finite():
-            optimizer.apply(scaled_gradient / self.scale, variable)
+            optimizer.apply(scaled_gradient / self.scale, variable, update)
 
             def grow():
                 self.clean.assign(0)

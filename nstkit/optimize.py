@@ -109,8 +109,9 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
       larger; ``tile_start_steps`` steps), then ``steps`` tiled steps at full
       size, the styles at the window's size;
     - ``coarse_levels`` N: below the first one-pass stage (the full size, or a
-      tiled run's start), N stages at 1/2ᴺ … 1/2 of its size, each with half
-      its steps and none with a side under 32 px.
+      tiled run's start), N stages at 1/Fᴺ … 1/F of its size (F:
+      ``coarse_factor``), each with ``coarse_steps`` steps (default: half of
+      its steps) and none with a side under 32 px.
     """
     stages = []
     if not config.tile_size:
@@ -125,10 +126,11 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
     first = stages[0]
     if first.source == "image":
         for level in range(1, config.coarse_levels + 1):
-            factor = first.scale * 0.5 ** level
+            factor = first.scale / config.coarse_factor ** level
             if min(shape) * factor < MIN_IMAGE_SIDE:
                 break
-            stages.insert(0, Stage(scaled(shape, factor), max(1, first.steps // 2), "image", scale=factor))
+            steps = config.coarse_steps or max(1, first.steps // 2)
+            stages.insert(0, Stage(scaled(shape, factor), steps, "image", scale=factor))
     return stages
 
 

@@ -91,11 +91,12 @@ class WholeImage:
             gradient = tape.gradient(scaled, variable)
             state.keep_if_best(image, terms[:, 0])  # the loss belongs to the image before this update
             if scaler:
-                scaler.apply(optimizer, gradient, variable)
+                scaler.apply(optimizer, gradient, variable, state.updates)
             else:
-                optimizer.apply(gradient, variable)
+                optimizer.apply(gradient, variable, state.updates)
             param.after_step()
             state.updates.assign_add(1)
+            state.average_in()
             return tf.concat([terms, state.best_loss[:, None]], axis=1)
 
         @tf.function(jit_compile=state.jit_compile)
@@ -112,10 +113,18 @@ class WholeImage:
 
         @tf.function(jit_compile=state.jit_compile)
         def score():
+            """Score the last update's image; then the image's moving average (``ema``), which may beat them all."""
             image = param.image()
             state.keep_if_best(image, loss_terms(image)[1][:, 0])
+            if state.average is None:
+                return tf.zeros([len(state.configs)], tf.bool)
+            totals = loss_terms(state.average)[1][:, 0]
+            won = totals < state.best_loss
+            state.keep_if_best(state.average, totals)
+            return won
 
         self.param, self._score = param, score
+        self.state_has_average = state.average is not None
         self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
         self.compiled_step = evaluate if self.lbfgs else step
         self.ended: str | None = None  # why L-BFGS stopped before the stage's steps, if it did
@@ -123,6 +132,7 @@ class WholeImage:
         self._evaluations_left = stage.steps - (restored[0].get("evaluations", 0) if restored else 0)
         self._evaluations = restored[0].get("evaluations", 0) if restored else 0
         self._restarts: list[int] = []  # evaluations at which L-BFGS restarted its memory
+        self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
 
     def step(self) -> np.ndarray | None:
         """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
@@ -162,7 +172,7 @@ class WholeImage:
     def finish(self) -> None:
         """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
         if not self.lbfgs:
-            self._score()
+            self.average_kept = self._score().numpy().tolist()
 
     def close(self) -> None:
         """End L-BFGS's driver thread, if one runs."""
@@ -174,7 +184,7 @@ class WholeImage:
 
     def describe(self, member: int) -> dict[str, Any]:
         if not self.lbfgs:
-            return {}
+            return {"ema_kept": self.average_kept[member]} if self.state_has_average and self.average_kept else {}
         return {"lbfgs_restarts": self._restarts, **({"ended": self.ended} if self.ended else {})}
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -247,7 +257,7 @@ class TiledWindows:
 
         @tf.function(input_signature=[tf.TensorSpec(variable.shape, tf.float32)])
         def update(gradient):
-            state.optimizer.apply(gradient, variable)
+            state.optimizer.apply(gradient, variable, state.updates)
             state.param.after_step()
             state.updates.assign_add(1)
 

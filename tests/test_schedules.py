@@ -1,0 +1,78 @@
+"""Adam's schedules (warm-up, decay), the image's moving average, and multi-scale stages by a factor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nstkit
+from nst_helpers import smooth_image
+from nstkit.errors import NstkitError
+from nstkit.images import preprocess
+from nstkit.optim import LearningRate
+
+CONTENT, STYLE = smooth_image(1, 72, 96), smooth_image(2, 40, 40)
+TINY = dict(max_dim=96, weights="random", preset="vanilla")
+
+
+def test_learning_rate_warms_up_linearly_then_decays_geometrically_to_its_share():
+    rate = LearningRate(20.0, warmup=4, decay=0.1, total=24)
+    assert [rate.numpy_at(k) for k in range(4)] == pytest.approx([5.0, 10.0, 15.0, 20.0])
+    assert rate.numpy_at(23) == pytest.approx(2.0)  # the last update: 20 * 0.1
+    middle = rate.numpy_at(3 + 10)  # half way through the decay: 20 * 0.1 ** 0.5
+    assert middle == pytest.approx(20.0 * 0.1 ** 0.5, rel=1e-5)
+    assert LearningRate(20.0).constant and not rate.constant
+
+
+def _first_update_size(**options) -> float:
+    images = []
+    nstkit.stylize(CONTENT, STYLE, steps=1, callbacks=[lambda p: images.append(p.image(as_float=True))],
+                   **TINY, **options)
+    return float(np.abs(preprocess(images[0]) - preprocess(CONTENT.astype(np.float32))).max())
+
+
+def test_warm_up_shrinks_the_first_step_by_its_length():
+    # Adam's first step moves each pixel by about the learning rate (m / sqrt(v) is ±1 after one gradient).
+    plain, warmed = _first_update_size(), _first_update_size(warmup_steps=10)
+    assert plain == pytest.approx(20.0, rel=0.05)
+    assert warmed == pytest.approx(2.0, rel=0.05)
+
+
+def test_constant_schedule_is_the_seeds_update_byte_for_byte():
+    plain = nstkit.stylize(CONTENT, STYLE, steps=6, **TINY)
+    spelled_out = nstkit.stylize(CONTENT, STYLE, steps=6, warmup_steps=0, lr_decay=1.0, ema=0.0, **TINY)
+    np.testing.assert_array_equal(plain.image, spelled_out.image)
+
+
+def test_the_moving_average_is_kept_when_it_beats_every_step():
+    # From noise, at a learning rate too high, the iterates bounce around the way down; their average
+    # moves steadily, and wins.
+    from nstkit.images import deprocess, to_uint8
+
+    after_updates = []
+    decay = 0.8
+    result = nstkit.stylize(CONTENT, STYLE, steps=15, learning_rate=80.0, ema=decay, init="noise",
+                            callbacks=[lambda p: after_updates.append(preprocess(p.image(as_float=True)))], **TINY)
+    assert result.record["stages"][-1]["ema_kept"] is True
+    assert result.record["best_loss"] < min(result.history["total"])  # better than any step's image
+    start = np.random.default_rng(0).uniform(0, 255, CONTENT.shape).astype(np.float32)  # init "noise", seed 0
+    average = preprocess(start)
+    for image in after_updates:
+        average = decay * average + (1 - decay) * image
+    expected = to_uint8(deprocess(average[None])[0])
+    assert np.abs(result.image.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_no_average_no_ema_entry_and_lbfgs_refuses_adam_schedules():
+    assert "ema_kept" not in nstkit.stylize(CONTENT, STYLE, steps=2, **TINY).record["stages"][-1]
+    with pytest.raises(NstkitError, match="lr_decay=0.5"):
+        nstkit.stylize(CONTENT, STYLE, steps=2, optimizer="lbfgs", lr_decay=0.5, **TINY)
+
+
+def test_multi_scale_by_a_root_two_factor_with_its_own_steps():
+    result = nstkit.stylize(CONTENT, STYLE, steps=6, coarse_levels=2, coarse_factor=2 ** 0.5, coarse_steps=3, **TINY)
+    stages = result.record["stages"]
+    assert [stage["size"] for stage in stages] == [[36, 48], [51, 68], [72, 96]]
+    assert [stage["steps_run"] for stage in stages] == [3, 3, 6]
+    with pytest.raises(NstkitError, match="above 1"):
+        nstkit.stylize(CONTENT, STYLE, steps=2, coarse_levels=1, coarse_factor=1.0, **TINY)
