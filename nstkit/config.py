@@ -34,6 +34,10 @@ PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precisi
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
 DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
+# With preserve_color luminance/match the start is the content's luminance, and Adam's first full-rate step
+# (about ±lr in every channel) throws it far out: with random weights at 64-256 px the loss rose 23-130-fold
+# and no step in 30 came back below the start. A 10-step warm-up made every step in 30 improve (BENCHMARKS.md).
+COLOR_WARMUP_STEPS = 10
 DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
 # Preset-provided fields: the run record says which of these a run overrode.
 PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
@@ -117,9 +121,10 @@ class StyleConfig:
     beta_1: float = option(0.99, help="Adam beta_1", kind="float", check=fraction, flag="--beta1")
     beta_2: float = option(0.999, help="Adam beta_2", kind="float", check=fraction, flag="--beta2")
     epsilon: float = option(0.1, help="Adam epsilon", kind="float", check=number(zero=False))
-    warmup_steps: int = option(
-        0, help="raise Adam's learning rate linearly over the first N steps (0: the full rate from the first step, "
-                "as the seed)", kind="int", check=whole(0), metavar="N", group=_SCHEDULE)
+    warmup_steps: int | None = option(
+        help="raise Adam's learning rate linearly over the first N steps (0: the full rate from the first step, "
+             "as the seed)", kind="int", check=whole(0), metavar="N", group=_SCHEDULE, optional=True,
+        default_text=f"{COLOR_WARMUP_STEPS} with --preserve-color luminance or match, else 0", batch=True)
     lr_decay: float = option(
         1.0, help="the share of Adam's learning rate left at the last step, reached geometrically after the "
                   "warm-up (1: constant, as the seed)", kind="float", check=number(zero=False), group=_SCHEDULE)
@@ -248,6 +253,8 @@ class StyleConfig:
         return {"content_weight": _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT),
                 "style_weight": _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT),
                 "swag": _first(self.swag, preset.swag, "none"),
+                "warmup_steps": _first(self.warmup_steps, COLOR_WARMUP_STEPS if self.preserve_color != "none"
+                                       and self.optimizer == "adam" else 0),
                 "learning_rate": _first(self.learning_rate,
                                         preset.learning_rate if self.param == "pixel" else None,
                                         DEFAULT_LEARNING_RATE.get(self.param, DEFAULT_LEARNING_RATE["pixel"]))}
@@ -270,7 +277,7 @@ class StyleConfig:
             raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
                               "step: drop jitter or use optimizer adam")
         adam_only = {name: getattr(self, name) for name in ("warmup_steps", "lr_decay", "ema")
-                     if getattr(self, name) != OPTIONS[name][0].default}
+                     if getattr(self, name) not in (OPTIONS[name][0].default, 0)}
         if self.optimizer == "lbfgs" and adam_only:
             raise NstkitError(f"{', '.join(f'{k}={v}' for k, v in adam_only.items())} shape Adam's steps, and "
                               "optimizer lbfgs takes its own: drop them, or use optimizer adam")

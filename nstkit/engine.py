@@ -155,14 +155,20 @@ class Result:
     def no_improvement(self) -> str | None:
         """One line when no step beat the start image (the output is then the start), with what to try; else None."""
         record = self.record
-        if record["steps_run"] == 0 or record["best_step"] != 0:
+        stages = record["stages"]
+        best = record["best_stage"]
+        started_at = sum(stage["steps_run"] for stage in stages[:best])  # updates before the best stage began
+        if not stages or stages[best]["steps_run"] == 0 or record["best_step"] != started_at:
             return None
         lbfgs = record["config"].get("optimizer") == "lbfgs"
         tries = ("more --steps" if lbfgs else
                  f"a lower --lr than {record['config']['learning_rate']:g} (e.g. a quarter), more --steps, "
                  "or --optimizer lbfgs")
-        return (f"no step improved on the start image in {record['steps_run']} steps, so the output is the start "
-                f"({record['config']['init']}): try {tries}")
+        if best == 0:
+            return (f"no step improved on the start image in {record['steps_run']} steps, so the output is the "
+                    f"start ({record['config']['init']}): try {tries}")
+        return (f"no step of the last stage ({stages[best]['steps_run']} steps at {stages[best]['size'][1]}x"
+                f"{stages[best]['size'][0]} px) improved on its start, the earlier stage's image upsampled: try {tries}")
 
     def save(self, path, *, protect: Iterable = ()) -> Path:
         """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``).
@@ -238,7 +244,7 @@ class RunState:
             self.optimizer = None  # scipy's L-BFGS-B, driven by the stage's source, starts afresh each stage
         elif self.optimizer is None:
             self.optimizer = Adam(self.param.variable, float(config.learning_rate), float(config.beta_1),
-                                  float(config.beta_2), float(config.epsilon), schedule=self.learning_rate())
+                                  float(config.beta_2), float(config.epsilon), schedules=self.learning_rates())
         else:
             # A spectrum's coefficients do not resize like pixels: a Fourier stage starts its moments afresh.
             resize = _resize_moments if config.param == "pixel" else None
@@ -251,13 +257,13 @@ class RunState:
         # Until an image of this stage is scored, the best is its start: the image after the updates so far.
         self.best_step = tf.Variable(np.full(len(self.configs), int(self.updates.numpy()), np.int64), trainable=False)
 
-    def learning_rate(self):
-        """The run's learning-rate schedule (`optim.LearningRate`) over all its stages' steps."""
+    def learning_rates(self):
+        """Each member's learning-rate schedule (`optim.LearningRate`) over all the run's stages' steps."""
         from .optim import LearningRate
 
-        config = self.configs[0]
-        return LearningRate(float(config.learning_rate), config.warmup_steps, float(config.lr_decay),
-                            sum(stage.steps for stage in self.stages))
+        total = sum(stage.steps for stage in self.stages)
+        return [LearningRate(float(config.learning_rate), config.warmup_steps, float(config.lr_decay), total)
+                for config in self.configs]
 
     def average_in(self) -> None:
         """Fold the image after this update into its moving average (inside the compiled step), if ``ema``."""
@@ -297,7 +303,7 @@ class RunState:
         self.optimizer = None if config.optimizer == "lbfgs" else Adam(
             self.param.variable, float(config.learning_rate), float(config.beta_1), float(config.beta_2),
             float(config.epsilon), step=meta["adam_step"], moments=(arrays["adam_m"], arrays["adam_v"]),
-            schedule=self.learning_rate())
+            schedules=self.learning_rates())
         self.average = tf.Variable(arrays["average"], name="average", trainable=False) if config.ema else None
         self.updates.assign(meta["updates"])
         self.gradient_area = meta["gradient_area"]

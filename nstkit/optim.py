@@ -59,11 +59,12 @@ class Adam:
 
     def __init__(self, variable, learning_rate: float, beta_1: float, beta_2: float, epsilon: float,
                  step: int = 0, moments: tuple[np.ndarray, np.ndarray] | None = None,
-                 schedule: LearningRate | None = None):
+                 schedules: list[LearningRate] | None = None):
         import tensorflow as tf
 
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
-        self.schedule = schedule if schedule is not None and not schedule.constant else None
+        # One schedule per batch member (their warm-ups may differ); all constant: the seed's scalar rate.
+        self.schedules = schedules if schedules and not all(s.constant for s in schedules) else None
         self._rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False, name="learning_rate")
         self.step = tf.Variable(step, dtype=tf.int64, trainable=False, name="adam_step")
         first, second = moments if moments is not None else (np.zeros(variable.shape, np.float32),) * 2
@@ -77,12 +78,13 @@ class Adam:
         """
         import tensorflow as tf
 
-        if self.schedule is not None:
-            self._rate.assign(self.schedule.at(update))
+        rate = tf.cast(self._rate, tf.float32)
+        if self.schedules is not None:  # (B, 1, 1, 1): each member's rate at this update
+            rate = tf.reshape(tf.stack([schedule.at(update) for schedule in self.schedules]), [-1, 1, 1, 1])
         local_step = tf.cast(self.step + 1, tf.float32)
         beta_1_power = tf.pow(tf.cast(self.beta_1, tf.float32), local_step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, tf.float32), local_step)
-        alpha = tf.cast(self._rate, tf.float32) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         self.m.assign_add(tf.multiply(tf.subtract(gradient, self.m), 1 - self.beta_1))
         self.v.assign_add(tf.multiply(tf.subtract(tf.square(gradient), self.v), 1 - self.beta_2))
         variable.assign_sub(tf.divide(tf.multiply(self.m, alpha), tf.add(tf.sqrt(self.v), self.epsilon)))
@@ -109,7 +111,7 @@ class Adam:
             second = np.maximum(resize(self.v.numpy(), shape), 0.0) * area_ratio ** 2
             moments = (first.astype(np.float32), second.astype(np.float32))
         return Adam(variable, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, step=step, moments=moments,
-                    schedule=self.schedule)
+                    schedules=self.schedules)
 
 
 class LossScale:

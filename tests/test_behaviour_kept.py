@@ -88,8 +88,9 @@ CASES: dict[str, Case] = {
     # What comes before the first full-size update is kept: the 2 coarse steps, and the upsampled image's loss.
     "coarse_levels_1": Case(dict(coarse_levels=1), compare_steps=3),
     "style_blend_two": Case(dict(style_blend=[0.7, 0.3]), styles=(STYLE, OTHER_STYLE)),
-    "color_luminance": Case(dict(preserve_color="luminance")),
-    "color_match": Case(dict(preserve_color="match")),
+    # Colour modes now warm up by default (issue #13); warmup_steps=0 is the recorded full-rate first step.
+    "color_luminance": Case(dict(preserve_color="luminance", warmup_steps=0)),
+    "color_match": Case(dict(preserve_color="match", warmup_steps=0)),
     "swag_channel_softmax": Case(dict(preset="robust", swag="channel_softmax")),
     "swag_scale": Case(dict(preset="robust", swag="scale", swag_alpha=2.0)),  # alpha 1 is the identity
     "bfloat16": Case(dict(precision="bfloat16")),

@@ -76,3 +76,13 @@ def test_multi_scale_by_a_root_two_factor_with_its_own_steps():
     assert [stage["steps_run"] for stage in stages] == [3, 3, 6]
     with pytest.raises(NstkitError, match="above 1"):
         nstkit.stylize(CONTENT, STYLE, steps=2, coarse_levels=1, coarse_factor=1.0, **TINY)
+
+
+def test_batch_members_keep_their_own_warm_up():
+    # preserve_color may vary in a batch, and it decides the default warm-up: each member follows its own.
+    variants = [{"preserve_color": "luminance"}, {"preserve_color": "none"}]
+    batch = nstkit.stylize_batch(CONTENT, STYLE, variants, steps=4, **TINY)
+    assert [r.config.warmup_steps for r in batch] == [10, 0]
+    for variant, member in zip(variants, batch):
+        alone = nstkit.stylize(CONTENT, STYLE, steps=4, **TINY, **variant)
+        np.testing.assert_allclose(member.history["total"], alone.history["total"], rtol=1e-4)
