@@ -43,7 +43,9 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
     times = np.diff(stamps[warmup - 1:])
     cpu_times = np.diff(cpu_stamps[warmup - 1:])
     row = {
-        "size": size, "preset": preset, "precision": precision, "jit_compile": result.record["jit_compile"],
+        # The precision the run took ("auto" made concrete by the device).
+        "size": size, "preset": preset, "precision": result.config.precision, "asked_precision": precision,
+        "jit_compile": result.record["jit_compile"],
         "steps": len(times), "warmup": warmup,
         "seconds_per_step": float(np.median(times)),
         "steps_per_second": float(1.0 / np.median(times)),
@@ -61,6 +63,11 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
         layers = [*result.config.style_layers, *result.config.content_layers]
         row.update(step_cost(steps_seen[0], (size, size), layers))
         row["gflops_per_second"] = row["flops"] / row["seconds_per_step"] / 1e9
+        from nstkit.device import cpu_peak_flops
+
+        peak, how = cpu_peak_flops(result.config.precision)  # set every figure against the physical limit
+        row["peak_gflops"], row["peak_basis"] = (peak / 1e9 if peak else None), how
+        row["share_of_peak"] = row["gflops_per_second"] / row["peak_gflops"] if peak else None
     return row
 
 

@@ -120,8 +120,8 @@ def _seed_for(rows: list[dict], row: dict) -> dict | None:
 
 def speed_table(rows: list[dict]) -> str:
     lines = ["| size | preset | precision | XLA | s/step | steps/s | CPU s/step | peak RSS MiB | seed loop s/step | "
-             "seed ÷ nstkit | seed ÷ nstkit, CPU | GFLOP/step | GFLOP/s | load |",
-             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "seed ÷ nstkit | seed ÷ nstkit, CPU | GFLOP/step | GFLOP/s | % of CPU peak | load |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if row["kind"] != "nstkit":
             continue
@@ -137,8 +137,16 @@ def speed_table(rows: list[dict]) -> str:
             seed_cells = f"{seed['seconds_per_step']:.3f} | {wall_ratio:.1f}× | {cpu_ratio:.1f}×"
         lines.append(f"{head} {row['seconds_per_step']:.3f} | {row['steps_per_second']:.2f} | "
                      f"{row['cpu_seconds_per_step']:.3f} | {row['peak_rss_bytes'] / 2**20:,.0f} | {seed_cells} | "
-                     f"{row['flops'] / 1e9:.1f} | {row['gflops_per_second']:.0f} | {_load(row)} |")
-    return "\n".join(lines)
+                     f"{row['flops'] / 1e9:.1f} | {row['gflops_per_second']:.0f} | {_share(row)} | {_load(row)} |")
+    bases = sorted({f"{row['precision']}: {row['peak_basis']}" for row in rows if row.get("peak_basis")})
+    return "\n".join(lines) + ("\n\nCPU peak (GPU rows: not a CPU figure) = " + "; ".join(bases) if bases else "")
+
+
+def _share(row: dict) -> str:
+    """GFLOP/s as a share of the CPU's peak (cores x clock x FLOP/cycle of its ISA); a GPU row has none."""
+    if not row.get("share_of_peak") or "GPU" in str(row.get("device", "")):
+        return "–"
+    return f"{row['share_of_peak']:.0%} of {row['peak_gflops']:.0f}"
 
 
 def seed_table(rows: list[dict]) -> str:

@@ -188,14 +188,16 @@ class _Signals:
     """Ctrl-C and SIGTERM around a stylize command, outside the run's own "stop after this step" handling.
 
     Before the run starts (checking images, importing TensorFlow) a signal
-    stops at once, with one line. While the result is being saved it only
-    counts, so the save finishes: a signal never leaves a result half saved.
+    stops at once, with one line. Once a step has run, a result exists: from
+    then on (the run's own handling ends with its loop; then its record is
+    built and the result saved) a signal only counts, so the result is saved
+    whole: a signal never loses a computed result or leaves it half saved.
     The exit status is 128 + the first signal's number (130, 143).
     """
 
     def __init__(self):
         self.received: int | None = None
-        self.saving = False
+        self.saving = False  # from the run's first step on: a result exists, so signals only count
 
     def __enter__(self) -> "_Signals":
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -241,12 +243,18 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     parse_weights(resolved.weights)
 
     import_tensorflow_quietly()
+    from .device import resolve_precision
+
+    resolved = resolve_precision(resolved)[0]  # "auto" as this device makes it, for the estimate and snapshots
     if not resolved.tile_size:  # a tiled run holds one window's activations, not the whole image's
         _warn_if_short_of_memory(resolved, content_shape, max(style_shapes, key=lambda shape: shape[0] * shape[1]))
     from .engine import OutputNotSaved
     from .optimize import stylize
 
-    callbacks = []
+    def result_exists(progress) -> None:
+        signals.saving = True  # a step has run: a signal from here on must not lose its result
+
+    callbacks = [result_exists]
     bar = None if args.quiet else _progress_bar()
     if bar is not None:
         callbacks.append(bar)

@@ -31,6 +31,7 @@ PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
 OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/folding.py)
+AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), made when a run starts
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
 DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
@@ -186,9 +187,12 @@ class StyleConfig:
         check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
     # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
     precision: str = option(
-        "float32", help="the network's compute precision; bfloat16 halves the activations' memory "
-                        "(the image and the losses stay float32)", kind="str", check=one_of(PRECISIONS),
-        choices=PRECISIONS, group=_SPEED, widget=("choice", *PRECISIONS),
+        AUTO_PRECISION, help="the network's compute precision (the image and the losses stay float32); auto: "
+                             "with --optimizer lbfgs, bfloat16 where the device computes it natively (CPUs with "
+                             "AVX-512 BF16 or AMX, GPUs of compute capability 8.0+), else float32; with Adam, "
+                             "float32 (bfloat16 Adam ended 11% above float32's loss, BENCHMARKS.md). float32 is the "
+                             "seed's exact path", kind="str", check=one_of((AUTO_PRECISION, *PRECISIONS)),
+        choices=(AUTO_PRECISION, *PRECISIONS), group=_SPEED, widget=("choice", AUTO_PRECISION, *PRECISIONS),
         tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
     jit_compile: bool | None = option(
         help="compile the step with XLA", kind="bool", check=_tri_state, optional=True, group=_SPEED,
@@ -273,6 +277,10 @@ class StyleConfig:
                 got = ", ".join(f"{name}={value!r}" for name, value in unsupported.items())
                 raise NstkitError(f"tiled runs (tile_size) support {', '.join(supported)}; got {got}: "
                                   "change it or drop tile_size")
+        if not self.coarse_levels and (self.coarse_steps is not None
+                                       or self.coarse_factor != OPTIONS["coarse_factor"][0].default):
+            raise NstkitError("coarse_factor and coarse_steps shape the coarse levels, and coarse_levels is 0: "
+                              "give coarse_levels N, or drop them")
         if self.optimizer == "lbfgs" and self.jitter:
             raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
                               "step: drop jitter or use optimizer adam")
@@ -332,8 +340,8 @@ PRECISION_ENV = "NSTKIT_PRECISION"
 def precision_from_environment() -> str | None:
     """``NSTKIT_PRECISION`` (the notebooks' and the panel's precision), None if unset; a bad value is one line."""
     value = os.environ.get(PRECISION_ENV) or None
-    if value is not None and value not in PRECISIONS:
-        raise NstkitError(f"{PRECISION_ENV}={value}: use one of {', '.join(PRECISIONS)}")
+    if value is not None and value not in (AUTO_PRECISION, *PRECISIONS):
+        raise NstkitError(f"{PRECISION_ENV}={value}: use one of {', '.join((AUTO_PRECISION, *PRECISIONS))}")
     return value
 
 

@@ -50,6 +50,58 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flops_per_cycle(precision: str = "float32") -> tuple[int, str]:
+    """(FLOPs per cycle per core this CPU can do natively in ``precision``, what that rests on).
+
+    A fused multiply-add counts two. AVX-512 on AMD's Zen 4 (family 25) runs
+    on 256-bit units, so it peaks as AVX2 does; Intel's server cores and Zen 5
+    have two 512-bit FMA units. AVX-512 BF16's dot product doubles the float32
+    rate; AMX's tile unit does 1024 bfloat16 FLOPs a cycle. Without native
+    bfloat16 the float32 rate is the ceiling (bfloat16 is converted around it).
+    """
+    features = cpu_features()
+    amd_256 = _cpuinfo_field("vendor_id") == "AuthenticAMD" and _cpuinfo_field("cpu family") in ("23", "25")
+    if "avx512f" in features and not amd_256:
+        float32, why = 64, "two 512-bit FMA units"
+    elif "avx512f" in features or {"avx2", "fma"} <= features:
+        float32, why = 32, "two 256-bit FMA units" + (" (AVX-512 on Zen 4 runs on them)" if amd_256 else "")
+    else:
+        float32, why = 16, "no FMA detected"
+    if precision != "bfloat16":
+        return float32, why
+    if "amx_bf16" in features:
+        return 1024, "AMX tiles"
+    if "avx512_bf16" in features:
+        return 2 * float32, f"AVX-512 BF16 dot products on {why}"
+    return float32, f"no native bfloat16: {why}"
+
+
+def cpu_peak_flops(precision: str = "float32") -> tuple[float | None, str]:
+    """(this machine's peak FLOP/s in ``precision``, how it was worked out), from its cores, clock and ISA.
+
+    The clock is the one the OS reports (``cpu MHz``): on a VM the base clock,
+    so a boosting CPU can beat 100%. None where the OS says nothing.
+    """
+    megahertz = _cpuinfo_field("cpu MHz")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not megahertz or not cores:
+        return None, "the clock or the core count is not reported here"
+    per_cycle, why = cpu_flops_per_cycle(precision)
+    peak = cores * float(megahertz) * 1e6 * per_cycle
+    return peak, f"{cores} cores x {float(megahertz) / 1000:.2f} GHz x {per_cycle} FLOP/cycle ({why})"
+
+
 def gpu_details() -> list[dict]:
     """One dict per GPU TensorFlow sees: its name and compute capability (major, minor) where known."""
     tf, gpus = import_tensorflow_quietly()
@@ -115,3 +167,34 @@ def preferred_precision() -> str:
         capability = gpus[0]["compute_capability"] or (0, 0)
         return "bfloat16" if capability >= (8, 0) else "float16" if capability >= (7, 0) else "float32"
     return "bfloat16" if cpu_has_native_bfloat16() else "float32"
+
+
+def resolve_precision(config):
+    """``config`` with precision "auto" replaced by the precision that pays here, and why (for the run record).
+
+    With L-BFGS, `preferred_precision` (what the hardware computes natively),
+    float32 where float16 would need loss scaling. With Adam, float32: at 512
+    px the bfloat16 run's image, judged by the float32 objective, ended 11%
+    above the float32 run's after 500 steps (lagging more the lower the loss),
+    past the 2% a default may cost; L-BFGS in bfloat16 reached the seed loop's
+    loss 18x faster than the seed, 1.4x faster than L-BFGS in float32
+    (BENCHMARKS.md, "Time to quality"). Any precision given is the user's, kept.
+    Returns ``(config, reason or None)``.
+    """
+    from .config import AUTO_PRECISION
+
+    if config.precision != AUTO_PRECISION:
+        return config, None
+    choice = preferred_precision()
+    if import_tensorflow_quietly()[1]:
+        why = f"the GPU's ({gpu_details()[0]['name']})"
+    elif cpu_has_native_bfloat16():
+        why = "this CPU's native bfloat16 (" + ", ".join(sorted({"avx512_bf16", "amx_bf16"} & cpu_features())) + ")"
+    else:
+        why = "no native bfloat16 on this CPU"
+    if choice != "float32" and config.optimizer == "adam":
+        choice, why = "float32", f"{why}, but Adam in {choice} ends above float32's loss (BENCHMARKS.md)"
+    elif choice == "float16":
+        choice, why = "float32", f"{why}, but float16 needs loss scaling, which L-BFGS's line search does not have"
+    return config.replace(precision=choice), f"auto: {choice}, from {why}"
+

@@ -101,6 +101,7 @@ class Progress:
     member: int = 0  # which image of a batch (`stylize_batch`); always 0 for `stylize`
     stage: int = 0  # index into the schedule
     _state: "RunState" = field(default=None, repr=False)
+    stage_step: int = 0  # steps so far in this stage
 
     @property
     def weights(self) -> dict[str, Any]:
@@ -160,10 +161,11 @@ class Result:
         started_at = sum(stage["steps_run"] for stage in stages[:best])  # updates before the best stage began
         if not stages or stages[best]["steps_run"] == 0 or record["best_step"] != started_at:
             return None
-        lbfgs = record["config"].get("optimizer") == "lbfgs"
-        tries = ("more --steps" if lbfgs else
-                 f"a lower --lr than {record['config']['learning_rate']:g} (e.g. a quarter), more --steps, "
-                 "or --optimizer lbfgs")
+        config = record["config"]
+        lbfgs_fits = not (config.get("jitter") or config.get("tile_size"))  # what L-BFGS refuses
+        tries = ("more --steps" if config.get("optimizer") == "lbfgs" else
+                 f"a lower --lr than {config['learning_rate']:g} (e.g. a quarter), --warmup-steps 10, more --steps"
+                 + (", or --optimizer lbfgs" if lbfgs_fits else ""))
         if best == 0:
             return (f"no step improved on the start image in {record['steps_run']} steps, so the output is the "
                     f"start ({record['config']['init']}): try {tries}")
@@ -415,7 +417,7 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                     if values is None:  # stopped within a tiled step (dropped), or L-BFGS can go no further
                         break
                     stage_times.append(time.perf_counter() - started)
-                    _report(values, histories, callbacks, state, index, total_steps, start)
+                    _report(values, histories, callbacks, state, index, total_steps, start, len(stage_times))
                     if checkpoint is not None:
                         done = len(histories[0]["total"])
                         checkpoint.decide(done - (resumed_at or 0), total_steps - done, _median(stage_times))
@@ -437,53 +439,55 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             start_rgbs = state.best_rgbs()
         if saved is not None and state.best_image is None:  # resumed after its last stage had ended
             raise NstkitError(f"checkpoint {checkpoint.path} is of a finished run: nothing left to resume")
-    steps_run = len(histories[0]["total"])
-    if steps_run == 0 and stop_event.is_set():
-        stopped = RunStopped("stopped before the first step: nothing was computed")
-        stopped.exit_code = 143 if stopped_by == ["SIGTERM"] else 130
-        raise stopped
-    if checkpoint is not None and not stop_event.is_set():
-        checkpoint.remove()  # finished: nothing to resume
-    wall_time = time.perf_counter() - start
-    final_size = tuple(members[0].content_rgb.shape[:2])
-    best_steps, best_losses = state.best_step.numpy(), state.best_loss.numpy()
-    results = []
-    for index, (member, history) in enumerate(zip(members, histories)):
-        record = build_record(
-            config=member.config.to_dict(),
-            **member.extra,
-            weights=vars(objective.weights_info),
-            inputs=member.inputs,
-            style_blend=member.blend,
-            image_size=list(final_size),
-            terms=list(objective.names),
-            stages=[{**stage, **extra[index]} for stage, extra in zip(described, described_members)],
-            device=device_name(),
-            steps_planned=total_steps,
-            steps_run=steps_run,
-            # Fewer steps than planned because something stopped it (not because L-BFGS could go no further).
-            stopped_early=steps_run < total_steps and stop_event.is_set(),
-            best_stage=len(described) - 1,
-            best_step=int(best_steps[index]),  # updates before the best image, over all stages
-            # At the best stage's size; None if the run stopped as that stage began (its start was never scored).
-            best_loss=float(best_losses[index]) if np.isfinite(best_losses[index]) else None,
-            final_losses={term: values[-1] for term, values in history.items() if values},
-            step_traces=max(stage["step_traces"] for stage in described),  # 1 unless something retraced
-            jit_compile=state.jit_compile,
-            **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
-            wall_time_s=round(wall_time, 3),
-            **({"stopped_by": stopped_by[0]} if stopped_by else {}),
-            **({"resumed_at_step": resumed_at} if resumed_at is not None else {}),
-            **({"checkpoints": {"path": str(checkpoint.path), "every": checkpoint.every, "written": checkpoint.written,
-                                "seconds_writing": round(checkpoint.seconds_writing, 3),
-                                **({"failure": checkpoint.failure} if checkpoint.failure else {})}}
-               if checkpoint else {}),
-            # The last stage's median step (the full-size speed); each stage's own is in `stages`.
-            seconds_per_step=described[-1]["seconds_per_step"] if described else None,
-        )
-        best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
-        results.append(Result(member.finish(best), history, member.config, record))
-    return results
+        # Still inside stop_on_signals: a signal while the results are built only sets the stop event.
+        steps_run = len(histories[0]["total"])
+        if steps_run == 0 and stop_event.is_set():
+            stopped = RunStopped("stopped before the first step: nothing was computed")
+            stopped.exit_code = 143 if stopped_by == ["SIGTERM"] else 130
+            raise stopped
+        # Fewer steps than planned because something stopped it (not because L-BFGS could go no further).
+        stopped_early = steps_run < total_steps and stop_event.is_set()
+        if checkpoint is not None and not stopped_early:
+            checkpoint.remove()  # finished (a signal after the last step changes nothing): nothing to resume
+        wall_time = time.perf_counter() - start
+        final_size = tuple(members[0].content_rgb.shape[:2])
+        best_steps, best_losses = state.best_step.numpy(), state.best_loss.numpy()
+        results = []
+        for index, (member, history) in enumerate(zip(members, histories)):
+            record = build_record(
+                config=member.config.to_dict(),
+                **member.extra,
+                weights=vars(objective.weights_info),
+                inputs=member.inputs,
+                style_blend=member.blend,
+                image_size=list(final_size),
+                terms=list(objective.names),
+                stages=[{**stage, **extra[index]} for stage, extra in zip(described, described_members)],
+                device=device_name(),
+                steps_planned=total_steps,
+                steps_run=steps_run,
+                stopped_early=stopped_early,
+                best_stage=len(described) - 1,
+                best_step=int(best_steps[index]),  # updates before the best image, over all stages
+                # At the best stage's size; None if the run stopped as that stage began (its start was never scored).
+                best_loss=float(best_losses[index]) if np.isfinite(best_losses[index]) else None,
+                final_losses={term: values[-1] for term, values in history.items() if values},
+                step_traces=max(stage["step_traces"] for stage in described),  # 1 unless something retraced
+                jit_compile=state.jit_compile,
+                **({"batch": {"size": len(members), "member": index}} if len(members) > 1 else {}),
+                wall_time_s=round(wall_time, 3),
+                **({"stopped_by": stopped_by[0]} if stopped_by else {}),
+                **({"resumed_at_step": resumed_at} if resumed_at is not None else {}),
+                **({"checkpoints": {"path": str(checkpoint.path), "every": checkpoint.every, "written": checkpoint.written,
+                                    "seconds_writing": round(checkpoint.seconds_writing, 3),
+                                    **({"failure": checkpoint.failure} if checkpoint.failure else {})}}
+                   if checkpoint else {}),
+                # The last stage's median step (the full-size speed); each stage's own is in `stages`.
+                seconds_per_step=described[-1]["seconds_per_step"] if described else None,
+            )
+            best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
+            results.append(Result(member.finish(best), history, member.config, record))
+        return results
 
 
 def _median(times: list[float]) -> float | None:
@@ -531,14 +535,14 @@ def scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 def _report(values: np.ndarray, histories, callbacks, state: RunState, stage: int, total_steps: int,
-            start: float) -> None:
+            start: float, stage_step: int) -> None:
     names = HISTORY_KEYS
     for index, (*terms, best_loss) in enumerate(values.tolist()):
         losses = dict(zip(names, terms))
         for name, value in losses.items():
             histories[index][name].append(value)
         progress = Progress(len(histories[0]["total"]), total_steps, losses, best_loss, time.perf_counter() - start,
-                            index, stage, state)
+                            index, stage, state, stage_step)
         for callback in callbacks:
             callback(progress)
 

@@ -115,7 +115,9 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
     holds its own activations, targets and image buffers (the union of the
     members' layers counts for every member; give ``config`` that union).
     """
-    config = config.resolved()
+    from .device import resolve_precision
+
+    config = resolve_precision(config)[0].resolved()  # "auto": the precision the run will take here
     if config.backbone != "resnet50":
         raise NstkitError(f"memory estimates are calibrated for resnet50 only, not {config.backbone}")
     if min(height, width) < MIN_IMAGE_SIDE:
@@ -143,6 +145,14 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
         "image buffers": image_buffers,
         "targets": targets,
     }
+    if config.optimizer == "lbfgs":
+        # Counted, not measured: scipy's L-BFGS-B keeps 2 x memory correction vectors, its workspace (about
+        # 6 more) and the two bounds in float64, one value per pixel and channel; the float64 point and
+        # gradient the engine hands over add two more. Adam's two float32 slots are then absent.
+        from .optim import LBFGSB
+
+        values = 3 * height * width
+        breakdown["lbfgs state"] = 8 * values * (2 * LBFGSB.memory + 6 + 2 + 2) - 4 * values * 2
     return MemoryEstimate(sum(breakdown.values()), breakdown, height, width, config.preset, config.precision,
                           details={"activation_bytes": activations, "style_activation_bytes": style_activations,
                                    "layers": len(graph.computed), "batch": batch})

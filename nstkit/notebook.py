@@ -73,8 +73,8 @@ class NotebookSettings:
 
     def run_options(self, **overrides) -> dict:
         """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
-        precision = {} if self.precision == "float32" else {"precision": self.precision}
-        return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, **precision, **overrides}
+        return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, "precision": self.precision,
+                **overrides}
 
 
 def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
@@ -96,7 +96,9 @@ def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: 
 
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": 80})
     settings = NotebookSettings(**{**vars(settings), "device": device.describe(),
-                                   "precision": settings.precision or _default_precision(settings.mode)})
+                                   # "auto" is named for what it is here, so every caption says the real one
+                                   "precision": (device.preferred_precision() if settings.precision == "auto"
+                                                 else settings.precision or _default_precision(settings.mode))})
     if verbose:
         print(f"nstkit: mode={settings.mode} weights={settings.weights} steps={settings.steps} "
               f"max_dim={settings.max_dim} precision={settings.precision}")

@@ -174,12 +174,13 @@ class LBFGSB:
     evaluations are steps too: each is an image scored for "best".
 
     Its curvature memory lives inside scipy, so a checkpoint cannot hold it:
-    a resumed L-BFGS run restarts its memory at the checkpoint's image (the
-    run record says so), and is not byte-identical to an uninterrupted one.
+    a resumed L-BFGS run restarts its memory at the best image so far (the
+    stage's ``lbfgs_restarts`` in the run record lists it), and is not
+    byte-identical to an uninterrupted one.
     """
 
     host_driven = True  # the engine evaluates points scipy picks (Adam's update runs inside the compiled step)
-    memory = 10  # correction pairs kept (scipy's default maxcor; Gatys' and jcjohnson's code use 100 and 100)
+    memory = 10  # correction pairs kept: scipy's default maxcor (nstkit.memory counts what they hold)
 
     def __init__(self, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None, evaluations: int):
         import queue
@@ -203,8 +204,6 @@ class LBFGSB:
         self._thread.start()
 
     def _drive(self, start: np.ndarray, low, high) -> None:
-        from scipy.optimize import Bounds, minimize
-
         def objective(x: np.ndarray):
             self._points.put(x)
             answer = self._answers.get()
@@ -213,6 +212,8 @@ class LBFGSB:
             return answer
 
         try:
+            from scipy.optimize import Bounds, minimize  # in the try: a failed import reaches the engine too
+
             result = minimize(objective, start, jac=True, method="L-BFGS-B",
                               bounds=Bounds(low.ravel(), high.ravel()) if low is not None else None,
                               # No tolerance ends a run early: the step budget does (and a stalled line search).

@@ -149,7 +149,10 @@ def _checkpointing(path, every: int | None, resume: bool):
 
 def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> Member:
     """Load one member's images at the config's size and prepare them for its colour mode."""
-    config = requested.resolved()
+    from .device import resolve_precision
+
+    on_device, precision_reason = resolve_precision(requested)
+    config = on_device.resolved()
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     blend = config.blend_weights(len(styles))
     original_content_rgb = load_image(content, config.max_dim, what="content image")
@@ -163,7 +166,8 @@ def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> 
         return to_uint8(restore_color(config.preserve_color, best_rgb, original_content_rgb))
 
     return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish,
-                  extra={"preset_overridden": requested.overridden_preset_fields()})
+                  extra={"preset_overridden": requested.overridden_preset_fields(),
+                         **({"precision_chosen": precision_reason} if precision_reason else {})})
 
 
 def _check_batchable(members: list[Member]) -> None:

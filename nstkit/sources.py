@@ -123,7 +123,7 @@ class WholeImage:
             state.keep_if_best(state.average, totals)
             return won
 
-        self.param, self._score = param, score
+        self.param, self.state, self._score = param, state, score
         self.state_has_average = state.average is not None
         self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
         self.compiled_step = evaluate if self.lbfgs else step
@@ -131,7 +131,8 @@ class WholeImage:
         self._driver = None
         self._evaluations_left = stage.steps - (restored[0].get("evaluations", 0) if restored else 0)
         self._evaluations = restored[0].get("evaluations", 0) if restored else 0
-        self._restarts: list[int] = []  # evaluations at which L-BFGS restarted its memory
+        # Evaluations at which L-BFGS restarted its memory (a stalled line search, or a resume).
+        self._restarts: list[int] = list(restored[0].get("lbfgs_restarts", [])) if restored else []
         self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
 
     def step(self) -> np.ndarray | None:
@@ -155,19 +156,32 @@ class WholeImage:
         """scipy's next point; when it ends early (a line search that cannot improve), one restart of its memory."""
         from .optim import LBFGSB
 
-        if self._driver is None:
-            self._driver = LBFGSB(self.param.variable.numpy(), self.param.bounds(), self._evaluations_left)
+        if self._driver is None:  # a stage's start, or a resumed one: from the best point so far
+            if self._evaluations:
+                self._restarts.append(self._evaluations)  # resumed: the memory restarts here
+            self._driver = LBFGSB(self._best_point(None), self.param.bounds(), self._evaluations_left)
         point = self._driver.next_point()
         if point is None and self._evaluations_left > 0:
             ended = self._driver
             if ended.improved:  # each restart must have gained something: no endless restarts
                 self._restarts.append(self._evaluations)
-                self._driver = LBFGSB(ended.x.reshape(ended.shape).astype(np.float32), self.param.bounds(),
-                                      self._evaluations_left)
+                self._driver = LBFGSB(self._best_point(ended), self.param.bounds(), self._evaluations_left)
                 point = self._driver.next_point()
             if point is None:
                 self.ended = f"L-BFGS-B ended after {self._evaluations} evaluations: {ended.message}"
         return point
+
+    def _best_point(self, ended) -> np.ndarray:
+        """Where L-BFGS (re)starts: the best image scored so far, never a rejected line-search trial.
+
+        Pixels: the engine's best image is a point of the variable's own space.
+        A spectrum: scipy's best point (``ended``), else the variable as it is.
+        """
+        if self.param.bounds() is not None and np.isfinite(self.state.best_loss.numpy()).all():
+            return self.state.best_image.numpy()
+        if ended is not None:
+            return ended.x.reshape(ended.shape).astype(np.float32)
+        return self.param.variable.numpy()
 
     def finish(self) -> None:
         """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
@@ -192,7 +206,7 @@ class WholeImage:
 
         L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.LBFGSB`).
         """
-        meta = {"evaluations": self._evaluations} if self.lbfgs else {}
+        meta = {"evaluations": self._evaluations, "lbfgs_restarts": self._restarts} if self.lbfgs else {}
         return meta, {"jitter_state": self.jitter_rng.state.numpy()}
 
 

@@ -57,9 +57,8 @@ class RunTimeEstimate:
             return
         schedule = progress.schedule
         self.per_step = float(np.median(self._times))
-        done_before = sum(stage.steps for stage in schedule[:progress.stage])
         stage = schedule[progress.stage]
-        left = expected_seconds(stage.steps - (progress.step - done_before), self.per_step)
+        left = expected_seconds(stage.steps - progress.stage_step, self.per_step)
         area = stage.size[0] * stage.size[1]
         for later in schedule[progress.stage + 1:]:
             left += expected_seconds(later.steps, self.per_step * later.size[0] * later.size[1] / area)

@@ -13,7 +13,7 @@ from nstkit.errors import NstkitError
 from nstkit.optim import LBFGSB
 
 CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
-TINY = dict(max_dim=64, weights="random", preset="vanilla")
+TINY = dict(max_dim=64, weights="random", preset="vanilla", precision="float32")  # the same on every CPU
 
 
 def _minimise(x0, bounds, value_and_gradient, evaluations):
@@ -112,6 +112,9 @@ def test_resume_after_a_checkpoint_finishes_the_run(tmp_path):
     resumed = nstkit.stylize(CONTENT, STYLE, steps=20, optimizer="lbfgs", checkpoint=checkpoint, resume=True, **TINY)
     assert resumed.record["resumed_at_step"] == 10 and resumed.record["steps_run"] == 20
     assert resumed.record["best_loss"] <= stopped.record["best_loss"]
+    assert 10 in resumed.record["stages"][-1]["lbfgs_restarts"]  # the record says its memory restarted there
+    # It restarted from the best image so far, not from a line-search trial: its first loss is that best.
+    assert resumed.history["total"][10] == pytest.approx(stopped.record["best_loss"], rel=1e-6)
     assert not checkpoint.exists()
 
 

@@ -90,7 +90,7 @@ def test_showcase_mode_takes_the_notebooks_own_size_and_the_devices_precision(mo
     ("NSTKIT_STEPS", "2.5", "NSTKIT_STEPS must be a whole number, got 2.5"),
     ("NSTKIT_MAX_DIM", "-5", "NSTKIT_MAX_DIM must be a whole number >= 32, got -5"),
     ("NSTKIT_WEIGHTS", "/missing.h5", "NSTKIT_WEIGHTS: weights file not found: /missing.h5"),
-    ("NSTKIT_PRECISION", "fp8", "NSTKIT_PRECISION=fp8: use one of float32, bfloat16, float16"),
+    ("NSTKIT_PRECISION", "fp8", "NSTKIT_PRECISION=fp8: use one of auto, float32, bfloat16, float16"),
     ("NSTKIT_MODE", "fast", "NSTKIT_MODE=fast: use one of full, showcase, quick"),
 ])
 def test_a_bad_setting_is_one_line_that_a_notebook_shows_without_a_traceback(monkeypatch, variable, value, message):

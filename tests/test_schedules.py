@@ -76,6 +76,8 @@ def test_multi_scale_by_a_root_two_factor_with_its_own_steps():
     assert [stage["steps_run"] for stage in stages] == [3, 3, 6]
     with pytest.raises(NstkitError, match="above 1"):
         nstkit.stylize(CONTENT, STYLE, steps=2, coarse_levels=1, coarse_factor=1.0, **TINY)
+    with pytest.raises(NstkitError, match="coarse_levels is 0"):  # never silently ignored
+        nstkit.stylize(CONTENT, STYLE, steps=2, coarse_steps=3, **TINY)
 
 
 def test_batch_members_keep_their_own_warm_up():

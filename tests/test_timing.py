@@ -26,10 +26,10 @@ def _feed(estimate, clock, schedule, seconds_per_step):
     """Call ``estimate`` as the engine's callbacks are called: once per step, over the stages given a speed."""
     done, seen = 0, []
     for index, (stage, seconds) in enumerate(zip(schedule, seconds_per_step)):
-        for _ in range(stage.steps):
+        for in_stage in range(1, stage.steps + 1):
             clock.now += seconds
             done += 1
-            estimate(SimpleNamespace(member=0, stage=index, step=done, schedule=schedule))
+            estimate(SimpleNamespace(member=0, stage=index, step=done, stage_step=in_stage, schedule=schedule))
             seen.append(estimate.seconds_left)
     return seen
 

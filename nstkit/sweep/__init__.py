@@ -177,6 +177,7 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
     """The jobs a resumed sweep need not run: their image and record are there, for the same config."""
     import json
 
+    from ..device import resolve_precision
     from ..engine import Result
     from ..images import load_image
 
@@ -187,7 +188,7 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
             continue
         try:
             record = json.loads(record_file.read_text())
-            config = job.config.resolved()
+            config = resolve_precision(job.config)[0].resolved()  # as the run recorded it: "auto" made concrete
             if record.get("config") != json.loads(json.dumps(config.to_dict())):
                 continue  # another run's output under this name: run the point again
             pixels = load_image(image, what="finished sweep image").astype(np.uint8)

@@ -1,0 +1,74 @@
+"""The device's defaults: precision "auto" becomes what the device computes natively, and the record says why.
+
+CPU features are monkeypatched: the test machine's own are whatever CI runs on.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import nstkit
+from nst_helpers import smooth_image
+from nstkit import device
+from nstkit.config import StyleConfig
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(device, "gpu_details", lambda: [])
+    monkeypatch.setattr(device, "import_tensorflow_quietly", lambda: (None, []))
+
+
+@pytest.mark.parametrize("features, native", [
+    (frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}), True),  # AMD Zen 4
+    (frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), True),  # Xeon with AMX
+    (frozenset({"avx2", "fma", "avx512f"}), False),  # AVX-512 without BF16: bfloat16 would be emulated
+    (frozenset({"avx2", "fma"}), False),
+])
+def test_auto_takes_bfloat16_only_for_lbfgs_and_only_where_the_cpu_has_it(monkeypatch, no_gpu, features, native):
+    monkeypatch.setattr(device, "cpu_features", lambda: features)
+    lbfgs, why = device.resolve_precision(StyleConfig(optimizer="lbfgs"))
+    assert lbfgs.precision == ("bfloat16" if native else "float32")
+    assert why.startswith(f"auto: {lbfgs.precision}, from ")
+    assert ("CPU's native bfloat16" in why) == native and ("no native bfloat16" in why) == (not native)
+    # Adam: float32 everywhere (bfloat16 Adam measured above float32's loss), and the reason says so.
+    adam, why = device.resolve_precision(StyleConfig())
+    assert adam.precision == "float32"
+    assert ("Adam in bfloat16 ends above" in why) == native
+
+
+def test_a_precision_given_is_kept(monkeypatch, no_gpu):
+    monkeypatch.setattr(device, "cpu_features", lambda: frozenset({"avx512_bf16"}))
+    config, why = device.resolve_precision(StyleConfig(precision="float32"))
+    assert config.precision == "float32" and why is None
+
+
+def test_auto_never_picks_float16_where_the_run_cannot_take_it(monkeypatch):
+    monkeypatch.setattr(device, "preferred_precision", lambda: "float16")  # a 7.x GPU
+    monkeypatch.setattr(device, "gpu_details", lambda: [{"name": "Tesla T4", "compute_capability": (7, 5)}])
+    monkeypatch.setattr(device, "import_tensorflow_quietly", lambda: (None, ["gpu"]))
+    for options in (dict(tile_size=512), dict(optimizer="lbfgs"), {}):
+        config, why = device.resolve_precision(StyleConfig(**options))
+        assert config.precision == "float32" and "Tesla T4" in why, options
+
+
+def test_a_run_records_the_precision_it_took_and_why(monkeypatch):
+    monkeypatch.setattr(device, "cpu_features", lambda: frozenset())  # no native bfloat16 here
+    result = nstkit.stylize(smooth_image(1), smooth_image(2, 40, 40), steps=2, max_dim=64, weights="random")
+    assert result.record["config"]["precision"] == "float32"
+    assert result.record["precision_chosen"] == "auto: float32, from no native bfloat16 on this CPU"
+    given = nstkit.stylize(smooth_image(1), smooth_image(2, 40, 40), steps=2, max_dim=64, weights="random",
+                           precision="float32")
+    assert "precision_chosen" not in given.record
+
+
+def test_peak_flops_follow_cores_clock_and_isa(monkeypatch):
+    monkeypatch.setattr(device, "cpu_features", lambda: frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}))
+    fields = {"cpu MHz": "2500.000", "vendor_id": "AuthenticAMD", "cpu family": "25"}
+    monkeypatch.setattr(device, "_cpuinfo_field", fields.get)
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1})
+    float32, how = device.cpu_peak_flops("float32")
+    assert float32 == 2 * 2.5e9 * 32 and "2 cores x 2.50 GHz x 32 FLOP/cycle" in how  # Zen 4: 256-bit FMA units
+    assert device.cpu_peak_flops("bfloat16")[0] == 2 * float32
+    fields["vendor_id"] = "GenuineIntel"
+    assert device.cpu_peak_flops("float32")[0] == 2 * 2.5e9 * 64
