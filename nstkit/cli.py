@@ -33,24 +33,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _whole_number(minimum: int, meaning: str = ""):
+    """An argparse type: a whole number >= ``minimum`` (``meaning`` says what the smallest one means)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be {minimum}{f' ({meaning})' if meaning else ''} or more")
+        return value
+
+    return parse
 
 
-def _whole_or_zero(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (never) or more")
-    return value
+_positive_int, _whole_or_zero = _whole_number(1), _whole_number(0, "never")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
@@ -407,8 +404,10 @@ def _estimate_command(args: argparse.Namespace) -> int:
 
 def _warn_if_short_of_memory(config: StyleConfig, content_shape, style_shape) -> None:
     """One stderr line if the run is predicted not to fit in memory; the run still goes ahead (it is an estimate)."""
+    from .device import resolve_precision
     from .memory import format_bytes, shortfall
 
+    config = resolve_precision(config)[0]  # "auto": what this device will run, as the estimate counts it
     short = shortfall(*content_shape, config, style_shape=style_shape, weights=config.weights)
     if short is not None:
         needed, available = short

@@ -6,7 +6,7 @@ import TensorFlow and build the network, then milliseconds per size). It
 predicts the process's peak resident memory (peak RSS) of a CPU run, as a
 small linear model::
 
-    peak = runtime + weights + image buffers + targets + ACTIVATION_FACTOR[precision] × activations
+    peak = runtime + weights + image buffers + targets + activation_factor(precision) × activations
            ───────   ───────   ─────────────   ───────                                 ───────────
            fitted    counted   counted         counted            fitted               from the graph
 
@@ -46,7 +46,12 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # TF 2.21 / Keras 3.15, oneDNN on, jit_compile off (the CPU default). Every fitted row's estimate was
 # 0.90-1.04x its measured peak (BENCHMARKS.md, "Memory").
 RUNTIME_BYTES = 787_000_000  # Python, TensorFlow, Keras and oneDNN before any image-sized buffer, less the weights
-ACTIVATION_FACTOR = {"float32": 1.199, "bfloat16": 1.442, "float16": 1.325}
+ACTIVATION_FACTOR = {"float32": 1.199, "bfloat16": 1.442, "float16": 1.325}  # the fit above: a Xeon with AMX
+# bfloat16 on a CPU without AMX (AVX-512 BF16 only; AMD Zen 4 measured) holds fewer activation-sized buffers:
+# with the AMX factor the estimate read 1.15-1.20x the measured peak at 1024-2048 px; refitted on those four
+# rows (robust, vanilla; benchmarks/memory_rows_amd.json) it reads 0.97-1.02x. float32 read 1.05-1.09x there
+# with the shared factor, so only bfloat16 differs by ISA. A CPU with no native bfloat16 is not measured.
+BFLOAT16_FACTOR_WITHOUT_AMX = 1.126
 # The style targets' eager forward pass holds every layer's output at once (measured at 512 px: 0.99x).
 STYLE_FORWARD_FACTOR = 1.0
 # Float32 content-sized arrays alive during a step: the image variable, Adam's two slots, the best image, the
@@ -101,6 +106,15 @@ def parse_bytes(text: str) -> int:
     return int(number * _UNITS[unit])
 
 
+def activation_factor(precision: str) -> float:
+    """How many activation-sized buffers a step holds at its peak, for this precision on this CPU's ISA."""
+    from .device import cpu_features
+
+    if precision == "bfloat16" and "amx_bf16" not in cpu_features():
+        return BFLOAT16_FACTOR_WITHOUT_AMX
+    return ACTIVATION_FACTOR[precision]
+
+
 def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
                         style_shape: tuple[int, int] | None = None, weights: str = "random",
                         batch: int = 1) -> MemoryEstimate:
@@ -132,7 +146,7 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
     # holds every layer's output until an eager call returns (measured: 1.0x the activations).
     if batch < 1:
         raise NstkitError(f"batch must be at least 1, got {batch}")
-    activation_peak = max(ACTIVATION_FACTOR[config.precision] * activations * batch,
+    activation_peak = max(activation_factor(config.precision) * activations * batch,
                           STYLE_FORWARD_FACTOR * style_activations)
     # Targets: the content layers' activations (float32) and one C×C Gram per style layer.
     targets = 4 * batch * (sum(layer_values[name] for name in config.content_layers)

@@ -145,6 +145,17 @@ def test_cli_full_disk_at_the_end_rescues_the_image_and_exits_74(tmp_path, tiny_
         _umount(full)
 
 
+def _started_until_second_snapshot(content, style, out: Path, steps: int, environment) -> subprocess.Popen:
+    """``nstkit stylize`` started with a snapshot every step; returned once its second snapshot exists."""
+    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, "--steps",
+                                str(steps), "--save-every", "1", *FAST], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment, cwd=ROOT)
+    deadline = time.time() + 180
+    while not out.with_name("out_step00002.png").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    return process
+
+
 def test_cli_folder_gone_or_read_only_mid_run_rescues_snapshots_warn_once(tmp_path, tiny_pair, env):
     """The output folder vanishes during the run: snapshots warn once, the run goes on, the end is rescued."""
     environment, rescue = env
@@ -152,12 +163,7 @@ def test_cli_folder_gone_or_read_only_mid_run_rescues_snapshots_warn_once(tmp_pa
     folder = tmp_path / "outputs"
     folder.mkdir()
     out = folder / "out.png"
-    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, "--steps",
-                                "60", "--save-every", "1", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=environment, cwd=ROOT)
-    deadline = time.time() + 180
-    while not (folder / "out_step00002.png").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    process = _started_until_second_snapshot(content, style, out, 60, environment)
     for path in folder.iterdir():
         path.unlink()
     folder.rmdir()
@@ -322,12 +328,7 @@ def test_sigint_stops_with_exit_130(tmp_path, tiny_pair, env):
     environment, _ = env
     content, style = tiny_pair
     out = tmp_path / "out.png"
-    process = subprocess.Popen([sys.executable, "-m", "nstkit", "stylize", content, style, "-o", out, "--steps",
-                                "5000", "--save-every", "1", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT, env=environment)
-    deadline = time.time() + 180
-    while not (tmp_path / "out_step00002.png").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.1)
+    process = _started_until_second_snapshot(content, style, out, 5000, environment)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

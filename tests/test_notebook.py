@@ -24,7 +24,9 @@ def test_setup_reads_one_place(monkeypatch, capsys, env, weights, steps, max_dim
     assert (settings.weights, settings.steps, settings.max_dim, settings.quick) == (weights, steps, max_dim, quick)
     printed = capsys.readouterr().out
     assert (notebook.RANDOM_BANNER in printed) == weights.startswith("random")
-    assert settings.run_options(steps=5) == {"weights": weights, "steps": 5, "max_dim": max_dim}
+    # The precision is always passed: a notebook's figures never depend on the library's default.
+    assert settings.run_options(steps=5) == {"weights": weights, "steps": 5, "max_dim": max_dim,
+                                             "precision": settings.precision}
 
 
 def test_precision_from_the_environment(monkeypatch, capsys):
@@ -34,7 +36,7 @@ def test_precision_from_the_environment(monkeypatch, capsys):
     assert "precision=bfloat16" in capsys.readouterr().out
     assert settings.caption("x").endswith("px, bfloat16)")
     monkeypatch.setenv("NSTKIT_PRECISION", "half")
-    with pytest.raises(notebook.NstkitError, match="NSTKIT_PRECISION=half: use one of float32, bfloat16, float16"):
+    with pytest.raises(notebook.NstkitError, match="NSTKIT_PRECISION=half: use one of auto, float32, bfloat16, float16"):
         notebook.setup()
 
 
