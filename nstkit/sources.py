@@ -124,7 +124,6 @@ class WholeImage:
             return won
 
         self.param, self.state, self._score = param, state, score
-        self.state_has_average = state.average is not None
         self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
         self.compiled_step = evaluate if self.lbfgs else step
         self.ended: str | None = None  # why L-BFGS stopped before the stage's steps, if it did
@@ -198,7 +197,7 @@ class WholeImage:
 
     def describe(self, member: int) -> dict[str, Any]:
         if not self.lbfgs:
-            return {"ema_kept": self.average_kept[member]} if self.state_has_average and self.average_kept else {}
+            return {"ema_kept": self.average_kept[member]} if self.state.average is not None and self.average_kept else {}
         return {"lbfgs_restarts": self._restarts, **({"ended": self.ended} if self.ended else {})}
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
