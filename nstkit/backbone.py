@@ -199,7 +199,7 @@ class FeatureExtractor:
     """
 
     def __init__(self, model, layer_names: Sequence[str], backbone: str = "resnet50",
-                 precision: str = "float32", fold: bool = True):
+                 precision: str = "float32", fold: bool = True, pooling: str = "max"):
         import keras
 
         from .config import PRECISIONS
@@ -213,7 +213,8 @@ class FeatureExtractor:
         if precision not in PRECISIONS:
             raise NstkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        network = inference_graph(model, self.layer_names, precision) if fold or precision != "float32" else model
+        rebuilt = fold or precision != "float32" or pooling != "max"
+        network = inference_graph(model, self.layer_names, precision, pooling) if rebuilt else model
         outputs = [network.get_layer(name).output for name in self.layer_names]
         self.model = keras.Model(network.input, outputs, name="nstkit_features")
         self.deepest = deepest(self.layer_names, backbone).name
@@ -239,15 +240,15 @@ class FeatureExtractor:
         return dict(zip(self.layer_names, outputs))
 
 
-_INFERENCE_GRAPHS: dict[tuple[int, str, frozenset], object] = {}
+_INFERENCE_GRAPHS: dict[tuple[int, str, frozenset, str], object] = {}
 
 
-def inference_graph(model, layer_names: Sequence[str], precision: str = "float32"):
+def inference_graph(model, layer_names: Sequence[str], precision: str = "float32", pooling: str = "max"):
     """``model`` with BatchNorm folded (taps in ``layer_names`` kept exact), cached: cloning takes ~1 s."""
     from .folding import fold_batchnorm
 
     keep = frozenset(name for name in layer_names if name.endswith("_conv"))
-    key = (id(model), precision, keep)
+    key = (id(model), precision, keep, pooling)
     if key not in _INFERENCE_GRAPHS:
-        _INFERENCE_GRAPHS[key] = (model, fold_batchnorm(model, keep, precision))  # holding model pins its id
+        _INFERENCE_GRAPHS[key] = (model, fold_batchnorm(model, keep, precision, pooling))  # holding model pins its id
     return _INFERENCE_GRAPHS[key][1]

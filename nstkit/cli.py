@@ -19,6 +19,7 @@ from . import fields
 from .config import INIT_CHOICES, OPTIONS, StyleConfig
 from .engine import RunStopped
 from .errors import NstkitError
+from .images import SUBSAMPLING
 from .layers import BACKBONES, CATALOGS, LAYER_KINDS, all_presets, layers_to_spec
 from .quiet import import_tensorflow_quietly
 
@@ -95,8 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("stylize", help="stylize CONTENT in the style of STYLE")
     run.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
     run.add_argument("style", nargs="+", help="style image(s); several are blended (see --style-blend)")
-    run.add_argument("-o", "--output", required=True, help="output image, .png or .jpg; its run record goes "
-                     "beside it as .json")
+    run.add_argument("-o", "--output", required=True, help="output image: .png, .jpg, .tif or .webp (the format "
+                     "follows the extension; PNG, JPEG and TIFF carry an sRGB profile); its run record goes beside "
+                     "it as .json")
+    run.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                     help="bits per channel; 16 (PNG, TIFF) writes the unrounded image (default: 8)")
+    run.add_argument("--quality", type=_positive_int, default=95, metavar="Q",
+                     help="JPEG and WebP quality, 1-100 (WebP at 100: lossless; default: 95)")
+    run.add_argument("--subsampling", choices=tuple(SUBSAMPLING), default="4:4:4",
+                     help="JPEG chroma subsampling (default: 4:4:4, full colour resolution)")
     run.add_argument("--save-every", type=_positive_int, metavar="N",
                      help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
     run.add_argument("--checkpoint-every", type=_whole_or_zero, metavar="N",
@@ -217,14 +225,17 @@ def _stylize(args: argparse.Namespace) -> int:
 
 def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     from .checkpoint import checkpoint_path_for
-    from .images import check_output_path, load_image
+    from .images import Encoding, check_output_path, load_image
 
     config = StyleConfig(**config_from_flags(args))
     resolved = config.resolved()
     styles = args.style
     init = (resolved.init,) if resolved.init not in INIT_CHOICES else ()
-    inputs = (args.content, *styles, *init)
+    mask = (resolved.mask,) if resolved.mask else ()
+    inputs = (args.content, *styles, *init, *mask)
     output = check_output_path(args.output, inputs)
+    encoding = Encoding(args.bit_depth, args.quality, args.subsampling)
+    encoding.check(output)
     checkpoint = checkpoint_path_for(output)
     if args.resume and not checkpoint.exists():
         raise NstkitError(f"--resume: no checkpoint {checkpoint} (the run finished, or never wrote one): "
@@ -235,6 +246,10 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     style_shapes = [load_image(style, resolved.max_dim, what="style image").shape[:2] for style in styles]
     for path in init:
         load_image(path, resolved.max_dim, what="init image", check_min_size=False)
+    if mask:
+        from .masks import load_regions
+
+        load_regions(resolved.mask, content_shape, len(styles))
     from .backbone import parse_weights
 
     parse_weights(resolved.weights)
@@ -268,7 +283,7 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     stopped_by = record.get("stopped_by")
     interrupted = 128 + signal.Signals[stopped_by].value if stopped_by else None
     try:
-        saved = result.save(output, protect=inputs)
+        saved = result.save(output, protect=inputs, encoding=encoding)
     except OutputNotSaved as lost:
         print(f"nstkit: error: {lost}", file=sys.stderr)
         return lost.exit_code

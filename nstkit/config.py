@@ -25,7 +25,16 @@ from .layers import (BACKBONES, PRESET_NAMES, SWAG_FIRST_STAGE, LayerSpec, Prese
 
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
-INIT_CHOICES = ("content", "noise")  # or a path to an image
+# Start images, besides a path (crowsonkb/style-transfer's set): "noise" is the older name of "uniform".
+INIT_CHOICES = ("content", "gray", "uniform", "noise", "style_stats")
+# What of the style's features the style loss matches (nstkit/style_stats.py describes each).
+STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram")
+# The Gram loss keeps the seed's raw scale (its weights: the preset's, else 1e7). Every other statistic's loss
+# is divided, per layer, by its value at the content image, so it reads 1 there whatever the network; a style
+# weight of 1e4 against content weight 1e2 then pulled about as hard as the robust preset's Gram default did,
+# with random weights at 256 px (BENCHMARKS.md, "Style losses").
+NORMALISED_STYLE_WEIGHT = 1e4
+POOLINGS = ("max", "avg")
 SWAG_VARIANTS = ("none", "softmax", "channel_softmax", "scale")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
@@ -72,6 +81,11 @@ def _tile_start_dim(name: str, value: Any) -> None:
         raise NstkitError(f"{name} must be 0 (no one-pass start) or >= 32 px, got {value}")
 
 
+def _scales(name: str, value: Any) -> None:
+    """One positive factor, or a list of them."""
+    (number(zero=False) if isinstance(value, (int, float)) else fields.numbers(number(zero=False)))(name, value)
+
+
 def _tri_state(name: str, value: Any) -> None:
     if value not in (None, True, False):
         raise NstkitError(f"{name} must be true, false or null (the device's default), got {value!r}")
@@ -109,7 +123,8 @@ class StyleConfig:
         default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -2, 6, 0.5))
     style_weight: float | None = option(
         help="style loss weight", kind="float", check=number(zero=True),
-        default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
+                     f"than gram, {fields.number_text(NORMALISED_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
     tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
     optimizer: str = option(
         "adam", help="adam (the seed's), or lbfgs: scipy's L-BFGS-B, which keeps pixels in range by its bounds; "
@@ -137,7 +152,10 @@ class StyleConfig:
     steps: int = option(1000, help="optimisation steps", kind="int", check=whole(1), widget=("int", 5, 2000, 5))
     max_dim: int = option(512, help="downscale images so the long side is at most this many px", kind="int",
                           check=whole(32), metavar="PX", widget=("int", 64, 1024, 32))
-    init: str = option("content", help="start from 'content', 'noise' or an image path", kind="str", batch=True)
+    init: str = option(
+        "content", help="start from 'content', 'gray', 'uniform' noise, 'style_stats' (noise with the style's colour "
+                        "mean and covariance) or an image path ('noise': uniform's older name)",
+        kind="str", batch=True)
     seed: int = option(0, help="seed for noise init, jitter and tile offsets", kind="int", check=whole(0), batch=True)
     weights: str = option("imagenet", kind="str",
                           help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
@@ -182,15 +200,37 @@ class StyleConfig:
     coarse_steps: int | None = option(
         help="steps at each coarse level", kind="int", check=whole(1), optional=True, metavar="N",
         default_text="half of --steps", group=_BEYOND)
+    style_loss: str = option(
+        "gram", help="what of the style's features to match: gram (the seed's Gram matrices), mean_cov (means and "
+                     "covariances), wasserstein (the 2-Wasserstein distance of Gaussians fitted to them, as "
+                     "crowsonkb/style-transfer), histogram (Gram plus each channel's histogram, Risser et al. "
+                     "2017). gram keeps the seed's raw scale; the others read 1 at the content image, so their "
+                     f"default style weight is {NORMALISED_STYLE_WEIGHT:g}",
+        kind="str", check=one_of(STYLE_LOSSES), choices=STYLE_LOSSES, group=_BEYOND,
+        widget=("choice", *STYLE_LOSSES), tiles=(lambda value: value == "gram", "style_loss gram"))
+    style_scale: list[float] | None = option(
+        help="resize each style image to F times the output's long side before its statistics are taken (larger: "
+             "larger texture features); one F for all styles, or one per style, e.g. 0.5,2",
+        kind="floats", optional=True, check=_scales, metavar="F", group=_BEYOND,
+        default_text="the style as loaded (downscaled to --max-dim)", batch=True)
+    mask: str | None = option(
+        help="a mask image over the content: one style per mask colour (colours in the order they first appear "
+             "reading from the top-left; black leaves its region unstyled), or a grayscale mask for one style "
+             "(white: styled, black: the content kept)", kind="str", optional=True, metavar="PATH",
+        group=_BEYOND, tiles=(lambda value: value is None, "no mask"))
+    pooling: str = option(
+        "max", help="the network's pooling: max (as trained), or avg: its max pools become average pools of the "
+                    "same window (Gatys et al. 2016 found smoother gradients)",
+        kind="str", check=one_of(POOLINGS), choices=POOLINGS, group=_BEYOND, widget=("choice", *POOLINGS))
     style_blend: list[float] | None = option(
         help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
         check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
     # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
     precision: str = option(
         AUTO_PRECISION, help="the network's compute precision (the image and the losses stay float32); auto: "
-                             "with --optimizer lbfgs, bfloat16 where the device computes it natively (CPUs with "
-                             "AVX-512 BF16 or AMX, GPUs of compute capability 8.0+), else float32; with Adam, "
-                             "float32 (bfloat16 Adam ended 11% above float32's loss, BENCHMARKS.md). float32 is the "
+                             "float32 here, as measured: bfloat16 ended 11% above float32's loss with Adam and "
+                             "stalled with L-BFGS (BENCHMARKS.md); bfloat16 is 1.4-2.6x faster per step on CPUs "
+                             "with AVX-512 BF16 or AMX and on GPUs of compute capability 8.0+. float32 is the "
                              "seed's exact path", kind="str", check=one_of((AUTO_PRECISION, *PRECISIONS)),
         choices=(AUTO_PRECISION, *PRECISIONS), group=_SPEED, widget=("choice", AUTO_PRECISION, *PRECISIONS),
         tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
@@ -255,7 +295,8 @@ class StyleConfig:
     def _defaults(self, preset: Preset) -> dict[str, Any]:
         """Step 3: fields left as None take the preset's value, else nstkit's default."""
         return {"content_weight": _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT),
-                "style_weight": _first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT),
+                "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
+                                 if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
                 "swag": _first(self.swag, preset.swag, "none"),
                 "warmup_steps": _first(self.warmup_steps, COLOR_WARMUP_STEPS if self.preserve_color != "none"
                                        and self.optimizer == "adam" else 0),
@@ -292,6 +333,15 @@ class StyleConfig:
         if self.optimizer == "lbfgs" and self.precision == "float16":
             raise NstkitError("optimizer lbfgs with precision float16 would need loss scaling in its line search: "
                               "use precision bfloat16 or float32")
+        if self.normalize_style_layers and self.style_loss != "gram":
+            raise NstkitError(f"normalize_style_layers scales the Gram loss per layer, and style_loss "
+                              f"{self.style_loss} is normalised per layer already: drop one")
+        if self.mask is not None and self.style_blend is not None:
+            raise NstkitError("style_blend mixes the styles everywhere, and with a mask each region takes its own "
+                              "style: drop style_blend or mask")
+        if self.mask is not None and self.style_loss == "histogram":
+            raise NstkitError("style_loss histogram matches each channel's histogram over the whole image, not per "
+                              "mask region: use style_loss gram, mean_cov or wasserstein with a mask")
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:
@@ -314,6 +364,18 @@ class StyleConfig:
             raise NstkitError(f"style_blend has {len(blend)} weights for {count} style image(s): give one per style")
         total = sum(blend)
         return [w / total for w in blend]
+
+    def style_scales(self, count: int) -> list[float] | None:
+        """One style-scale factor per style image (None: each style as loaded)."""
+        if self.style_scale is None:
+            return None
+        scales = list(self.style_scale) if isinstance(self.style_scale, (list, tuple)) else [self.style_scale]
+        if len(scales) == 1:
+            return scales * count
+        if len(scales) != count:
+            raise NstkitError(f"style_scale has {len(scales)} factors for {count} style image(s): give one for "
+                              "all, or one per style")
+        return scales
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .config import StyleConfig
 from .errors import NstkitError
-from .images import deprocess, resize_to, save_image, to_uint8
+from .images import Encoding, deprocess, resize_to, save_image, to_uint8
 from .layers import MIN_IMAGE_SIDE
 from .objective import HISTORY_KEYS, Objective, StageInputs
 from .files import reason, rescue_paths
@@ -85,8 +85,9 @@ class Member:
     content_rgb: np.ndarray  # what the network sees (grey in luminance mode)
     style_rgbs: list[np.ndarray]
     init_rgb: np.ndarray
-    finish: Callable[[np.ndarray], np.ndarray]  # the best image (float RGB) -> the output (uint8 RGB)
+    finish: Callable[[np.ndarray], np.ndarray]  # the best image (float RGB) -> the output (float RGB, unrounded)
     extra: dict[str, Any] = field(default_factory=dict)  # more for its run record (e.g. the preset's overrides)
+    regions: Any = None  # `masks.Regions` at the content's size, or None: the style everywhere
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Result:
     history: dict[str, list[float]]
     config: StyleConfig
     record: dict[str, Any]
+    float_image: np.ndarray | None = field(default=None, repr=False)  # unrounded RGB: what 16-bit outputs write
 
     @property
     def stopped_early(self) -> bool:
@@ -172,22 +174,26 @@ class Result:
         return (f"no step of the last stage ({stages[best]['steps_run']} steps at {stages[best]['size'][1]}x"
                 f"{stages[best]['size'][0]} px) improved on its start, the earlier stage's image upsampled: try {tries}")
 
-    def save(self, path, *, protect: Iterable = ()) -> Path:
+    def save(self, path, *, protect: Iterable = (), encoding: Encoding = Encoding()) -> Path:
         """Save the image (atomic) and its JSON run record beside it (``out.png`` -> ``out.json``).
 
         If either cannot be written there (a full disk, a read-only or deleted
         folder, a quota), both are saved in the first of `files.rescue_paths`
         that takes them, and `OutputNotSaved` says where: a computed result is never lost.
+        ``encoding``: bit depth, JPEG quality and chroma subsampling (`images.Encoding`); the format follows
+        the extension (.png, .jpg, .tif, .webp).
         """
         inputs = tuple(protect) + tuple(v["path"] for v in self.record["inputs"].values() if "path" in v)
         path = Path(path)
+        encoding.check(path)  # a wrong extension for the bit depth is the caller's to fix, not a rescue's
+        pixels = self.float_image if encoding.bit_depth == 16 and self.float_image is not None else self.image
         try:
-            saved = save_image(path, self.image, protect=inputs)
+            saved = save_image(path, pixels, protect=inputs, encoding=encoding)
         except (OSError, NstkitError) as error:
             problem = f"could not write {path} ({reason(error)})"
         else:
             try:
-                write_record(saved, {**self.record, "output": str(saved)})
+                write_record(saved, {**self.record, "output": str(saved), "encoding": encoding.describe(saved)})
                 return saved
             except OSError as error:
                 problem = f"saved {saved}, but could not write its record {record_path(saved)} ({reason(error)})"
@@ -195,8 +201,9 @@ class Result:
             try:
                 if place.parent != path.parent:  # a rescue folder; the user's own folder is never re-made
                     place.parent.mkdir(parents=True, exist_ok=True)
-                rescued = save_image(place, self.image, protect=inputs)
-                write_record(rescued, {**self.record, "output": str(rescued), "asked_for": str(path)})
+                rescued = save_image(place, pixels, protect=inputs, encoding=encoding)
+                write_record(rescued, {**self.record, "output": str(rescued), "asked_for": str(path),
+                                       "encoding": encoding.describe(rescued)})
             except (OSError, NstkitError):
                 continue
             raise OutputNotSaved(f"{problem}; saved the result to {rescued} and its record beside it", rescued)
@@ -486,7 +493,8 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                 seconds_per_step=described[-1]["seconds_per_step"] if described else None,
             )
             best = resize_to(start_rgbs[index], *final_size)  # already full size unless the run stopped early
-            results.append(Result(member.finish(best), history, member.config, record))
+            output = member.finish(best)
+            results.append(Result(to_uint8(output), history, member.config, record, float_image=output))
         return results
 
 
@@ -517,14 +525,19 @@ def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
     styles = []
     for member in members:
         if stage.style_max_dim is not None:
-            resized = [resize_max_dim(rgb, stage.style_max_dim) for rgb in member.style_rgbs]
+            scales = member.config.style_scales(len(member.style_rgbs))
+            resized = ([resize_max_dim(rgb, stage.style_max_dim) for rgb in member.style_rgbs] if scales is None else
+                       [resize_to(rgb, *scaled(rgb.shape[:2], f * stage.style_max_dim / max(rgb.shape[:2])))
+                        for rgb, f in zip(member.style_rgbs, scales)])  # F times the window, as F times the image
             for rgb in resized:  # a wide style can end up too thin for the network at a tile's size
                 check_size(rgb.shape[:2], f"style image at this run's window ({stage.style_max_dim} px)",
                            downscaled=True)
             styles.append(resized)
         else:
             styles.append([resize_to(rgb, *scaled(rgb.shape[:2], stage.scale)) for rgb in member.style_rgbs])
-    return StageInputs(content=content, styles=styles, blends=[member.blend for member in members])
+    regions = members[0].regions  # a batch shares its mask
+    return StageInputs(content=content, styles=styles, blends=[member.blend for member in members],
+                       masks=regions.at(stage.size) if regions is not None else None)
 
 
 def scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:

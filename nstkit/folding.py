@@ -71,8 +71,11 @@ def _layer_classes():
     return PassThrough, ChannelAffine
 
 
-def fold_batchnorm(model, keep: Iterable[str] = (), precision: str = "float32"):
+def fold_batchnorm(model, keep: Iterable[str] = (), precision: str = "float32", pooling: str = "max"):
     """A copy of ``model`` with each ``X_conv`` -> ``X_bn`` pair folded, computing in ``precision``.
+
+    ``pooling="avg"`` makes each max pool an average pool of the same window,
+    stride and padding (Gatys et al. 2016; ResNet-50 has one, after conv1).
 
     ``keep``: layer names whose exact outputs must survive; a kept conv is not
     folded (its BN becomes a `ChannelAffine`). Every layer keeps its name, so
@@ -97,6 +100,9 @@ def fold_batchnorm(model, keep: Iterable[str] = (), precision: str = "float32"):
 
     def clone(layer):
         config = {**layer.get_config(), "dtype": policy}
+        if pooling == "avg" and isinstance(layer, keras.layers.MaxPooling2D):
+            return keras.layers.AveragePooling2D(pool_size=config["pool_size"], strides=config["strides"],
+                                                 padding=config["padding"], name=layer.name, dtype=policy)
         if isinstance(layer, keras.layers.BatchNormalization):
             if layer.name in folded_bns:
                 return PassThrough(name=layer.name, dtype=policy)

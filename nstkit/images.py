@@ -19,6 +19,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
@@ -30,7 +31,9 @@ from .layers import MIN_IMAGE_SIDE
 
 # ImageNet mean in BGR order, as in keras.applications.imagenet_utils (caffe mode).
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # Pillow's codes for JPEG chroma subsampling
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
 # The bundled content and style images (img/content, img/style; licences in img/README.md), in a checkout.
@@ -184,7 +187,7 @@ def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
     """Fail early (before any compute) if ``path`` can't be written or would replace an input."""
     path = Path(path)
     if path.suffix.lower() not in SAVE_FORMATS:
-        raise NstkitError(f"output {path} must end in .png, .jpg or .jpeg")
+        raise NstkitError(f"output {path} must end in {', '.join(SAVE_FORMATS)}: the format follows the extension")
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, Path(source)):
             raise NstkitError(f"output {path} is the same file as input {source}: "
@@ -195,7 +198,7 @@ def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
     if not parent.is_dir():
         raise NstkitError(f"output folder {parent} does not exist: create it or choose another -o path")
     if path.is_dir():
-        raise NstkitError(f"output {path} is a directory: give a file name ending in .png or .jpg")
+        raise NstkitError(f"output {path} is a directory: give a file name ending in .png, .jpg, .tif or .webp")
     try:  # a real probe: permission bits say nothing for root or on read-only mounts
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
         os.close(fd)
@@ -215,17 +218,129 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = (), quality: int = 95) -> Path:
-    """Write PNG or JPEG atomically: a temp file in the same folder, then `os.replace`.
+@dataclass(frozen=True)
+class Encoding:
+    """How an output image is written; the format itself follows the file's extension (`SAVE_FORMATS`).
 
-    ``protect`` lists input paths that must never be replaced; ``quality`` is JPEG's.
+    ``bit_depth`` 16 (PNG and TIFF) writes the unrounded float image, so
+    smooth gradients keep 256 times the levels. Every format but WebP gets an
+    sRGB ICC profile (the pixels are sRGB: that is what the network was
+    shown), so colour-managed viewers and print tools show the intended colours.
+    ``quality`` is JPEG's and lossy WebP's (100: lossless WebP); ``subsampling``
+    is JPEG's chroma subsampling (4:4:4 keeps the style's fine colour texture).
+    """
+
+    bit_depth: int = 8
+    quality: int = 95
+    subsampling: str = "4:4:4"
+
+    def check(self, path: Path) -> None:
+        """One line if this encoding cannot be written to ``path``'s format."""
+        if self.bit_depth not in (8, 16):
+            raise NstkitError(f"bit depth must be 8 or 16, got {self.bit_depth}")
+        image_format = SAVE_FORMATS.get(path.suffix.lower())
+        if self.bit_depth == 16 and image_format not in SIXTEEN_BIT_FORMATS:
+            raise NstkitError(f"--bit-depth 16 needs a .png or .tif output, not {path.suffix}: "
+                              "change the extension or use --bit-depth 8")
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
+            raise NstkitError(f"quality must be a whole number from 1 to 100, got {self.quality!r}")
+        if self.subsampling not in SUBSAMPLING:
+            raise NstkitError(f"subsampling must be one of {', '.join(SUBSAMPLING)}, got {self.subsampling!r}")
+
+    def describe(self, path: Path) -> dict:
+        """What the run record says of the written file."""
+        image_format = SAVE_FORMATS[path.suffix.lower()]
+        return {"format": image_format, "bit_depth": self.bit_depth,
+                "icc_profile": "sRGB" if image_format != "WEBP" else None,
+                **({"quality": self.quality} if image_format in ("JPEG", "WEBP") else {}),
+                **({"subsampling": self.subsampling} if image_format == "JPEG" else {})}
+
+
+def save_image(path: os.PathLike | str, rgb: np.ndarray, *, protect: tuple = (),
+               encoding: Encoding = Encoding()) -> Path:
+    """Write ``rgb`` (float or uint8 RGB in [0, 255]) atomically: a temp file in the same folder, then `os.replace`.
+
+    ``protect`` lists input paths that must never be replaced.
     """
     path = check_output_path(path, protect)
-    image = Image.fromarray(to_uint8(rgb) if rgb.dtype != np.uint8 else rgb)
+    encoding.check(path)
     image_format = SAVE_FORMATS[path.suffix.lower()]
     with atomic_write(path) as handle:
-        image.save(handle, format=image_format, **({"quality": quality} if image_format == "JPEG" else {}))
+        if encoding.bit_depth == 16:
+            _write_16_bit(handle, image_format, to_uint16(rgb))
+        elif image_format == "TIFF":
+            handle.write(_tiff_bytes(_uint8(rgb)))
+        else:
+            options = {"PNG": {"icc_profile": srgb_profile()},
+                       "JPEG": {"quality": encoding.quality, "subsampling": SUBSAMPLING[encoding.subsampling],
+                                "icc_profile": srgb_profile()},
+                       "WEBP": ({"lossless": True} if encoding.quality == 100 else {"quality": encoding.quality})}
+            Image.fromarray(_uint8(rgb)).save(handle, format=image_format, **options[image_format])
     return path
+
+
+def to_uint16(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB in [0, 255] as 16-bit levels (0-65535), rounded once from the unrounded image."""
+    return np.round(np.clip(np.asarray(rgb, np.float64), 0, 255) * (65535 / 255)).astype(np.uint16)
+
+
+def _uint8(rgb: np.ndarray) -> np.ndarray:
+    return rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
+
+
+def _write_16_bit(handle, image_format: str, rgb16: np.ndarray) -> None:
+    if image_format == "TIFF":
+        handle.write(_tiff_bytes(rgb16))
+        return
+    import cv2  # Pillow writes 16-bit PNGs of one channel only; OpenCV writes RGB (as BGR)
+
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb16[..., ::-1]))
+    if not ok:
+        raise NstkitError("OpenCV could not encode the 16-bit PNG")
+    handle.write(_with_icc_chunk(encoded.tobytes(), srgb_profile()))
+
+
+def _tiff_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB TIFF (8 or 16 bits, deflate-compressed) with the sRGB profile, in memory: tifffile wants a named file."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, rgb, photometric="rgb", iccprofile=srgb_profile(), compression="zlib")
+    return buffer.getvalue()
+
+
+def _with_icc_chunk(png: bytes, profile: bytes) -> bytes:
+    """``png`` with an iCCP chunk (PNG spec 11.3.3.3) after its IHDR: OpenCV writes no colour profile."""
+    import struct
+    import zlib
+
+    body = b"sRGB\x00\x00" + zlib.compress(profile)  # profile name, NUL, compression method 0 (deflate)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 data bytes and CRC
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+_SRGB: list[bytes] = []
+
+
+def srgb_profile() -> bytes:
+    """Little CMS's sRGB profile, as bytes (made once), with a fixed creation date so outputs are reproducible.
+
+    Little CMS stamps the time it made the profile into its header (ICC.1
+    7.2.8), which would make two runs of the same seed differ in their bytes.
+    The date is set to 2000-01-01 and the optional profile ID, an MD5 that
+    covers it, to zero ("not computed", which 7.2.18 allows).
+    """
+    if not _SRGB:
+        import struct
+
+        from PIL import ImageCms
+
+        profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+        profile[24:36] = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)
+        profile[84:100] = bytes(16)
+        _SRGB.append(bytes(profile))
+    return _SRGB[0]
 
 
 def bundled_image(name: str, max_dim: int | None = None) -> np.ndarray:

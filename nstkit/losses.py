@@ -100,6 +100,122 @@ def style_layer_scales(target_grams: Mapping[str, tf.Tensor]) -> dict[str, tf.Te
     return {name: tf.reduce_mean(tf.square(gram), axis=[1, 2]) + 1e-12 for name, gram in target_grams.items()}
 
 
+def moments(features: tf.Tensor, weights: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The features' mean (B, C) and uncentred second moment ``E[f fᵀ]`` (B, C, C) over positions.
+
+    ``weights`` (B, H, W), if given, weighs each position (a region's mask: its
+    statistics over its own pixels, Gatys et al. 2017). Without weights the second moment is the Gram.
+    Raw moments mix linearly, so a blend of styles is the blend of their moments.
+    """
+    features = tf.cast(features, tf.float32)
+    shape = tf.shape(features)
+    flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
+    if weights is None:
+        count = tf.cast(shape[1] * shape[2], tf.float32)
+        return tf.reduce_sum(flat, axis=1) / count, _self_products(flat) / count
+    w = tf.reshape(tf.cast(weights, tf.float32), [shape[0], -1, 1])
+    total = tf.reduce_sum(w, axis=1) + 1e-8  # (B, 1)
+    root = tf.sqrt(w)
+    return tf.reduce_sum(w * flat, axis=1) / total, _self_products(root * flat) / total[:, :, None]
+
+
+def covariance(mean: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+    """``E[f fᵀ] - μ μᵀ``, from `moments`."""
+    return second - mean[:, :, None] * mean[:, None, :]
+
+
+def mean_cov_loss(mean, second, target_mean, target_cov) -> tf.Tensor:
+    """Mean squared difference of the feature means plus that of the covariances (per member, (B,))."""
+    return (tf.reduce_mean(tf.square(mean - target_mean), axis=1)
+            + _mean_per_member(tf.square(covariance(mean, second) - target_cov)))
+
+
+def sqrtm_newton_schulz(matrix: tf.Tensor, iterations: int = 20) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(A^½, A^-½)`` of symmetric positive semi-definite matrices (B, C, C), by the coupled Newton–Schulz iteration.
+
+    Only matrix products: it runs on any device in any dtype, where an
+    eigendecomposition is slow on CPUs and unsupported in XLA on some GPUs.
+    A is scaled by its Frobenius norm first (the iteration converges for
+    eigenvalues in (0, 1]); eigenvalues far below the largest converge
+    slowly, which is why the callers add a small ridge.
+    """
+    matrix = tf.cast(matrix, tf.float32)
+    norm = tf.sqrt(tf.reduce_sum(tf.square(matrix), axis=[1, 2], keepdims=True)) + 1e-12
+    identity = tf.eye(tf.shape(matrix)[-1], batch_shape=[tf.shape(matrix)[0]])
+    y, z = matrix / norm, identity
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * identity - tf.matmul(z, y))
+        y, z = tf.matmul(y, t), tf.matmul(t, z)
+    return y * tf.sqrt(norm), z / tf.sqrt(norm)
+
+
+@tf.custom_gradient
+def trace_sqrt(matrix: tf.Tensor):
+    """``tr(A^½)`` per member (B,), with its gradient ``½ A^-½`` from the same iteration.
+
+    Differentiating through the iterations would cost twice their products
+    again; the inverse square root the coupled iteration makes anyway is the
+    exact gradient of the trace of the square root.
+    """
+    root, inverse_root = sqrtm_newton_schulz(matrix)
+
+    def gradient(upstream):
+        return upstream[:, None, None] * 0.5 * inverse_root
+
+    return tf.linalg.trace(root), gradient
+
+
+def wasserstein_loss(features, target_mean, target_cov, target_root, weights=None) -> tf.Tensor:
+    """The squared 2-Wasserstein distance between Gaussians fitted to the features and to the style's, / C.
+
+    ``‖μ - μₜ‖² + tr Σ + tr Σₜ - 2 tr (Σₜ^½ Σ Σₜ^½)^½`` (crowsonkb/style-transfer's style loss).
+    ``target_root`` is Σₜ^½, computed once per stage; ``weights`` (B, H, W) a region's mask.
+
+    With ``M = diag(√p) (F - μ) Σₜ^½`` (p: each position's share), ``Σₜ^½ Σ Σₜ^½ = MᵀM``, whose square
+    root has the trace of ``(MMᵀ)^½``: the square root is taken of the smaller of the two, N×N where a deep
+    layer has fewer positions N than channels C (1024 channels on 16 positions at 64 px: 4000x fewer
+    products). A ridge of 1e-5 of the mean eigenvalue keeps its gradient finite where the matrix is
+    singular (random networks have many dead channels).
+    """
+    mean, second = moments(features, weights)
+    cov = covariance(mean, second)
+    shape = tf.shape(features)
+    flat = tf.reshape(tf.cast(features, tf.float32), [shape[0], shape[1] * shape[2], shape[3]])
+    share = (tf.ones_like(flat[:, :, :1]) if weights is None
+             else tf.reshape(tf.cast(weights, tf.float32), [shape[0], -1, 1]))
+    share = share / (tf.reduce_sum(share, axis=1, keepdims=True) + 1e-8)
+    m = tf.matmul((flat - mean[:, None, :]) * tf.sqrt(share), target_root)  # (B, N, C)
+    height, width, channels = features.shape[1:4]  # static in a compiled step of one stage
+    positions = height * width if height is not None and width is not None else None
+    small = (tf.matmul(m, m, transpose_b=True) if positions is not None and positions < channels
+             else tf.matmul(m, m, transpose_a=True))
+    size = tf.cast(tf.shape(small)[-1], tf.float32)
+    ridge = 1e-5 * tf.linalg.trace(small)[:, None, None] / size + 1e-12
+    small = 0.5 * (small + tf.transpose(small, [0, 2, 1])) + ridge * tf.eye(tf.shape(small)[-1])
+    distance = (tf.reduce_sum(tf.square(mean - target_mean), axis=1) + tf.linalg.trace(cov)
+                + tf.linalg.trace(target_cov) - 2.0 * trace_sqrt(small))
+    return tf.maximum(distance, 0.0) / tf.cast(shape[3], tf.float32)
+
+
+def histogram_loss(features: tf.Tensor, target_quantiles: tf.Tensor) -> tf.Tensor:
+    """Squared distance of each channel's activations to their histogram-matched selves (Risser et al. 2017).
+
+    Each activation is replaced by the style's value at the same rank (its
+    channel's quantile function, ``target_quantiles`` (B, C, Q), sorted), and
+    the loss pulls the activations towards that remapped map, held fixed: its
+    gradient moves every channel's histogram towards the style's.
+    """
+    features = tf.cast(features, tf.float32)
+    shape = tf.shape(features)
+    flat = tf.transpose(tf.reshape(features, [shape[0], -1, shape[3]]), [0, 2, 1])  # (B, C, N)
+    count = tf.shape(flat)[2]
+    ranks = tf.argsort(tf.argsort(flat, axis=-1, stable=True), axis=-1, stable=True)
+    quantiles = tf.shape(target_quantiles)[2]
+    index = (2 * ranks + 1) * quantiles // (2 * count)  # the rank's quantile, centred in its bin
+    matched = tf.gather(target_quantiles, index, axis=2, batch_dims=2)
+    return _mean_per_member(tf.square(flat - tf.stop_gradient(matched)))
+
+
 def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
     image = tf.cast(image, tf.float32)

@@ -36,6 +36,7 @@ class StageInputs:
     content: np.ndarray  # (B, H, W, 3) caffe BGR
     styles: list[list[np.ndarray]]  # each member's style images, RGB
     blends: list[list[float]]  # each member's style blend weights (sum 1)
+    masks: np.ndarray | None = None  # (H, W, K) region weights at the stage's size (`masks.Regions`), shared
 
 
 @dataclass
@@ -78,7 +79,13 @@ def content_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
 
 
 def style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
-    """Gatys et al. 2016: Gram matrices (channel co-activations) carry texture and palette, not layout."""
+    """Gatys et al. 2016: Gram matrices (channel co-activations) carry texture and palette, not layout.
+
+    Another ``style_loss``, or a mask, takes the general form (`statistic_style_term`); the plain Gram
+    keeps this one, the seed's exact arithmetic, with its tiled form.
+    """
+    if configs[0].style_loss != "gram" or configs[0].mask is not None:
+        return statistic_style_term(name, configs)
     layers = _per_member(configs, lambda c: c.style_layers)
     normalise = configs[0].normalize_style_layers
 
@@ -92,6 +99,27 @@ def style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
         return objective.style_targets(inputs, list(layers), normalise)
 
     return LossTerm(name, _weights(configs, "style_weight"), layers, loss, targets, tiled=LinearisedStyle(layers))
+
+
+def statistic_style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
+    """The style loss of any `style_stats.STATISTICS` entry, per mask region where a mask is given."""
+    layers = _per_member(configs, lambda c: c.style_layers)
+    statistic_name = configs[0].style_loss
+
+    def loss(features, image, targets):
+        from .losses import mean_over_layers
+        from .style_stats import STATISTICS, layer_loss
+
+        regions, masks, norms = targets
+        statistic = STATISTICS[statistic_name]
+        return mean_over_layers({n: layer_loss(statistic, features[n], [r[n] for r in regions], masks,
+                                               None if norms is None else norms[n]) for n in layers},
+                                _tensors(layers))
+
+    def targets(objective: "Objective", inputs: StageInputs):
+        return objective.statistic_targets(inputs, list(layers), statistic_name)
+
+    return LossTerm(name, _weights(configs, "style_weight"), layers, loss, targets)
 
 
 def tv_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
@@ -132,7 +160,7 @@ class Objective:
         self.terms = build_terms(configs)
         model, self.weights_info = load_backbone(config.backbone, config.weights)
         layers = list(dict.fromkeys(name for term in self.terms for name in term.layers))
-        self.extractor = FeatureExtractor(model, layers, config.backbone, config.precision)
+        self.extractor = FeatureExtractor(model, layers, config.backbone, config.precision, pooling=config.pooling)
         self.smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         self.smoothed_layers = set(config.swag_layers) if self.smooth else set()
         self._grams: dict[bytes, dict] = {}
@@ -191,6 +219,60 @@ class Objective:
             members.append(mixed)
         grams = {name: tf.concat([member[name] for member in members], axis=0) for name in layers}
         return grams, (style_layer_scales(grams) if normalise else None)
+
+
+    def statistic_targets(self, inputs: StageInputs, layers: list[str], statistic_name: str):
+        """``(regions, masks, norms)`` for `statistic_style_term`.
+
+        regions: per region, per layer, the target's tensors (members stacked);
+        without a mask, one region whose target blends each member's styles.
+        With a mask, region k takes style k alone. norms (B, K, P) per layer:
+        each loss part's value at the content image, which the term divides by
+        (None for the Gram: the seed's scale).
+        """
+        import tensorflow as tf
+
+        from .style_stats import STATISTICS
+
+        statistic = STATISTICS[statistic_name]
+        members = []
+        for styles, blend in zip(inputs.styles, inputs.blends):
+            summaries = [self._summaries(style_rgb, layers, statistic) for style_rgb in styles]
+            if inputs.masks is None:
+                members.append([{n: statistic.target([s[n] for s in summaries], blend) for n in layers}])
+            else:
+                members.append([{n: statistic.target([s[n]], [1.0]) for n in layers} for s in summaries])
+        regions = [{n: {key: tf.constant(np.stack([m[k][n][key] for m in members]))
+                        for key in members[0][k][n]} for n in layers} for k in range(len(members[0]))]
+        masks = None
+        if inputs.masks is not None:
+            masks = tf.constant(np.repeat(inputs.masks[None].astype(np.float32), len(members), axis=0))
+        norms = None
+        if statistic.normalised:
+            content = self.features(_constant(inputs.content))
+            norms = {}
+            for n in layers:
+                per_region = []
+                for k, region in enumerate(regions):
+                    weights = None if masks is None else _region_weights(masks[..., k], content[n])
+                    per_region.append(tf.stack(statistic.parts(content[n], region[n], weights), axis=1))
+                norms[n] = tf.maximum(tf.stack(per_region, axis=1), 1e-12)  # (B, K, P)
+        return regions, masks, norms
+
+    def _summaries(self, style_rgb: np.ndarray, layers: list[str], statistic) -> dict:
+        import tensorflow as tf
+
+        key = (statistic.name, style_rgb.shape, style_rgb.tobytes())
+        if key not in self._grams:
+            features = self.features(tf.constant(preprocess(style_rgb)))
+            self._grams[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
+        return self._grams[key]
+
+
+def _region_weights(mask, features):
+    from .style_stats import region_weights
+
+    return region_weights(mask, features)
 
 
 @dataclass

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 import threading
+
+import numpy as np
 from typing import Any, Iterable, Mapping, Sequence
 
 from .color import prepare_for_color_mode, restore_color
 from .config import BATCH_VARIES, DEFAULT_TILE_SIZE, PRESET_FIELDS, StyleConfig
 from .engine import Callback, Member, Progress, Result, RunStopped, Stage, run_stages, scaled
 from .errors import NstkitError
-from .images import ImageInput, load_image, to_uint8
+from .images import ImageInput, check_size, load_image, resize_to
 from .layers import MIN_IMAGE_SIDE
+from .masks import load_regions
 from .record import describe_inputs
 from .start import initial_image
 from .tiles import window_shape
@@ -156,18 +159,46 @@ def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> 
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     blend = config.blend_weights(len(styles))
     original_content_rgb = load_image(content, config.max_dim, what="content image")
-    style_rgbs = [load_image(s, config.max_dim, what="style image" if len(styles) == 1 else f"style image {i + 1}")
-                  for i, s in enumerate(styles)]
+    style_rgbs = _load_styles(styles, config, original_content_rgb.shape[:2])
+    regions = load_regions(config.mask, original_content_rgb.shape[:2], len(styles)) if config.mask else None
     content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(  # Gatys et al. 2017
-        config.preserve_color, original_content_rgb, style_rgbs, initial_image(config, original_content_rgb))
-    inputs = describe_inputs(content, styles, config.init)
+        config.preserve_color, original_content_rgb, style_rgbs,
+        initial_image(config, original_content_rgb, style_rgbs, blend))
+    inputs = describe_inputs(content, styles, config.init, config.mask)
 
     def finish(best_rgb):
-        return to_uint8(restore_color(config.preserve_color, best_rgb, original_content_rgb))
+        return np.clip(restore_color(config.preserve_color, best_rgb, original_content_rgb), 0, 255)
 
-    return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish,
-                  extra={"preset_overridden": requested.overridden_preset_fields(),
-                         **({"precision_chosen": precision_reason} if precision_reason else {})})
+    extra = {"preset_overridden": requested.overridden_preset_fields(),
+             "style_sizes": [list(rgb.shape[:2]) for rgb in style_rgbs],  # (height, width) the statistics came from
+             **({"precision_chosen": precision_reason} if precision_reason else {}),
+             **({"regions": regions.describe([_name(s, i) for i, s in enumerate(styles)])} if regions else {})}
+    return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish, extra=extra, regions=regions)
+
+
+def _load_styles(styles: list, config: StyleConfig, content_shape: tuple[int, int]) -> list:
+    """The style images, downscaled to ``max_dim``; with ``style_scale`` F, resized to F times the output's long side.
+
+    A scaled style is read at full resolution first, so F > 1 enlarges the
+    texture from the real pixels where the file has them.
+    """
+    scales = config.style_scales(len(styles))
+    loaded = []
+    for i, source in enumerate(styles):
+        what = "style image" if len(styles) == 1 else f"style image {i + 1}"
+        if scales is None:
+            loaded.append(load_image(source, config.max_dim, what=what))
+            continue
+        rgb = load_image(source, None, what=what, check_min_size=False)
+        factor = scales[i] * max(content_shape) / max(rgb.shape[:2])
+        rgb = resize_to(rgb, *(max(1, round(side * factor)) for side in rgb.shape[:2]))
+        check_size(rgb.shape[:2], f"{what} at style_scale {scales[i]:g}", downscaled=True)
+        loaded.append(rgb)
+    return loaded
+
+
+def _name(source, index: int) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"style {index + 1}"
 
 
 def _check_batchable(members: list[Member]) -> None:

@@ -74,9 +74,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def describe_inputs(content: Any, styles: list, init: str) -> dict[str, Any]:
-    """The run record's ``inputs``: content, one or several styles, and the init image if one was given."""
+def describe_inputs(content: Any, styles: list, init: str, mask: str | None = None) -> dict[str, Any]:
+    """The run record's ``inputs``: content, one or several styles, the init image and the mask if given."""
     return {"content": describe_input(content),
             **({"style": describe_input(styles[0])} if len(styles) == 1 else
                {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
-            **({"init": describe_input(init)} if init not in INIT_CHOICES else {})}
+            **({"init": describe_input(init)} if init not in INIT_CHOICES else {}),
+            **({"mask": describe_input(mask)} if mask is not None else {})}

@@ -145,7 +145,7 @@ class StylePanel:
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.save_path = w.Text(value="out/panel.png", description="save as",
-                                tooltip="the best image, with its run record beside it (.png, .jpg)")
+                                tooltip="the best image, with its run record beside it (.png, .jpg, .tif, .webp)")
         self.save_button = w.Button(description="Save", icon="save", disabled=True)
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())

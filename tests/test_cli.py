@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 from PIL import Image
 
 from nst_helpers import ROOT, run_cli, sha256
@@ -70,6 +71,10 @@ def test_layers_and_presets_listings():
 
 def _bad_cli_cases(tmp_path, content, style):
     cases = [([path, style, "-o", tmp_path / "o.png"], message) for path, message in bad_images(tmp_path)]
+    two_colours = tmp_path / "two_colours.png"
+    mask = np.zeros((48, 64, 3), np.uint8)
+    mask[:, :32], mask[:, 32:] = (255, 0, 0), (0, 0, 255)
+    Image.fromarray(mask).save(two_colours)
     out = ["-o", tmp_path / "o.png"]
     cases += [
         ([content, style, *out, "--style-layers", "conv4_block2_2_rellu"], "did you mean conv4_block2_2_relu"),
@@ -88,6 +93,13 @@ def _bad_cli_cases(tmp_path, content, style):
         ([content, style, "-o", tmp_path / "missing_dir" / "o.png"], "does not exist"),
         ([content, style, "-o", "/proc/nstkit-out.png"], "not writable"),
         ([content, style, "-o", tmp_path / "o.gif"], ".png, .jpg"),
+        ([content, style, "-o", tmp_path / "o.jpg", "--bit-depth", "16"], "--bit-depth 16 needs a .png or .tif"),
+        ([content, style, *out, "--quality", "101"], "quality must be a whole number from 1 to 100"),
+        ([content, style, *out, "--style-loss", "gramm"], "invalid choice"),
+        ([content, style, *out, "--style-scale", "0"], "style_scale"),
+        ([content, style, *out, "--mask", tmp_path / "no_mask.png"], "mask not found"),
+        ([content, style, *out, "--mask", two_colours], "has 2 styled colour(s) (#ff0000, #0000ff)"),
+        ([content, style, *out, "--mask", two_colours, "--style-loss", "histogram"], "not per mask region"),
     ]
     return cases
 

@@ -67,9 +67,10 @@ def test_the_whole_number_rule_is_one_rule_for_text_and_for_values():
 
 def test_what_a_batch_may_vary_and_a_grid_separates_with_semicolons_come_from_the_fields():
     assert set(BATCH_VARIES) == {"preset", "style_layers", "content_layers", "content_weight", "style_weight",
-                                 "tv_weight", "init", "seed", "preserve_color", "style_blend", "warmup_steps"}
+                                 "tv_weight", "init", "seed", "preserve_color", "style_blend", "warmup_steps",
+                                 "style_scale"}
     listed = {name for name, (_, spec) in OPTIONS.items() if spec.listed}
-    assert listed == {"style_layers", "content_layers", "swag_layers", "style_blend"}
+    assert listed == {"style_layers", "content_layers", "swag_layers", "style_blend", "style_scale"}
     assert parse_grid(["style_blend=0.5,0.5;0.9,0.1"]) == {"style_blend": [[0.5, 0.5], [0.9, 0.1]]}
 
 
