@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                      help="bits per channel; 16 (PNG, TIFF) writes the unrounded image (default: 8)")
     run.add_argument("--quality", type=_positive_int, default=95, metavar="Q",
-                     help="JPEG and WebP quality, 1-100 (WebP at 100: lossless; default: 95)")
+                     help="JPEG and WebP quality, 1-100; WebP at 100 is lossless (default: 95)")
     run.add_argument("--subsampling", choices=tuple(SUBSAMPLING), default="4:4:4",
                      help="JPEG chroma subsampling (default: 4:4:4, full colour resolution)")
     run.add_argument("--save-every", type=_positive_int, metavar="N",

@@ -537,7 +537,8 @@ def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
             styles.append([resize_to(rgb, *scaled(rgb.shape[:2], stage.scale)) for rgb in member.style_rgbs])
     regions = members[0].regions  # a batch shares its mask
     return StageInputs(content=content, styles=styles, blends=[member.blend for member in members],
-                       masks=regions.at(stage.size) if regions is not None else None)
+                       masks=regions.at(stage.size) if regions is not None else None,
+                       keeps_content=regions is not None and regions.unstyled)
 
 
 def scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:

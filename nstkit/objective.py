@@ -36,7 +36,8 @@ class StageInputs:
     content: np.ndarray  # (B, H, W, 3) caffe BGR
     styles: list[list[np.ndarray]]  # each member's style images, RGB
     blends: list[list[float]]  # each member's style blend weights (sum 1)
-    masks: np.ndarray | None = None  # (H, W, K) region weights at the stage's size (`masks.Regions`), shared
+    masks: np.ndarray | None = None  # (H, W, K) region weights at the stage's size (`masks.Regions.at`), shared
+    keeps_content: bool = False  # the masks' last region is unstyled: it keeps the content's own statistics
 
 
 @dataclass
@@ -247,17 +248,34 @@ class Objective:
         masks = None
         if inputs.masks is not None:
             masks = tf.constant(np.repeat(inputs.masks[None].astype(np.float32), len(members), axis=0))
+        content = self.features(_constant(inputs.content)) if inputs.keeps_content or statistic.normalised else None
+        if inputs.keeps_content:  # the unstyled region's target: the content's statistics over that region
+            regions.append({n: self._own_target(statistic, content[n], _region_weights(masks[..., -1], content[n]))
+                            for n in layers})
         norms = None
         if statistic.normalised:
-            content = self.features(_constant(inputs.content))
             norms = {}
             for n in layers:
                 per_region = []
                 for k, region in enumerate(regions):
                     weights = None if masks is None else _region_weights(masks[..., k], content[n])
                     per_region.append(tf.stack(statistic.parts(content[n], region[n], weights), axis=1))
+                if inputs.keeps_content:  # 0 at the content by construction: on the styled regions' scale
+                    per_region[-1] = tf.reduce_mean(tf.stack(per_region[:-1]), axis=0)
                 norms[n] = tf.maximum(tf.stack(per_region, axis=1), 1e-12)  # (B, K, P)
         return regions, masks, norms
+
+    @staticmethod
+    def _own_target(statistic, features, weights) -> dict:
+        """A statistic's target from each member's own features over a region (float32 tensors, members stacked)."""
+        import tensorflow as tf
+
+        from .losses import moments
+
+        mean, second = moments(features, weights)
+        members = [statistic.target([{"mean": m.astype(np.float64), "second": s.astype(np.float64)}], [1.0])
+                   for m, s in zip(mean.numpy(), second.numpy())]
+        return {key: tf.constant(np.stack([member[key] for member in members])) for key in members[0]}
 
     def _summaries(self, style_rgb: np.ndarray, layers: list[str], statistic) -> dict:
         import tensorflow as tf

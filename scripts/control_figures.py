@@ -119,7 +119,7 @@ def main() -> None:
     settings = NotebookSettings(args.weights, quick=False, steps=args.steps, max_dim=args.max_dim,
                                 device=describe(), precision=args.precision, mode="script")
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.only:
+        for name in (n for n in args.only if n in CONTROLS):
             print(f"# {name}")
             made = run_control(name, settings, Path(folder))
             caption = settings.caption(f"{made['title']}; {CONTENT} x {STYLE}")

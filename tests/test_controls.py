@@ -29,12 +29,14 @@ def test_style_scale_resizes_each_style_to_f_times_the_outputs_long_side():
     assert unscaled.record["style_sizes"] == [[40, 40]]  # no style_scale: the style as loaded, as before
 
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_style_scale_changes_what_the_style_loss_matches():
     small, large = (nstkit.stylize(CONTENT, STYLE, steps=3, style_scale=f, seed=0, **TINY) for f in (0.6, 3.0))
     assert small.history["style"][0] != pytest.approx(large.history["style"][0], rel=1e-3)
     assert not np.array_equal(small.image, large.image)
 
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_style_scale_may_differ_between_batch_members():
     variants = [{"style_scale": 0.5}, {"style_scale": 2.0}]
     batch = nstkit.stylize_batch(CONTENT, STYLE, variants, steps=4, **TINY)
@@ -68,6 +70,7 @@ def test_gram_style_loss_is_the_seeds_and_keeps_its_scale():
     assert np.array_equal(default.image, named.image) and default.config.style_weight == 1e7
 
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_the_style_losses_lead_to_different_images():
     images = {name: nstkit.stylize(CONTENT, STYLE, steps=8, style_loss=name, **TINY).image
               for name in ("gram", "mean_cov", "wasserstein", "histogram")}
@@ -126,6 +129,7 @@ def test_a_mask_of_one_region_is_the_plain_style_loss(tmp_path):
     assert masked.record["inputs"]["mask"]["sha256"] == sha256(white)
 
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_each_region_takes_its_own_style(tmp_path):
     mask = _mask(tmp_path, (255, 0, 0), (0, 0, 255))
     dark, light = np.full((40, 40, 3), 30, np.uint8), np.full((40, 40, 3), 225, np.uint8)
@@ -137,12 +141,16 @@ def test_each_region_takes_its_own_style(tmp_path):
     assert [r["region"] for r in result.record["regions"]] == ["#ff0000", "#0000ff"]
 
 
-def test_an_unstyled_region_keeps_only_the_content_loss(tmp_path):
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
+def test_an_unstyled_region_keeps_the_contents_own_statistics(tmp_path):
     mask = _mask(tmp_path, (0, 0, 0), (255, 0, 0))
-    result = nstkit.stylize(CONTENT, STYLE, steps=20, mask=str(mask), style_loss="mean_cov", **TINY)
-    assert result.history["style"][0] == pytest.approx(0.5 * result.config.style_weight, rel=0.05)  # half styled
-    changed = np.abs(result.image.astype(float) - CONTENT).mean(axis=(0, 2))
-    assert changed[:16].mean() < changed[48:].mean()  # the unstyled half moved less
+    for style_loss in ("gram", "mean_cov"):
+        result = nstkit.stylize(CONTENT, STYLE, steps=30, mask=str(mask), style_loss=style_loss, **TINY)
+        if style_loss == "mean_cov":  # the kept region reads 0 at the content; the styled half 1 x its share
+            assert result.history["style"][0] == pytest.approx(0.5 * result.config.style_weight, rel=0.05)
+        changed = np.abs(result.image.astype(float) - CONTENT).mean(axis=(0, 2))
+        assert changed[:24].mean() < 0.8 * changed[40:].mean(), style_loss  # the unstyled half moved less
+        assert result.record["regions"][-1]["region"] == "unstyled"
 
 
 def test_mask_rules_are_one_line_each(tmp_path):
@@ -201,6 +209,7 @@ def test_avg_pooling_replaces_the_max_pool_by_an_average_of_the_same_window():
     assert not np.allclose(average["pool1_pool"], maximum["pool1_pool"])
 
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_pooling_reaches_the_run():
     result = nstkit.stylize(CONTENT, STYLE, steps=2, pooling="avg", **TINY)
     plain = nstkit.stylize(CONTENT, STYLE, steps=2, **TINY)
@@ -265,6 +274,7 @@ def test_sixteen_bits_need_png_or_tiff(two_steps, tmp_path):
 
 # --------------------------------------------------------------------------- CLI, record replay, sweep grid
 
+@pytest.mark.slow  # end to end: the oldest-TF CI phase skips it
 def test_controls_from_the_cli_and_their_record_replays(tiny_pair, tmp_path):
     content, style = tiny_pair
     mask = tmp_path / "mask.png"
@@ -298,3 +308,13 @@ def test_a_sweep_grid_can_vary_each_control():
     assert {(j.config.style_loss, tuple(j.config.style_scale), j.config.pooling, j.config.init) for j in jobs} == {
         (a, (b,), c, d) for a in ("gram", "wasserstein") for b in (0.5, 2.0) for c in ("max", "avg")
         for d in ("gray", "style_stats")}
+
+
+def test_every_control_is_in_the_help_with_its_default():
+    help_text = run_cli("stylize", "--help").stdout
+    entries = {entry.split()[0]: " ".join(entry.split()) for entry in help_text.split("\n  --")[1:]}
+    for flag, default in (("style-scale", "the style as loaded"), ("style-loss", "gram"), ("mask", None),
+                          ("pooling", "max"), ("init", "content"), ("bit-depth", "8"), ("quality", "95"),
+                          ("subsampling", "4:4:4")):
+        assert flag in entries, flag
+        assert default is None or f"(default: {default}" in entries[flag], (flag, entries[flag])

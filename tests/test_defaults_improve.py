@@ -13,6 +13,8 @@ import pytest
 import nstkit
 from nstkit.images import bundled_image
 
+pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
+
 STEPS = 30
 CASES = {
     **{f"preset {name}": dict(preset=name)

@@ -24,6 +24,8 @@ import nstkit
 from nst_helpers import ROOT, sha256, smooth_image
 from nstkit.engine import OutputNotSaved
 
+pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
+
 FAST = ["--weights", "random", "--max-dim", "64", "-q"]
 CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
 
@@ -285,6 +287,7 @@ def inject(*args, **kwargs):
 
 setattr(owner, "{attribute}", inject)
 from nstkit.cli import main
+
 sys.exit(main(sys.argv[1:]))
 """
 # phase: (module, class or "", attribute, which call, signal before or after it, what must come out)

@@ -11,6 +11,8 @@ from nstkit.errors import NstkitError
 from nstkit.images import preprocess
 from nstkit.optim import LearningRate
 
+pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
+
 CONTENT, STYLE = smooth_image(1, 72, 96), smooth_image(2, 40, 40)
 TINY = dict(max_dim=96, weights="random", preset="vanilla")
 
