@@ -11,10 +11,12 @@ Modules in layers; data flows down this list and no module imports one above it
 - core, no TensorFlow: `errors`, `fields` (self-describing config fields),
   `layers` (catalogs, presets), `files`, `config` (`StyleConfig`), `images`
   (load, save, caffe pixel space), `record` (run record), `quiet`, `start`
-  (start images), `color` (colour control), `tiles` (tile geometry);
+  (start images), `color` (colour control), `tiles` (tile geometry), `masks`
+  (spatial control's regions);
 - the model: `device`, `folding`, `backbone` (weights, feature extractor),
-  `swag`, `param` (pixels or Fourier), `losses` (one small function each);
-- the engine: `objective` (named loss terms), `optim` (Adam), `sources`
+  `swag`, `param` (pixels or Fourier), `losses` (one small function each),
+  `style_stats` (what the style loss matches: Gram, mean/cov, Wasserstein, histogram);
+- the engine: `objective` (named loss terms), `optim` (Adam, L-BFGS-B), `sources`
   (whole image or tiles), `engine` (the run loop over stages), `optimize`
   (`stylize`, `stylize_batch`);
 - the interfaces: `memory`, `timing`, `metrics`, `analysis`, `compare`,
