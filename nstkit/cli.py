@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subsampling", choices=tuple(SUBSAMPLING), default="4:4:4",
                      help="JPEG chroma subsampling (default: 4:4:4, full colour resolution)")
     run.add_argument("--save-every", type=_positive_int, metavar="N",
-                     help="also save the current image every N steps as OUTPUT_stepNNNNN.png")
+                     help="also save the current image every N steps as OUTPUT_stepNNNNN (the output's format, 8 bits)")
     run.add_argument("--checkpoint-every", type=_whole_or_zero, metavar="N",
                      help="save the run's state every N steps to OUTPUT.checkpoint.npz (0: never; default: about "
                           "once a minute for runs expected to take over 3 minutes, and whenever a run is stopped)")
@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
                               help="a StyleConfig field and its values, e.g. style_weight=1e6,1e7 or "
                                    "preset=robust,vanilla; repeat for more fields: every combination runs, the "
-                                   "last --grid varying fastest. Layer lists and style_blend separate values "
-                                   "with ';'. One value fixes a field for every run")
+                                   "last --grid varying fastest. List-valued fields (layers, style_blend, "
+                                   "style_scale) separate values with ';'. One value fixes a field for every run")
     sweep_parser.add_argument("-o", "--output-dir", dest="out_dir", required=True, metavar="DIR",
                               help="folder (created if missing) for every image and run record, sweep.csv, "
                                    "contact_sheet.png and sweep.json")
@@ -225,7 +225,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
 def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     from .checkpoint import checkpoint_path_for
-    from .images import Encoding, check_output_path, load_image
+    from .images import Encoding, check_output_path, load_image, scaled_style_shape
 
     config = StyleConfig(**config_from_flags(args))
     resolved = config.resolved()
@@ -244,6 +244,10 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     # fail on a bad image before loading TensorFlow
     content_shape = load_image(args.content, resolved.max_dim, what="content image").shape[:2]
     style_shapes = [load_image(style, resolved.max_dim, what="style image").shape[:2] for style in styles]
+    scales = resolved.style_scales(len(styles))
+    if scales is not None:  # the sizes the run will take the statistics at, checked (and estimated) before TF
+        style_shapes = [scaled_style_shape(load_image(style, None, what="style image", check_min_size=False).shape[:2],
+                                           factor, content_shape) for style, factor in zip(styles, scales)]
     for path in init:
         load_image(path, resolved.max_dim, what="init image", check_min_size=False)
     if mask:

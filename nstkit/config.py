@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from . import fields
 from .errors import NstkitError
 from .fields import fraction, number, one_of, option, whole
+from .images import MAX_STYLE_SIDE
 from .layers import (BACKBONES, PRESET_NAMES, SWAG_FIRST_STAGE, LayerSpec, Preset, default_swag_layers, get_preset,
                      parse_layers)
 
@@ -210,8 +211,9 @@ class StyleConfig:
         kind="str", check=one_of(STYLE_LOSSES), choices=STYLE_LOSSES, group=_BEYOND,
         widget=("choice", *STYLE_LOSSES), tiles=(lambda value: value == "gram", "style_loss gram"))
     style_scale: list[float] | None = option(
-        help="resize each style image to F times the output's long side before its statistics are taken (larger: "
-             "larger texture features); one F for all styles, or one per style, e.g. 0.5,2",
+        help="resize each style image to F times the output's long side (in a tiled run, the window's) before "
+             f"its statistics are taken (larger: larger texture features), up to {MAX_STYLE_SIDE} px; one F for "
+             "all styles, or one per style, e.g. 0.5,2",
         kind="floats", optional=True, check=_scales, metavar="F", group=_BEYOND,
         default_text="the style as loaded (downscaled to --max-dim)", batch=True)
     mask: str | None = option(
@@ -220,8 +222,9 @@ class StyleConfig:
              "(white: styled, black: the content kept)", kind="str", optional=True, metavar="PATH",
         group=_BEYOND, tiles=(lambda value: value is None, "no mask"))
     pooling: str = option(
-        "max", help="the network's pooling: max (as trained), or avg: its max pools become average pools of the "
-                    "same window (Gatys et al. 2016 found smoother gradients)",
+        "max", help="the network's pooling: max (as trained), or avg: its max pools (ResNet-50's one after conv1, "
+                    "VGG19's five) become average pools of the same window (Gatys et al. 2016 found smoother "
+                    "gradients)",
         kind="str", check=one_of(POOLINGS), choices=POOLINGS, group=_BEYOND, widget=("choice", *POOLINGS))
     style_blend: list[float] | None = option(
         help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
@@ -230,8 +233,8 @@ class StyleConfig:
     precision: str = option(
         AUTO_PRECISION, help="the network's compute precision (the image and the losses stay float32); auto: "
                              "float32 here, as measured: bfloat16 ended 11% above float32's loss with Adam and "
-                             "stalled with L-BFGS (BENCHMARKS.md); bfloat16 is 1.4-2.6x faster per step on CPUs "
-                             "with AVX-512 BF16 or AMX and on GPUs of compute capability 8.0+. float32 is the "
+                             "stalled with L-BFGS (BENCHMARKS.md); bfloat16 was 1.4-2.6x faster per step on CPUs "
+                             "with AVX-512 BF16 or AMX (GPUs unmeasured). float32 is the "
                              "seed's exact path", kind="str", check=one_of((AUTO_PRECISION, *PRECISIONS)),
         choices=(AUTO_PRECISION, *PRECISIONS), group=_SPEED, widget=("choice", AUTO_PRECISION, *PRECISIONS),
         tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
@@ -337,6 +340,12 @@ class StyleConfig:
         if self.normalize_style_layers and self.style_loss != "gram":
             raise NstkitError(f"normalize_style_layers scales the Gram loss per layer, and style_loss "
                               f"{self.style_loss} is normalised per layer already: drop one")
+        if self.mask is not None and self.normalize_style_layers:
+            raise NstkitError("normalize_style_layers scales the plain Gram loss, and a mask takes each region's "
+                              "own statistics: drop one")
+        if self.mask is not None and self.jitter:
+            raise NstkitError("jitter shifts the image under the mask each step, so border pixels would take "
+                              "the other region's style: drop jitter or mask")
         if self.mask is not None and self.style_blend is not None:
             raise NstkitError("style_blend mixes the styles everywhere, and with a mask each region takes its own "
                               "style: drop style_blend or mask")

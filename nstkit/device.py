@@ -196,8 +196,10 @@ def resolve_precision(config):
     else:
         why = "no native bfloat16 on this CPU"
     if choice != "float32":
-        cost = {"adam": "Adam in {} ends above float32's loss",
-                "lbfgs": "L-BFGS in {} stalls above float32's loss"}[config.optimizer].format(choice)
+        cost = ("L-BFGS in {} stalls above float32's loss" if config.optimizer == "lbfgs"
+                else "Adam in {} ends above float32's loss").format(choice)
+        if choice == "float16":  # never measured: it would need loss scaling, which L-BFGS's line search lacks
+            cost = "float16 needs loss scaling (unmeasured here)"
         choice, why = "float32", f"{why}, but {cost} (BENCHMARKS.md, time to quality)"
     return config.replace(precision=choice), f"auto: {choice}, from {why}"
 

@@ -33,6 +33,7 @@ from .layers import MIN_IMAGE_SIDE
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+MAX_STYLE_SIDE = 8192  # a style scaled past this long side is refused: its activations alone would fill memory
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # Pillow's codes for JPEG chroma subsampling
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -155,6 +156,19 @@ def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
         return pixels
     pil = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
     return np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def scaled_style_shape(shape, factor: float, content_shape, what: str = "style image") -> tuple[int, int]:
+    """(height, width) of a style scaled to ``factor`` times the content's long side; too small or large is one line."""
+    ratio = factor * max(content_shape) / max(shape)
+    height, width = (max(1, round(side * ratio)) for side in shape)
+    if max(height, width) > MAX_STYLE_SIDE:
+        raise NstkitError(f"style_scale {factor:g} makes the {what} {width}x{height} px, past {MAX_STYLE_SIDE} px: "
+                          "use a smaller style_scale")
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise NstkitError(f"style_scale {factor:g} makes the {what} {width}x{height} px; ResNet-50 needs both "
+                          f"sides >= {MIN_IMAGE_SIDE} px: use a larger style_scale")
+    return height, width
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:

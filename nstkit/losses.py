@@ -124,12 +124,6 @@ def covariance(mean: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
     return second - mean[:, :, None] * mean[:, None, :]
 
 
-def mean_cov_loss(mean, second, target_mean, target_cov) -> tf.Tensor:
-    """Mean squared difference of the feature means plus that of the covariances (per member, (B,))."""
-    return (tf.reduce_mean(tf.square(mean - target_mean), axis=1)
-            + _mean_per_member(tf.square(covariance(mean, second) - target_cov)))
-
-
 def sqrtm_newton_schulz(matrix: tf.Tensor, iterations: int = 20) -> tuple[tf.Tensor, tf.Tensor]:
     """``(A^½, A^-½)`` of symmetric positive semi-definite matrices (B, C, C), by the coupled Newton–Schulz iteration.
 
@@ -209,9 +203,10 @@ def histogram_loss(features: tf.Tensor, target_quantiles: tf.Tensor) -> tf.Tenso
     shape = tf.shape(features)
     flat = tf.transpose(tf.reshape(features, [shape[0], -1, shape[3]]), [0, 2, 1])  # (B, C, N)
     count = tf.shape(flat)[2]
-    ranks = tf.argsort(tf.argsort(flat, axis=-1, stable=True), axis=-1, stable=True)
-    quantiles = tf.shape(target_quantiles)[2]
-    index = (2 * ranks + 1) * quantiles // (2 * count)  # the rank's quantile, centred in its bin
+    ranks = tf.cast(tf.argsort(tf.argsort(flat, axis=-1, stable=True), axis=-1, stable=True), tf.int64)
+    quantiles = tf.cast(tf.shape(target_quantiles)[2], tf.int64)
+    index = (2 * ranks + 1) * quantiles // (2 * tf.cast(count, tf.int64))  # the rank's quantile, mid-bin (int64:
+    # 2·rank·Q passes 2³¹ past ~2M positions)
     matched = tf.gather(target_quantiles, index, axis=2, batch_dims=2)
     return _mean_per_member(tf.square(flat - tf.stop_gradient(matched)))
 

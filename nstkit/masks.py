@@ -78,6 +78,9 @@ def load_regions(path: str, content_shape: tuple[int, int], style_count: int) ->
             raise NstkitError(f"mask {path} is grayscale (one style's weight) and {style_count} styles were given: "
                               "give one style, or a colour mask with one colour per style")
         weights = _resize(pixels[..., 0] / 255.0, content_shape)[..., None]
+        if weights.max() == 0:
+            raise NstkitError(f"mask {path} is black everywhere, so nothing would be styled: paint the region to "
+                              "style white")
         return Regions(weights.astype(np.float32), ("gray",), bool(weights.min() < 1.0))
     colours, labels = _regions(rgb)
     styled = [colour for colour in colours if colour != UNSTYLED]

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from . import fields
-from .config import OPTIONS, precision_from_environment
+from .config import OPTIONS, StyleConfig, precision_from_environment
 from .errors import NstkitError
 from .images import BUNDLED_IMAGES, bundled_image
 from .quiet import import_tensorflow_quietly
@@ -97,7 +97,8 @@ def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: 
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": 80})
     settings = NotebookSettings(**{**vars(settings), "device": device.describe(),
                                    # "auto" is named for what it is here, so every caption says the real one
-                                   "precision": (device.preferred_precision() if settings.precision == "auto"
+                                   "precision": (device.resolve_precision(StyleConfig())[0].precision
+                                                 if settings.precision == "auto"
                                                  else settings.precision or _default_precision(settings.mode))})
     if verbose:
         print(f"nstkit: mode={settings.mode} weights={settings.weights} steps={settings.steps} "

@@ -111,9 +111,10 @@ def statistic_style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
         from .losses import mean_over_layers
         from .style_stats import STATISTICS, layer_loss
 
-        regions, masks, norms = targets
+        regions, masks, areas, norms = targets
         statistic = STATISTICS[statistic_name]
-        return mean_over_layers({n: layer_loss(statistic, features[n], [r[n] for r in regions], masks,
+        return mean_over_layers({n: layer_loss(statistic, features[n], [r[n] for r in regions],
+                                               None if masks is None else masks[n], areas,
                                                None if norms is None else norms[n]) for n in layers},
                                 _tensors(layers))
 
@@ -223,11 +224,14 @@ class Objective:
 
 
     def statistic_targets(self, inputs: StageInputs, layers: list[str], statistic_name: str):
-        """``(regions, masks, norms)`` for `statistic_style_term`.
+        """``(regions, masks, areas, norms)`` for `statistic_style_term`.
 
         regions: per region, per layer, the target's tensors (members stacked);
         without a mask, one region whose target blends each member's styles.
-        With a mask, region k takes style k alone. norms (B, K, P) per layer:
+        With a mask, region k takes style k alone. masks: per layer, the
+        regions' weights at its resolution (B, h, w, K), resized here once per
+        stage (an area resize has no XLA kernel, so not in the step); areas
+        (B, K): each region's share of the image. norms (B, K, P) per layer:
         each loss part's value at the content image, which the term divides by
         (None for the Gram: the seed's scale).
         """
@@ -245,25 +249,29 @@ class Objective:
                 members.append([{n: statistic.target([s[n]], [1.0]) for n in layers} for s in summaries])
         regions = [{n: {key: tf.constant(np.stack([m[k][n][key] for m in members]))
                         for key in members[0][k][n]} for n in layers} for k in range(len(members[0]))]
-        masks = None
+        content = (self.features(_constant(inputs.content))
+                   if inputs.masks is not None or statistic.normalised else None)
+        masks = areas = None
         if inputs.masks is not None:
-            masks = tf.constant(np.repeat(inputs.masks[None].astype(np.float32), len(members), axis=0))
-        content = self.features(_constant(inputs.content)) if inputs.keeps_content or statistic.normalised else None
+            stage_masks = tf.constant(np.repeat(inputs.masks[None].astype(np.float32), len(members), axis=0))
+            areas = tf.reduce_mean(stage_masks, axis=[1, 2])  # (B, K)
+            masks = {n: tf.image.resize(stage_masks, tf.shape(content[n])[1:3], method="area") for n in layers}
         if inputs.keeps_content:  # the unstyled region's target: the content's statistics over that region
-            regions.append({n: self._own_target(statistic, content[n], _region_weights(masks[..., -1], content[n]))
-                            for n in layers})
+            regions.append({n: self._own_target(statistic, content[n], masks[n][..., -1]) for n in layers})
         norms = None
         if statistic.normalised:
             norms = {}
             for n in layers:
                 per_region = []
                 for k, region in enumerate(regions):
-                    weights = None if masks is None else _region_weights(masks[..., k], content[n])
+                    weights = None if masks is None else masks[n][..., k]
                     per_region.append(tf.stack(statistic.parts(content[n], region[n], weights), axis=1))
                 if inputs.keeps_content:  # 0 at the content by construction: on the styled regions' scale
                     per_region[-1] = tf.reduce_mean(tf.stack(per_region[:-1]), axis=0)
-                norms[n] = tf.maximum(tf.stack(per_region, axis=1), 1e-12)  # (B, K, P)
-        return regions, masks, norms
+                values = tf.stack(per_region, axis=1)  # (B, K, P)
+                # A part near 0 at the content (a style like the content) must not be magnified a trillion-fold.
+                norms[n] = tf.maximum(values, 1e-6 * tf.reduce_max(values, axis=[1, 2], keepdims=True) + 1e-12)
+        return regions, masks, areas, norms
 
     @staticmethod
     def _own_target(statistic, features, weights) -> dict:
@@ -285,12 +293,6 @@ class Objective:
             features = self.features(tf.constant(preprocess(style_rgb)))
             self._grams[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
         return self._grams[key]
-
-
-def _region_weights(mask, features):
-    from .style_stats import region_weights
-
-    return region_weights(mask, features)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from .color import prepare_for_color_mode, restore_color
 from .config import BATCH_VARIES, DEFAULT_TILE_SIZE, PRESET_FIELDS, StyleConfig
 from .engine import Callback, Member, Progress, Result, RunStopped, Stage, run_stages, scaled
 from .errors import NstkitError
-from .images import ImageInput, check_size, load_image, resize_to
+from .images import ImageInput, load_image, resize_to, scaled_style_shape
 from .layers import MIN_IMAGE_SIDE
 from .masks import load_regions
 from .record import describe_inputs
@@ -164,6 +164,8 @@ def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> 
     content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(  # Gatys et al. 2017
         config.preserve_color, original_content_rgb, style_rgbs,
         initial_image(config, original_content_rgb, style_rgbs, blend))
+    if config.init == "style_stats" and config.preserve_color != "none":
+        init_rgb = initial_image(config, content_rgb, style_rgbs, blend)  # the palette the run matches
     inputs = describe_inputs(content, styles, config.init, config.mask)
 
     def finish(best_rgb):
@@ -190,10 +192,7 @@ def _load_styles(styles: list, config: StyleConfig, content_shape: tuple[int, in
             loaded.append(load_image(source, config.max_dim, what=what))
             continue
         rgb = load_image(source, None, what=what, check_min_size=False)
-        factor = scales[i] * max(content_shape) / max(rgb.shape[:2])
-        rgb = resize_to(rgb, *(max(1, round(side * factor)) for side in rgb.shape[:2]))
-        check_size(rgb.shape[:2], f"{what} at style_scale {scales[i]:g}", downscaled=True)
-        loaded.append(rgb)
+        loaded.append(resize_to(rgb, *scaled_style_shape(rgb.shape[:2], scales[i], content_shape, what)))
     return loaded
 
 

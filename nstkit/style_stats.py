@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from .losses import histogram_loss, mean_cov_loss, moments, wasserstein_loss
+from .losses import covariance, histogram_loss, moments, wasserstein_loss
 from .quiet import import_tensorflow_quietly
 
 tf, _ = import_tensorflow_quietly()
@@ -79,8 +79,6 @@ def _gaussian_target(summaries, shares, root: bool = False):
 
 
 def _mean_cov_parts(features, target, weights):
-    from .losses import covariance
-
     mean, second = moments(features, weights)
     return [tf.reduce_mean(tf.square(mean - target["mean"]), axis=1),
             tf.reduce_mean(tf.square(covariance(mean, second) - target["cov"]), axis=[1, 2])]
@@ -134,26 +132,20 @@ STATISTICS = {
 }
 
 
-def layer_loss(statistic: Statistic, features, regions: list[dict], masks, norms):
+def layer_loss(statistic: Statistic, features, regions: list[dict], masks, areas, norms):
     """One layer's style loss, (B,): each region's parts (over its own pixels), / their value at the content.
 
-    ``regions``: one target (dict of tensors) per region; ``masks`` (B, H, W, K)
-    at the stage's size or None (one region: the whole image); ``norms``
-    (B, K, P) or None (raw scale). A region counts by its share of the image.
+    ``regions``: one target (dict of tensors) per region; ``masks`` (B, h, w, K)
+    at this layer's resolution, or None (one region: the whole image);
+    ``areas`` (B, K) each region's share of the image, by which it counts;
+    ``norms`` (B, K, P) or None (raw scale).
     """
     total = 0.0
     for k, target in enumerate(regions):
-        weights = None if masks is None else region_weights(masks[..., k], features)
-        parts = statistic.parts(features, target, weights)
+        parts = statistic.parts(features, target, None if masks is None else masks[..., k])
         if norms is None:
             value = tf.add_n(parts)
         else:  # each part reads 1 at the content, and so does their mean
             value = tf.add_n([part / norms[:, k, i] for i, part in enumerate(parts)]) / len(parts)
-        total += value if masks is None else tf.reduce_mean(masks[..., k], axis=[1, 2]) * value
+        total += value if masks is None else areas[:, k] * value
     return total
-
-
-def region_weights(mask, features):
-    """A region's mask (B, H, W) area-averaged to the layer's resolution (B, h, w)."""
-    size = tf.shape(features)[1:3]
-    return tf.image.resize(mask[..., None], size, method="area")[..., 0]

@@ -141,6 +141,7 @@ class StylePanel:
         for name, control in self.controls.items():
             setattr(self, name, control)
         self.controls["preset"].observe(lambda change: self.follow_preset(change["new"]), names="value")
+        self.controls["style_loss"].observe(lambda change: self.follow_style_loss(change["new"]), names="value")
         self.preview_every = w.IntSlider(value=preview_every, min=1, max=100, description="preview every")
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -173,11 +174,16 @@ class StylePanel:
 
     def follow_preset(self, preset: str) -> None:
         """Move the loss weights and the learning rate to ``preset``'s values, and clear the layer override."""
-        resolved = StyleConfig(preset=preset).resolved()
+        resolved = StyleConfig(preset=preset, style_loss=self.controls["style_loss"].value).resolved()
         self.layers.value = ()
         for name in PRESET_FIELDS:
             if name in self.controls:
                 self.controls[name].value = getattr(resolved, name)
+
+    def follow_style_loss(self, style_loss: str) -> None:
+        """Move the style weight to the chosen statistic's scale: the preset's for gram, else the normalised one."""
+        resolved = StyleConfig(preset=self.controls["preset"].value, style_loss=style_loss).resolved()
+        self.controls["style_weight"].value = resolved.style_weight
 
     def _add_upload(self, change: dict[str, Any], dropdown) -> None:
         from .images import load_image_bytes

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nstkit.memory import measured_peak_rss_bytes  # noqa: E402
-from nstkit.images import load_image, resize_to, save_image, to_uint8  # noqa: E402
+from nstkit.images import Encoding, load_image, resize_to, save_image, to_uint8  # noqa: E402
 from nstkit.record import write_record  # noqa: E402
 
 CONTENT = ROOT / "img/content/coffee.jpg"
@@ -151,12 +151,12 @@ def main() -> int:
         return 0
     results = ROOT / "img/results"
     centre = {"crop_centre_xy": list(CROP_CENTRE), "crop_size_wh": list(CROP)}
-    saved = save_image(results / "huge_tiles_crop.jpg", crop(result.image), quality=75)
+    saved = save_image(results / "huge_tiles_crop.jpg", crop(result.image), encoding=Encoding(quality=75))
     write_record(saved, {**record, **made, **centre, "figure": f"{saved.name}: a 1:1 crop of the 4096 px result"})
     if "start" in starts:
         before = crop(to_uint8(resize_to(starts["start"].astype(np.float32), height, width)))
         pair = np.concatenate([before, np.full((CROP[1], 8, 3), 255, np.uint8), crop(result.image)], axis=1)
-        saved = save_image(results / "huge_tiles_before_after.jpg", pair, quality=75)
+        saved = save_image(results / "huge_tiles_before_after.jpg", pair, encoding=Encoding(quality=75))
         write_record(saved, {**record, **made, **centre,
                              "figure": f"{saved.name}: left, the one-pass start at {args.start_dim} px upsampled; "
                                        "right, after the tiled steps at 4096 px (1:1 crops of the same spot)"})

@@ -97,6 +97,7 @@ def _bad_cli_cases(tmp_path, content, style):
         ([content, style, *out, "--quality", "101"], "quality must be a whole number from 1 to 100"),
         ([content, style, *out, "--style-loss", "gramm"], "invalid choice"),
         ([content, style, *out, "--style-scale", "0"], "style_scale"),
+        ([content, style, *out, "--style-scale", "500"], "past 8192 px: use a smaller style_scale"),
         ([content, style, *out, "--mask", tmp_path / "no_mask.png"], "mask not found"),
         ([content, style, *out, "--mask", two_colours], "has 2 styled colour(s) (#ff0000, #0000ff)"),
         ([content, style, *out, "--mask", two_colours, "--style-loss", "histogram"], "not per mask region"),

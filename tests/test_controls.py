@@ -50,6 +50,10 @@ def test_style_scale_needs_one_factor_or_one_per_style():
         nstkit.stylize(CONTENT, [STYLE, STYLE_2], steps=1, style_scale=[1, 2, 3], **TINY)
     with pytest.raises(NstkitError, match="style_scale"):
         nstkit.StyleConfig(style_scale=0).resolved()
+    with pytest.raises(NstkitError, match="past 8192 px: use a smaller style_scale"):
+        nstkit.stylize(CONTENT, STYLE, steps=1, style_scale=200, **TINY)
+    with pytest.raises(NstkitError, match="use a larger style_scale"):
+        nstkit.stylize(CONTENT, STYLE, steps=1, style_scale=0.1, **TINY)
 
 
 # --------------------------------------------------------------------------- style losses
@@ -161,6 +165,10 @@ def test_mask_rules_are_one_line_each(tmp_path):
         nstkit.StyleConfig(mask=str(mask), style_blend=[1, 1]).resolved()
     with pytest.raises(NstkitError, match="histogram"):
         nstkit.StyleConfig(mask=str(mask), style_loss="histogram").resolved()
+    with pytest.raises(NstkitError, match="jitter"):
+        nstkit.StyleConfig(mask=str(mask), jitter=2).resolved()
+    with pytest.raises(NstkitError, match="normalize_style_layers"):
+        nstkit.StyleConfig(mask=str(mask), normalize_style_layers=True).resolved()
     with pytest.raises(NstkitError, match="no mask"):
         nstkit.StyleConfig(mask=str(mask), tile_size=64).resolved()
     with pytest.raises(NstkitError, match="mask not found"):
@@ -318,3 +326,16 @@ def test_every_control_is_in_the_help_with_its_default():
                           ("subsampling", "4:4:4")):
         assert flag in entries, flag
         assert default is None or f"(default: {default}" in entries[flag], (flag, entries[flag])
+
+
+def test_a_sweep_refuses_a_bad_mask_or_scale_count_before_any_job_runs(tiny_pair, tmp_path):
+    from nstkit.sweep import sweep
+
+    content, style = tiny_pair
+    mask = _mask(tmp_path, (255, 0, 0), (0, 0, 255))
+    with pytest.raises(NstkitError, match=r"grid point .*has 2 styled colour"):
+        sweep(str(content), str(style), {"style_weight": [1e6, 1e7]}, mask=str(mask), weights="random",
+              out_dir=tmp_path / "out")
+    with pytest.raises(NstkitError, match="style_scale has 2 factors for 1 style"):
+        sweep(str(content), str(style), {"style_scale": [[1.0, 2.0]]}, weights="random", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

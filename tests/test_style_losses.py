@@ -5,8 +5,7 @@ import pytest
 import scipy.linalg
 import tensorflow as tf
 
-from nstkit.losses import (covariance, histogram_loss, mean_cov_loss, moments, sqrtm_newton_schulz, trace_sqrt,
-                           wasserstein_loss)
+from nstkit.losses import covariance, histogram_loss, moments, sqrtm_newton_schulz, trace_sqrt, wasserstein_loss
 from nstkit.style_stats import STATISTICS, quantile_functions
 
 
@@ -89,14 +88,19 @@ def test_wasserstein_loss_of_a_region_is_that_of_its_pixels():
     assert region.numpy()[0] == pytest.approx(cropped.numpy()[0], rel=1e-4)
 
 
-def test_mean_cov_loss_is_zero_at_the_target_and_counts_both_parts():
+def test_mean_cov_parts_are_zero_at_the_target_and_count_means_and_covariances():
     rng = np.random.default_rng(4)
     features = tf.constant(rng.normal(size=(1, 8, 8, 4)).astype(np.float32))
     mean, second = moments(features)
     cov = covariance(mean, second)
-    assert mean_cov_loss(mean, second, mean, cov).numpy()[0] == pytest.approx(0, abs=1e-10)
-    assert mean_cov_loss(mean, second, mean + 1.0, cov).numpy()[0] == pytest.approx(1.0, rel=1e-5)
-    assert mean_cov_loss(mean, second, mean, cov + 2.0).numpy()[0] == pytest.approx(4.0, rel=1e-5)
+    parts = STATISTICS["mean_cov"].parts
+
+    def total(target_mean, target_cov):
+        return sum(float(p.numpy()[0]) for p in parts(features, {"mean": target_mean, "cov": target_cov}, None))
+
+    assert total(mean, cov) == pytest.approx(0, abs=1e-10)
+    assert total(mean + 1.0, cov) == pytest.approx(1.0, rel=1e-5)
+    assert total(mean, cov + 2.0) == pytest.approx(4.0, rel=1e-5)
 
 
 def test_histogram_loss_is_zero_for_the_same_distribution_and_pulls_towards_the_targets():

@@ -163,3 +163,16 @@ def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(pane
     assert rescued is not None and rescued.exists() and "saved the result to" in panel.status.value
     assert "Read-only file system" in panel.status.value
 
+
+
+def test_choosing_a_style_loss_moves_the_style_weight_to_its_scale(panel):
+    from nstkit.config import NORMALISED_STYLE_WEIGHT
+
+    panel.preset.value = "robust"
+    panel.style_loss.value = "wasserstein"
+    assert panel.style_weight.value == pytest.approx(NORMALISED_STYLE_WEIGHT)
+    assert panel.config().resolved().style_weight == pytest.approx(NORMALISED_STYLE_WEIGHT)
+    panel.preset.value = "vanilla"  # a preset keeps the chosen statistic's scale
+    assert panel.style_weight.value == pytest.approx(NORMALISED_STYLE_WEIGHT)
+    panel.style_loss.value = "gram"
+    assert panel.style_weight.value == pytest.approx(1e6)  # vanilla's Gram weight

@@ -68,7 +68,9 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     style_arg = styles if isinstance(style, (list, tuple)) else styles[0]  # as stylize would get it
     for job in jobs:
         try:
-            job.config.resolved().blend_weights(len(styles))
+            resolved = job.config.resolved()
+            resolved.blend_weights(len(styles))
+            resolved.style_scales(len(styles))
         except NstkitError as error:
             raise NstkitError(f"grid point {job.label()}: {error}") from None
     if executor is not None and workers is not None:
@@ -238,6 +240,15 @@ def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> 
         for init in dict.fromkeys(job.config.init for job in jobs):
             if init not in INIT_CHOICES:
                 load_image(init, None, what="init image", check_min_size=False)
+        for job in jobs:  # a mask must fit the content and the styles, as `stylize` reads it
+            if job.config.mask is not None and isinstance(content, (str, os.PathLike)):
+                from ..masks import load_regions
+
+                shape = load_image(content, job.config.max_dim, what="content image").shape[:2]
+                try:
+                    load_regions(job.config.mask, shape, len(styles))
+                except NstkitError as error:
+                    raise NstkitError(f"grid point {job.label()}: {error}") from None
 
 
 def _plan_outputs(out_dir: Path, jobs: Sequence[SweepJob], overwrite: bool) -> dict[int, Path]:
