@@ -149,7 +149,7 @@ class Objective:
 
     Built once per run for all its members and stages: the backbone, the
     BatchNorm-folded extractor cut at the deepest layer any term uses, and the
-    style Grams, cached by the style image's bytes (members of a sweep usually
+    style statistics (Grams, or a style loss's summaries), cached by the style image's bytes (members of a sweep usually
     share their style; a stage reuses the previous one's if its style size is the same).
     """
 
@@ -165,7 +165,9 @@ class Objective:
         self.extractor = FeatureExtractor(model, layers, config.backbone, config.precision, pooling=config.pooling)
         self.smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         self.smoothed_layers = set(config.swag_layers) if self.smooth else set()
-        self._grams: dict[bytes, dict] = {}
+        # Per style image (shape, bytes): its Grams for the plain Gram term; keyed with a statistic's name first, its
+        # summaries (`style_stats`) for the others. Either way computed once per style and stage size.
+        self._style_stats: dict[tuple, dict] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -213,11 +215,11 @@ class Objective:
             mixed: dict = {}
             for style_rgb, share in zip(styles, blend):
                 key = (style_rgb.shape, style_rgb.tobytes())
-                if key not in self._grams:
+                if key not in self._style_stats:
                     features = self.features(tf.constant(preprocess(style_rgb)))
-                    self._grams[key] = {name: gram_matrix(features[name]) for name in layers}
+                    self._style_stats[key] = {name: gram_matrix(features[name]) for name in layers}
                 for name in layers:
-                    mixed[name] = mixed.get(name, 0.0) + share * self._grams[key][name]
+                    mixed[name] = mixed.get(name, 0.0) + share * self._style_stats[key][name]
             members.append(mixed)
         grams = {name: tf.concat([member[name] for member in members], axis=0) for name in layers}
         return grams, (style_layer_scales(grams) if normalise else None)
@@ -289,10 +291,10 @@ class Objective:
         import tensorflow as tf
 
         key = (statistic.name, style_rgb.shape, style_rgb.tobytes())
-        if key not in self._grams:
+        if key not in self._style_stats:
             features = self.features(tf.constant(preprocess(style_rgb)))
-            self._grams[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
-        return self._grams[key]
+            self._style_stats[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
+        return self._style_stats[key]
 
 
 @dataclass
