@@ -21,8 +21,8 @@ from . import fields
 from .errors import NstkitError
 from .fields import fraction, number, one_of, option, whole
 from .images import MAX_STYLE_SIDE
-from .layers import (BACKBONES, PRESET_NAMES, SWAG_FIRST_STAGE, LayerSpec, Preset, default_swag_layers, get_preset,
-                     parse_layers)
+from .layers import (BACKBONES, PRESET_NAMES, SWAG_FIRST_STAGE, SWAG_RENAMED, SWAG_TEMPERED, SWAG_VARIANTS,
+                     LayerSpec, Preset, default_swag_layers, get_preset, parse_layers)
 
 DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
@@ -37,7 +37,6 @@ STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram")
 # 192 px (benchmarks/style_loss_weights.py; BENCHMARKS.md, "Style losses").
 NORMALISED_STYLE_WEIGHT = 1e5
 POOLINGS = ("max", "avg")
-SWAG_VARIANTS = ("none", "softmax", "channel_softmax", "scale")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -122,7 +121,7 @@ class StyleConfig:
         optional=True, batch=True)
     content_weight: float | None = option(
         help="content loss weight", kind="float", check=number(zero=True),
-        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -2, 6, 0.5))
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -8, 6, 0.5))
     style_weight: float | None = option(
         help="style loss weight", kind="float", check=number(zero=True),
         default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
@@ -167,17 +166,18 @@ class StyleConfig:
         default_text="resnet50, or the preset's")
     # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
     swag: str | None = option(
-        help="smooth activations before the losses (Wang et al. 2021): softmax over C*H*W, channel_softmax over "
-             "channels, or scale", kind="str", check=one_of(SWAG_VARIANTS), choices=SWAG_VARIANTS,
+        help="smooth activations before the losses (Wang et al. 2021): " + "; ".join(
+            f"{name}: {source}" for name, source in SWAG_VARIANTS.items() if name != "none"),
+        kind="str", check=one_of(tuple(SWAG_VARIANTS)), choices=tuple(SWAG_VARIANTS),
         default_text="the preset's, else none", group=_BEYOND,
         tiles=(lambda value: value in (None, "none"), "no swag"))
-    swag_temperature: float = option(1.0, help="softmax temperature T", kind="float", check=number(zero=False),
-                                     group=_BEYOND)
+    swag_temperature: float = option(1.0, help=f"softmax temperature T of --swag {' and '.join(SWAG_TEMPERED)}",
+                                     kind="float", check=number(zero=False), group=_BEYOND)
     swag_alpha: float = option(1.0, help="factor for --swag scale", kind="float", check=number(zero=False),
                                group=_BEYOND)
     swag_layers: list[str] | None = option(
-        help="layers to smooth, 'a,b,...'", kind="names", optional=True, group=_BEYOND,
-        default_text=f"those in stages {SWAG_FIRST_STAGE}-5")
+        help="layers to smooth, 'a,b,...'; each must be a style or content layer", kind="names", optional=True,
+        group=_BEYOND, default_text=f"the style and content layers in stages {SWAG_FIRST_STAGE}-5")
     param: str = option(
         "pixel", help="optimise pixels, or a colour-decorrelated Fourier spectrum (Mordvintsev et al. 2018)",
         kind="str", check=one_of(PARAMETERIZATIONS), choices=PARAMETERIZATIONS, group=_BEYOND,
@@ -352,10 +352,30 @@ class StyleConfig:
         if self.mask is not None and self.style_loss == "histogram":
             raise NstkitError("style_loss histogram matches each channel's histogram over the whole image, not per "
                               "mask region: use style_loss gram, mean_cov or wasserstein with a mask")
+        self._check_swag()
         if not self.style_layers and self.style_weight:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:
             raise NstkitError("no content layers selected; choose a preset or pass content layers")
+
+    def _check_swag(self) -> None:
+        """Smoothing must reach a loss: a smoothed layer no term reads changes nothing, without a word."""
+        if self.swag == "none":
+            if self.swag_layers:
+                raise NstkitError(f"swag_layers {', '.join(self.swag_layers)} given, and swag is none: "
+                                  "choose a variant (e.g. swag softmax) or drop swag_layers")
+            return
+        if self.swag_temperature != 1.0 and self.swag not in SWAG_TEMPERED:
+            raise NstkitError(f"swag {self.swag} has no temperature (swag_temperature {self.swag_temperature:g}): "
+                              f"use swag {' or '.join(SWAG_TEMPERED)}, or drop swag_temperature")
+        used = {*self.style_layers, *self.content_layers}
+        unused = [name for name in self.swag_layers if name not in used]
+        if unused:
+            raise NstkitError(f"swag layer(s) {', '.join(unused)} feed no loss, so smoothing them changes nothing: "
+                              f"smooth some of the style/content layers ({', '.join(used)}) or add them to those")
+        if not self.swag_layers:
+            raise NstkitError(f"swag {self.swag} has no layer to smooth: no style or content layer is in stages "
+                              f"{SWAG_FIRST_STAGE}-5; give swag_layers")
 
     def overridden_preset_fields(self) -> list[str]:
         """The preset-provided fields this (unresolved) config sets to something other than the preset's value.
@@ -395,7 +415,19 @@ class StyleConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "StyleConfig":
-        return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+        config = cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+        return dataclasses.replace(config, swag=SWAG_RENAMED.get(config.swag, config.swag))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "StyleConfig":
+        """The config a run record (`record.build_record`) replays: its names as this version reads them.
+
+        Before record version 3, swag "softmax" meant what is now "softmax_relative".
+        """
+        data = dict(record["config"])
+        if record.get("record_version", 0) < 3 and data.get("swag") == "softmax":
+            data["swag"] = "softmax_relative"
+        return cls.from_dict(data)
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(StyleConfig))

@@ -139,12 +139,57 @@ def layers_to_spec(layers: Mapping[str, float]) -> str:
     return ",".join(name if weight == 1 else f"{name}:{weight:g}" for name, weight in layers.items())
 
 
-SWAG_FIRST_STAGE = 3  # the SWAG paper smooths conv3_x .. conv5_x (stages 3 to 5)
+# Each variant and where it comes from, in one line (the CLI's --help and the README show these).
+SWAG_VARIANTS: dict[str, str] = {
+    "none": "no smoothing",
+    "softmax": "the paper's Eq. 11: a softmax over all C*H*W entries of the map, no temperature",
+    "softmax2d": "the code's first upload (peiwang062/swag 144b487): nn.Softmax2d, over the channels at each "
+                 "pixel, T=1",
+    "softmax_relative": "nstkit's own, its 'softmax' until record version 3: over C*H*W of the map divided by "
+                        "its standard deviation, temperature T, times C*H*W",
+    "softmax2d_relative": "nstkit's own, 'channel_softmax' until record version 3: over the channels of the map "
+                          "divided by its standard deviation, temperature T, times C",
+    "scale": "the code today (peiwang062/swag 2eec0cc): alpha*x with alpha 0.001 there; a control, not smoothing",
+}
+# The variants with a temperature: the paper's two have none (T=1).
+SWAG_TEMPERED = ("softmax_relative", "softmax2d_relative")
+# Names records wrote before record version 3 (the meaning is unchanged).
+SWAG_RENAMED = {"channel_softmax": "softmax2d_relative"}
+
+# The SWAG code smooths PyTorch's layer3 and layer4 (the author, peiwang062/swag issue #8: "conv3_0-5 and
+# conv4_0-2"), which Keras names conv4_block1..6 and conv5_block1..3: stages 4 and 5 here.
+SWAG_FIRST_STAGE = 4
 
 
 def default_swag_layers(layer_names: Iterable[str], backbone: str = "resnet50") -> list[str]:
-    """The layers SWAG smooths by default (Wang et al. 2021): those of ``layer_names`` in stages 3 to 5."""
+    """The layers SWAG smooths by default (Wang et al. 2021): those of ``layer_names`` in stages 4 and 5."""
     return [name for name in layer_names if CATALOGS[backbone][name].stage >= SWAG_FIRST_STAGE]
+
+
+# The SWAG paper's objective (peiwang062/swag, resnet_swag.py): content weight 1 on the mean squared feature
+# difference, style weight 1e17 on the sum over layers of the mean squared difference of Grams FᵀF/(C·H·W).
+SWAG_PAPER_CONTENT_WEIGHT, SWAG_PAPER_STYLE_WEIGHT = 1.0, 1e17
+SWAG_STYLE = ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
+# nstkit's Gram divides by H·W, not C·H·W, so layer l's style loss is C_l² times the paper's: weights (64/C_l)²
+# give the layers the paper's shares. Both weights are then multiplied by one constant, so the objective is the
+# paper's times SWAG_RESCALE: the same minimiser (tests/test_swag.py checks the ratio on two images). 1e-7 puts
+# the total and its pixel gradient where the robust preset's are (6e9 and ~4e3 per pixel at 256 px, random
+# weights), so Adam's lr 20 and ε 0.1 mean what they mean for the seed. The paper's weights themselves leave
+# its content term 3e-32 of the total and its two smoothed layers 4e-17 of the style term there (conv1_relu
+# 99%): the unsmoothed shallow layers and the content start decide its result (BENCHMARKS.md, "SWAG").
+SWAG_RESCALE = 1e-7
+SWAG_LAYER_WEIGHTS = {name: (64 / CATALOGS["resnet50"][name].channels) ** 2 for name in SWAG_STYLE}
+
+
+def swag_paper_weights() -> tuple[float, float]:
+    """(content_weight, style_weight) that make nstkit's objective the paper's times `SWAG_RESCALE`.
+
+    nstkit's style term averages its layers, weighted: Σ w_l·L_l / Σ w_l, and L_l = C_l²·(the paper's
+    layer loss); with w_l = (64/C_l)² that is 64²/Σw times the paper's sum.
+    """
+    total = sum(SWAG_LAYER_WEIGHTS.values())
+    return (SWAG_RESCALE * SWAG_PAPER_CONTENT_WEIGHT,
+            SWAG_RESCALE * SWAG_PAPER_STYLE_WEIGHT * total / 64 ** 2)
 
 
 def deepest(layer_names: Iterable[str], backbone: str = "resnet50") -> LayerInfo:
@@ -225,14 +270,15 @@ _PRESETS = {
         ),
         Preset(
             "swag",
-            "Wang et al. 2021: one output per stage, softmax-smoothed activations from stage 3 on",
-            parse_layers(["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
-                          "conv5_block3_out"]),
+            "Wang et al. 2021 as their code ran it: one output per stage, Eq. 11's softmax on stages 4-5, "
+            "the paper's loss weights (rescaled)",
+            dict(SWAG_LAYER_WEIGHTS),
             parse_layers(["conv4_block6_out"]),
+            content_weight=swag_paper_weights()[0],
+            style_weight=swag_paper_weights()[1],
             swag="softmax",
-            # The softmax makes the loss steep: at the seed's lr of 20 the first step overshoots it 1e4-fold.
-            learning_rate=5.0,
-            source="Wang, Li & Vasconcelos, CVPR 2021 (peiwang062/swag, resnet_swag.py)",
+            source="Wang, Li & Vasconcelos, CVPR 2021; layers and weights from peiwang062/swag resnet_swag.py, "
+                   "smoothed layers from its issue #8",
         ),
         Preset(
             "vgg19",

@@ -1,7 +1,7 @@
 """The JSON run record written beside every output image.
 
 It answers "what made this picture?" months later: the resolved config
-(feed ``record["config"]`` back to `StyleConfig.from_dict` to rerun), the
+(feed the record to `StyleConfig.from_record` to rerun), the
 weights (ImageNet, a file with its md5, or seeded random), the inputs with
 their checksums, the package versions, the device and the wall time.
 """
@@ -23,7 +23,8 @@ import numpy as np
 from .config import INIT_CHOICES
 from .files import atomic_write
 
-RECORD_VERSION = 2  # 2: one schema for every run: `stages` (was `levels`), tile fields per stage
+RECORD_VERSION = 3  # 2: one schema for every run: `stages` (was `levels`), tile fields per stage; 3: swag
+# "softmax" is the paper's Eq. 11 (was nstkit's relative form, now "softmax_relative"; `StyleConfig.from_record`)
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
 
 

@@ -3,15 +3,11 @@ Robustness of Image Style Transfer", CVPR 2021; official code peiwang062/swag, r
 
 Residual connections make deep ResNet activations peaky: a few large entries
 dominate the Gram matrix and the style loss ignores the rest. Passing each
-feature map through a smoothing function before the losses evens them out;
-the paper found this fixes stylization for pretrained and random weights.
+feature map through a smoothing function before the losses evens them out.
 
-Variants, applied per layer to ``(B, H, W, C)`` activations, with temperature T in units of each
-map's standard deviation and the result scaled to mean 1 (see `softmax_all` for why):
-
-- ``softmax``: softmax over all C·H·W entries of the map;
-- ``channel_softmax``: softmax over the channels at each pixel;
-- ``scale``: plain multiplication by α (the paper's control).
+The paper and its code disagree, and nstkit used a third form, so each variant
+is kept under its own name with its source (`layers.SWAG_VARIANTS`). All act per layer on
+``(B, H, W, C)`` activations, before the Gram and the content loss alike.
 """
 
 from __future__ import annotations
@@ -20,25 +16,25 @@ from .quiet import import_tensorflow_quietly
 
 tf, _ = import_tensorflow_quietly()  # TF's C++ start-up lines kept off the user's stderr
 
-from .layers import default_swag_layers  # noqa: F401  (where the paper's layers are chosen)
+from .layers import SWAG_RENAMED, SWAG_VARIANTS, default_swag_layers  # noqa: F401  (names, sources, layers)
 
 
 
 def softmax_all(features: tf.Tensor, temperature: float = 1.0, *, unit_mean: bool = False,
                 relative: bool = False) -> tf.Tensor:
-    """Softmax over all C·H·W entries. ``unit_mean`` multiplies by C·H·W so the entries average 1.
+    """Softmax over all C·H·W entries (Eq. 11 with the defaults). ``unit_mean`` multiplies by C·H·W.
 
-    A plain softmax of a 512×32×32 map has entries near 2e-6; its Gram entries
-    (~1e-12) and their squared differences underflow float32's useful range,
-    so the layer's gradient is noise. The constant factor changes nothing but
-    the scale, and keeps the loss well conditioned.
+    The exact softmax is what the paper wrote; in float32 it is fine: its
+    entries (~1e-6) and Gram entries (~1e-12) are far above float32's
+    smallest normal number (1e-38), and the paper-sized loss weights carry
+    the magnitudes back (`layers.SWAG_RESCALE`).
 
     ``relative`` divides the map by its standard deviation first, so the
-    temperature is in units of the layer's own spread. With raw activations a
-    fixed T saturated the softmax into a one-hot map within a few steps here
-    (the style loss then froze), because activation scales differ wildly
-    between layers and between random and ImageNet weights. This is our
-    deviation from the paper, which tuned T on pretrained activations.
+    temperature is in units of the layer's own spread, and ``unit_mean``
+    scales the result to mean 1: nstkit's earlier form (``softmax_relative``).
+    With raw activations and a fixed T below 1 the softmax saturated into a
+    one-hot map within a few steps here, because activation scales differ
+    between layers and between random and ImageNet weights.
     """
     flat = tf.reshape(tf.cast(features, tf.float32), [tf.shape(features)[0], -1])
     flat = flat / (tf.math.reduce_std(flat, axis=-1, keepdims=True) + 1e-12) if relative else flat
@@ -50,7 +46,10 @@ def softmax_all(features: tf.Tensor, temperature: float = 1.0, *, unit_mean: boo
 
 def softmax_channels(features: tf.Tensor, temperature: float = 1.0, *, unit_mean: bool = False,
                      relative: bool = False) -> tf.Tensor:
-    """Softmax over the channels at each pixel; ``unit_mean`` multiplies by C, ``relative`` as in `softmax_all`."""
+    """Softmax over the channels at each pixel (PyTorch's nn.Softmax2d with the defaults).
+
+    ``unit_mean`` multiplies by C, ``relative`` as in `softmax_all`.
+    """
     features = tf.cast(features, tf.float32)
     if relative:
         features = features / (tf.math.reduce_std(features, axis=[1, 2, 3], keepdims=True) + 1e-12)
@@ -63,10 +62,15 @@ def scale(features: tf.Tensor, alpha: float = 1.0) -> tf.Tensor:
 
 
 def smoothing(variant: str, temperature: float = 1.0, alpha: float = 1.0):
-    """The per-layer transform for a variant name, or None for "none"."""
+    """The per-layer transform for a variant name (see `layers.SWAG_VARIANTS`), or None for "none"."""
+    variant = SWAG_RENAMED.get(variant, variant)
     if variant == "softmax":
+        return softmax_all
+    if variant == "softmax2d":
+        return softmax_channels
+    if variant == "softmax_relative":
         return lambda features: softmax_all(features, temperature, unit_mean=True, relative=True)
-    if variant == "channel_softmax":
+    if variant == "softmax2d_relative":
         return lambda features: softmax_channels(features, temperature, unit_mean=True, relative=True)
     if variant == "scale":
         return lambda features: scale(features, alpha)

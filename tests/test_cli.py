@@ -101,6 +101,10 @@ def _bad_cli_cases(tmp_path, content, style):
         ([content, style, *out, "--mask", tmp_path / "no_mask.png"], "mask not found"),
         ([content, style, *out, "--mask", two_colours], "has 2 styled colour(s) (#ff0000, #0000ff)"),
         ([content, style, *out, "--mask", two_colours, "--style-loss", "histogram"], "not per mask region"),
+        ([content, style, *out, "--swag", "softmax", "--swag-layers", "conv3_block4_out,conv4_block6_out"],
+         "swag layer(s) conv3_block4_out, conv4_block6_out feed no loss"),
+        ([content, style, *out, "--swag", "softmax", "--swag-temperature", "0.5"], "swag softmax has no temperature"),
+        ([content, style, *out, "--swag-layers", "conv4_block2_2_conv"], "and swag is none"),
     ]
     return cases
 

@@ -74,7 +74,12 @@ def test_what_a_batch_may_vary_and_a_grid_separates_with_semicolons_come_from_th
     assert parse_grid(["style_blend=0.5,0.5;0.9,0.1"]) == {"style_blend": [[0.5, 0.5], [0.9, 0.1]]}
 
 
-def test_resolution_runs_preset_then_layers_then_defaults_then_validation():
+def test_resolution_runs_preset_then_layers_then_defaults_then_validation(monkeypatch):
+    import dataclasses
+
+    from nstkit import layers
+
+    monkeypatch.setitem(layers._PRESETS, "swag", dataclasses.replace(layers.get_preset("swag"), learning_rate=5.0))
     config = StyleConfig(preset="vanilla", style_layers="conv1_relu:2,conv1_relu", learning_rate=None)
     resolved = config.resolved()
     assert resolved.style_layers == {"conv1_relu": 3.0}  # layers: the override, parsed

@@ -17,9 +17,12 @@ def _fell(result, term="total"):
 
 
 @pytest.mark.parametrize("options", [
-    # SWAG's softmax makes the loss steep: at the seed's lr of 20 the first step overshoots by 1e4x.
-    dict(preset="swag", learning_rate=5.0),
-    dict(swag="channel_softmax", swag_temperature=0.5),
+    dict(preset="swag"),
+    dict(preset="swag", swag="softmax2d"),
+    dict(preset="swag", optimizer="lbfgs"),
+    # nstkit's relative softmax makes the loss steep: at the seed's lr of 20 the first step overshoots by 1e4x.
+    dict(preset="swag", swag="softmax_relative", learning_rate=5.0),
+    dict(swag="softmax2d_relative", swag_temperature=0.5),
     dict(swag="scale", swag_alpha=0.1),
     dict(param="fourier"),
     dict(param="fourier", jitter=2, preset="swag"),
