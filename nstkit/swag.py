@@ -16,7 +16,7 @@ from .quiet import import_tensorflow_quietly
 
 tf, _ = import_tensorflow_quietly()  # TF's C++ start-up lines kept off the user's stderr
 
-from .layers import SWAG_RENAMED, SWAG_VARIANTS, default_swag_layers  # noqa: F401  (names, sources, layers)
+from .layers import SWAG_RENAMED, default_swag_layers  # noqa: F401  (default_swag_layers: where the layers are chosen)
 
 
 
