@@ -12,7 +12,8 @@ Modules in layers; data flows down this list and no module imports one above it
   `layers` (catalogs, presets), `files`, `config` (`StyleConfig`), `images`
   (load, save, caffe pixel space), `record` (run record), `quiet`, `start`
   (start images), `color` (colour control), `tiles` (tile geometry), `masks`
-  (spatial control's regions);
+  (spatial control's regions), `flow` (optical flow, warps, where they hold), `clips` (video
+  and frame folders in, MP4 out);
 - the model: `device`, `folding`, `backbone` (weights, feature extractor),
   `swag`, `param` (pixels or Fourier), `losses` (one small function each),
   `style_stats` (what the style loss matches: Gram, mean/cov, Wasserstein, histogram);

@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -197,11 +197,14 @@ def pixel_bounds() -> tuple[np.ndarray, np.ndarray]:
     return -IMAGENET_MEAN_BGR, 255.0 - IMAGENET_MEAN_BGR
 
 
-def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
-    """Fail early (before any compute) if ``path`` can't be written or would replace an input."""
+def check_output_path(path: os.PathLike | str, inputs: tuple = (), formats: Sequence[str] | None = None) -> Path:
+    """Fail early (before any compute) if ``path`` can't be written or would replace an input.
+
+    ``formats``: the suffixes allowed (default: the image formats, `SAVE_FORMATS`)."""
     path = Path(path)
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise NstkitError(f"output {path} must end in {', '.join(SAVE_FORMATS)}: the format follows the extension")
+    formats = tuple(formats or SAVE_FORMATS)
+    if path.suffix.lower() not in formats:
+        raise NstkitError(f"output {path} must end in {', '.join(formats)}: the format follows the extension")
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, Path(source)):
             raise NstkitError(f"output {path} is the same file as input {source}: "
@@ -212,7 +215,7 @@ def check_output_path(path: os.PathLike | str, inputs: tuple = ()) -> Path:
     if not parent.is_dir():
         raise NstkitError(f"output folder {parent} does not exist: create it or choose another -o path")
     if path.is_dir():
-        raise NstkitError(f"output {path} is a directory: give a file name ending in .png, .jpg, .tif or .webp")
+        raise NstkitError(f"output {path} is a directory: give a file name ending in {' or '.join(formats)}")
     try:  # a real probe: permission bits say nothing for root or on read-only mounts
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
         os.close(fd)

@@ -104,3 +104,102 @@ def evaluate(output: ImageInput, content: ImageInput, style: ImageInput, *, opti
             "gram_distance": gram_distance(output, style, judge_weights=judge_weights,
                                            optimised_with=optimised_with),
             **color_distance(output, style)}
+
+
+# ---- A style distance that needs no network -------------------------------------------------------------------
+# A random network's Gram distance sees palette and fine texture only. This one compares the images' patch
+# distributions directly: all 7x7 RGB patches at three scales (full, half, quarter size), a sample of each,
+# and the sliced Wasserstein distance between the output's and the style's (POT). It needs no weights, so it
+# judges the same way offline and with ImageNet; `validate_patch_distance` checks it ranks what it should.
+PATCH_SIZE = 7
+PATCH_SCALES = (1.0, 0.5, 0.25)
+PATCH_SAMPLES = 4096  # patches drawn per image and scale: the distance's spread over seeds is ~1% then
+PATCH_PROJECTIONS = 256
+SHUFFLE_TILE = 8  # px: the tiles `shuffle_patches` permutes, about one patch wide
+
+
+def _ot():
+    """POT, with its optional TensorFlow/PyTorch/JAX back ends off: importing them costs seconds and memory,
+    and this metric hands it numpy arrays only."""
+    import os
+
+    for backend in ("TENSORFLOW", "PYTORCH", "JAX", "CUPY"):
+        os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
+    import ot
+
+    return ot
+
+
+def _patches(rgb: np.ndarray, scale: float, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` flattened PATCH_SIZE^2 x 3 patches of ``rgb`` rescaled by ``scale``, values in [0, 1]."""
+    from skimage.transform import rescale
+
+    image = np.asarray(rgb, np.float64) / 255.0
+    if scale != 1.0:
+        image = rescale(image, scale, channel_axis=-1, anti_aliasing=True)
+    if min(image.shape[:2]) < PATCH_SIZE:
+        raise NstkitError(f"an image of {rgb.shape[1]}x{rgb.shape[0]} px is too small for the patch distance at "
+                          f"scale {scale}: it needs {PATCH_SIZE / scale:.0f} px on each side")
+    windows = np.lib.stride_tricks.sliding_window_view(image, (PATCH_SIZE, PATCH_SIZE), axis=(0, 1))
+    windows = windows.reshape(-1, 3 * PATCH_SIZE * PATCH_SIZE)
+    chosen = rng.choice(len(windows), size=min(samples, len(windows)), replace=False)
+    return windows[chosen]
+
+
+def patch_distance(output: np.ndarray, style: np.ndarray, *, seed: int = 0, samples: int = PATCH_SAMPLES,
+                   scales: Sequence[float] = PATCH_SCALES) -> float:
+    """Mean over ``scales`` of the sliced Wasserstein distance between the two images' 7x7 patch
+    distributions (0 = the same patches; the sizes may differ). ``seed`` fixes the patch sample and the
+    projections, so one pair of images always gets one number."""
+    ot = _ot()
+    rng = np.random.default_rng(seed)
+    distances = []
+    for scale in scales:
+        ours, theirs = _patches(output, scale, samples, rng), _patches(style, scale, samples, rng)
+        distances.append(float(ot.sliced_wasserstein_distance(ours, theirs, n_projections=PATCH_PROJECTIONS,
+                                                              seed=int(rng.integers(2**31)))))
+    return float(np.mean(distances))
+
+
+def shuffle_patches(rgb: np.ndarray, tile: int = SHUFFLE_TILE, seed: int = 0) -> np.ndarray:
+    """``rgb`` cut into ``tile`` x ``tile`` squares, permuted at random: the same pixels and nearly the same
+    small patches, but no structure larger than a tile (the part past the last whole tile is cropped)."""
+    rows, cols = rgb.shape[0] // tile, rgb.shape[1] // tile
+    tiles = (np.asarray(rgb)[: rows * tile, : cols * tile].reshape(rows, tile, cols, tile, -1)
+             .transpose(0, 2, 1, 3, 4).reshape(rows * cols, tile, tile, -1))
+    tiles = tiles[np.random.default_rng(seed).permutation(len(tiles))]
+    return tiles.reshape(rows, cols, tile, tile, -1).transpose(0, 2, 1, 3, 4).reshape(rows * tile, cols * tile, -1)
+
+
+BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the blend's checked points; tenths are reported as well
+
+
+def validate_patch_distance(pairs: Sequence[tuple[str, str]], size: int = 256, seed: int = 0) -> dict:
+    """Check, per (content, style) pair of bundled images at ``size`` px, that `patch_distance` to the
+    style's left three quarters (the reference) ranks: its right three quarters (another crop of the
+    same style) nearest, that crop with its tiles shuffled next, the content (same crop size) far; and
+    that it falls at every step of a pixel blend from the content to the other crop (`BLEND_STEPS`).
+
+    Returns ``{"passed": bool, "pairs": [...]}`` with every distance, so a report can show why it failed.
+    """
+    from .images import bundled_image, resize_to
+
+    checks = []
+    for content_name, style_name in pairs:
+        style = np.asarray(bundled_image(style_name, size), np.float32)
+        width = style.shape[1] * 3 // 4
+        reference, other = style[:, :width], style[:, -width:]
+        content = resize_to(np.asarray(bundled_image(content_name, size), np.float32), *other.shape[:2])
+        distance = lambda image: patch_distance(image, reference, seed=seed)  # noqa: E731
+        d_other, d_shuffled, d_content = (distance(image) for image in
+                                          (other, shuffle_patches(other, seed=seed), content))
+        blend = {t: distance((1 - t) * content + t * other) for t in sorted({*BLEND_STEPS, *np.arange(11) / 10})}
+        along = [blend[t] for t in BLEND_STEPS]
+        ranked = d_other < d_shuffled < d_content
+        monotone = all(later < earlier for earlier, later in zip(along, along[1:]))
+        checks.append({"pair": [content_name, style_name], "other_crop": d_other, "shuffled": d_shuffled,
+                       "content": d_content, "blend": {f"{t:g}": blend[t] for t in BLEND_STEPS},
+                       "blend_tenths": [blend[t] for t in np.arange(11) / 10],
+                       "ranked": ranked, "monotone": monotone})
+    return {"passed": all(c["ranked"] and c["monotone"] for c in checks), "size": size, "seed": seed,
+            "pairs": checks}

@@ -1,38 +1,121 @@
-"""Print notebook 06's comparison table: python scripts/compare_methods.py [--weights random] [--steps 200]
+"""The method comparison, one source for every copy of its table: python scripts/compare_methods.py [--quick]
 
-Runs every method (vanilla, robust, SWAG, Fourier, SWAG+Fourier, VGG19) on the bundled content/style pairs
-with equal step budgets and several seeds, and prints every offline metric as mean ± spread, the seconds
-per step, which weights made the table, and whether SWAG and Fourier meet the issue's target.
+Runs every method (`nstkit.compare.METHODS`) on the four bundled pairs with three seeds, 300 steps at
+256 px (the full comparison: 144 runs, about 2 h on a 2-core CPU with float32), scores each output
+with every offline metric, and stores it all in benchmarks/method_comparison.json after each run
+(rerun the same command to resume). Then it prints the report, writes the README's table between its
+markers, and draws img/results/06_method_comparison.png (intervals per method) and
+img/results/06_methods.jpg (the first pair, seed 0, every method).
+
+--quick: 64 px, 3 steps, two pairs, two seeds, into out/method_comparison_quick.json (how CI runs the
+mechanics; it touches neither the README nor img/results/). --weights imagenet reruns it with
+ImageNet weights (into out/method_comparison_imagenet.json unless --out says otherwise).
 """
 
 import argparse
+import dataclasses
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from nstkit.compare import METHODS, PAIRS, compare, summary, verdict  # noqa: E402
-from nstkit.notebook import table  # noqa: E402
+from nstkit import compare  # noqa: E402
+from nstkit.errors import NstkitError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+FIGURE = REPO / "img" / "results" / "06_method_comparison.png"
+GRID = REPO / "img" / "results" / "06_methods.jpg"
 
 
-def main() -> None:
+def record(figure: Path, results: dict, shows: str) -> None:
+    """The figure's run record beside it: what it shows, what made it, and the results file it was drawn from."""
+    import json
+
+    figure.with_suffix(".json").write_text(json.dumps(
+        {"figure": str(figure.relative_to(REPO)), "shows": shows, "made_by": compare.made_by(results),
+         "settings": results["settings"], "from": str(compare.RESULTS.relative_to(REPO))}, indent=2) + "\n")
+    print(f"saved {figure.relative_to(REPO)} and its record")
+
+
+def figures(results: dict, images: Path) -> None:
+    """The interval plot of the two style distances and the SSIM, and the first cell's image grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from nstkit.images import bundled_image, load_image
+    from nstkit.notebook import image_grid
+
+    methods = results["settings"]["methods"]
+    cells = compare.complete_cells(results)
+    metrics = ("gram_distance", "patch_distance", "ssim_luminance")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(12, 0.32 * len(methods) + 1.2), sharey=True)
+    for axis, metric in zip(axes, metrics):
+        stats = [compare.stratified_bootstrap(compare._values(results, m, metric, cells)) for m in methods]
+        means = np.array([s[0] for s in stats])
+        errors = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T
+        axis.errorbar(means, np.arange(len(methods)), xerr=errors, fmt="o", capsize=3)
+        axis.axvline(means[methods.index(compare.BASELINE)], color="grey", lw=0.8, ls="--")
+        axis.set_title(metric.replace("_", " ") + (" (higher: more content)" if metric in compare.HIGHER_IS_BETTER
+                                                   else " (lower: nearer the style)"), fontsize=9)
+    axes[0].set_yticks(np.arange(len(methods)), methods)
+    axes[0].invert_yaxis()
+    figure.suptitle(compare.made_by(results), fontsize=8)
+    figure.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURE, dpi=72)
+    record(FIGURE, results, "each method's mean and 95% interval of both style distances and the content SSIM")
+    (pair, seed), settings = cells[0], results["settings"]
+    stems = "-".join(Path(name).stem for name in pair)
+    outputs = [images / f"{m.replace(' ', '_').replace('+', '_')}-{stems}-seed{seed}.png" for m in methods]
+    if all(path.exists() for path in outputs):
+        grid = image_grid([[bundled_image(pair[0], settings["max_dim"]), bundled_image(pair[1], settings["max_dim"])]
+                           + [load_image(path) for path in outputs]], col_labels=["content", "style", *methods],
+                          cell=1.6, caption=f"{pair[0]} x {pair[1]}, seed {seed}: {compare.made_by(results)}")
+        grid.savefig(GRID, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
+        record(GRID, results, f"{pair[0]} x {pair[1]}, seed {seed}, every method")
+    else:
+        print(f"no image grid: the outputs of {pair[0]} x {pair[1]} seed {seed} are not in {images}")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="random", help="imagenet, a path, or random (one network per seed)")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--max-dim", type=int, default=128)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the bundled pairs")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--quick", action="store_true", help="64 px, 3 steps, 2 pairs, 2 seeds: the mechanics only")
+    parser.add_argument("--weights", default="random", help="random (one network per seed), imagenet, or a path")
+    parser.add_argument("--methods", nargs="+", choices=list(compare.METHODS), help="a subset (default: all)")
+    parser.add_argument("--out", type=Path, help="the results file (default: see above)")
+    parser.add_argument("--images", type=Path, help="where each output and its run record go "
+                                                     "(default: out/method_comparison[_quick]/)")
+    parser.add_argument("--report-only", action="store_true", help="report the stored results, run nothing")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md and img/results/ as they are")
     args = parser.parse_args()
-    runs = compare(args.methods, PAIRS[: args.pairs], args.seeds, weights=args.weights, steps=args.steps,
-                   max_dim=args.max_dim, precision=args.precision)
-    made_by = ("random weights (one seeded random network per seed), NOT ImageNet"
-               if args.weights.startswith("random") else f"weights {args.weights}")
-    print(f"\n# {len(runs)} runs: {args.pairs} pairs x {len(args.methods)} methods x {len(args.seeds)} seeds, "
-          f"{args.steps} steps at {args.max_dim} px, {args.precision}; {made_by}; Gram distance judged by a held-out random ResNet-50")
-    print(table(summary(runs)))
-    print("\n".join(verdict(runs)))
+    settings = compare.QUICK if args.quick else compare.FULL
+    settings = dataclasses.replace(settings, weights=args.weights,
+                                   methods=tuple(args.methods) if args.methods else settings.methods)
+    official = not args.quick and args.weights == "random" and args.methods is None and args.out is None
+    suffix = "_quick" if args.quick else ("" if args.weights == "random" else f"_{Path(args.weights).stem}")
+    out = args.out or (compare.RESULTS if official else REPO / "out" / f"method_comparison{suffix}.json")
+    images = args.images or REPO / "out" / f"method_comparison{suffix}"
+    try:
+        results = compare.load(out) if args.report_only else compare.run(settings, out, images=images)
+        print(compare.report(results))
+        if official and not args.no_readme:
+            README.write_text(compare.readme_with_table(README.read_text(), results))
+            print(f"wrote the table into {README.relative_to(REPO)}")
+            figures(results, images)
+    except NstkitError as error:
+        print(f"compare_methods: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"compare_methods: stopped; the finished runs are in {out}: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,14 +16,14 @@ PACKAGE = ROOT / "nstkit"
 # Lowest first. A module may import modules of its own layer or below.
 LAYERS = [
     ("core", ["errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
-              "tiles", "masks"]),
+              "tiles", "masks", "flow", "clips"]),
     ("model", ["device", "folding", "backbone", "swag", "param", "losses", "style_stats"]),
     ("engine", ["objective", "optim", "checkpoint", "sources", "engine", "optimize"]),
     ("interfaces", ["memory", "timing", "metrics", "analysis", "compare", "sweep", "cli", "widgets", "notebook",
                     "__main__", "__init__"]),
 ]
 LEVEL = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}
-TF_FREE = {"errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color", "tiles", "masks"}
+TF_FREE = {"errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color", "tiles", "masks", "flow", "clips"}
 
 
 def _module_name(path: Path) -> str:

@@ -60,3 +60,46 @@ def test_evaluate_is_reachable_after_import_nstkit_and_takes_paths_like_stylize(
     assert from_paths["ssim_luminance"] == pytest.approx(1.0)  # the output is the content
     with pytest.raises(NstkitError, match="style image not found"):
         nstkit.metrics.evaluate(str(paths[0]), str(paths[1]), str(tmp_path / "missing.png"))
+
+
+# ---- the weight-free patch distance -----------------------------------------------------------------------------
+
+def test_patch_distance_is_seeded_and_small_for_the_same_image_only():
+    from nstkit.metrics import patch_distance
+
+    image, other = smooth_image(1, 96, 96), smooth_image(7, 96, 96)
+    assert patch_distance(image, other, seed=3) == patch_distance(image, other, seed=3)
+    same = patch_distance(image, image)
+    assert same < 0.2 * patch_distance(image, other)  # two samples of one distribution, not zero
+    assert patch_distance(image, image.astype(np.float32) * 0.5) > 3 * same  # darker: other patches
+
+
+def test_shuffle_patches_keeps_the_pixels_and_moves_the_tiles():
+    from nstkit.metrics import shuffle_patches
+
+    image = smooth_image(4, 40, 48)
+    shuffled = shuffle_patches(image, tile=8, seed=1)
+    assert shuffled.shape == image.shape
+    assert np.array_equal(np.sort(shuffled.ravel()), np.sort(image.ravel()))  # the same pixels
+    tiles = lambda a: {a[r:r + 8, c:c + 8].tobytes() for r in range(0, 40, 8) for c in range(0, 48, 8)}  # noqa
+    assert tiles(shuffled) == tiles(image) and not np.array_equal(shuffled, image)  # whole tiles, moved
+
+
+def test_patch_distance_refuses_an_image_too_small_for_its_coarsest_scale():
+    from nstkit.metrics import patch_distance
+
+    with pytest.raises(NstkitError, match="too small for the patch distance"):
+        patch_distance(smooth_image(1, 20, 20), smooth_image(2, 64, 64))
+
+
+def test_the_patch_distance_passes_its_validation_on_every_bundled_pair():
+    """Another crop of the style nearest, its tiles shuffled next, the content far; falling along a blend."""
+    from nstkit.compare import PAIRS
+    from nstkit.metrics import BLEND_STEPS, validate_patch_distance
+
+    validation = validate_patch_distance(PAIRS, size=128)
+    for check in validation["pairs"]:
+        assert check["other_crop"] < check["shuffled"] < check["content"], check
+        along = [check["blend"][f"{t:g}"] for t in BLEND_STEPS]
+        assert along == sorted(along, reverse=True), check
+    assert validation["passed"]

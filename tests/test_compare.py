@@ -1,0 +1,213 @@
+"""The method comparison's statistics, its resumable store, and the copies of its table that must agree."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstkit import compare
+from nstkit.errors import NstkitError
+
+REPO = Path(__file__).resolve().parent.parent
+PAIRS = (("a.jpg", "x.png"), ("b.jpg", "y.png"))
+SEEDS = (0, 1, 2)
+
+
+def synthetic(offsets: dict[str, tuple[float, float]], noise: float = 0.0) -> dict:
+    """Results where each method's Gram/patch distance and SSIM are the baseline's plus an offset
+    (distance offset, SSIM offset), the baseline varying a lot between seeds and pairs."""
+    rng = np.random.default_rng(0)
+    runs = {}
+    for p, pair in enumerate(PAIRS):
+        for seed in SEEDS:
+            base = {"gram_distance": 0.3 + 0.2 * seed + p, "patch_distance": 0.1 + 0.05 * seed + p,
+                    "ssim_luminance": 0.2 + 0.1 * seed, "ssim_edges": 0.1, "color_histogram": 0.5,
+                    "color_moments": 10.0, "seconds": 60.0 + seed, "seconds_per_step": 0.1}
+            for method, (distance, ssim) in {"vanilla": (0.0, 0.0), **offsets}.items():
+                metrics = dict(base)
+                for name in ("gram_distance", "patch_distance"):
+                    metrics[name] += distance + noise * rng.normal()
+                metrics["ssim_luminance"] += ssim + noise * rng.normal()
+                runs[compare._key(method, pair, seed)] = {"method": method, "pair": list(pair), "seed": seed,
+                                                          "metrics": metrics}
+    settings = compare.Settings(max_dim=64, steps=3, seeds=SEEDS, pairs=PAIRS,
+                                methods=("vanilla", *offsets)).as_dict()
+    return {"settings": settings, "runs": runs, "validation": {"size": 64, "pairs": [], "passed": True}}
+
+
+def test_the_bootstrap_resamples_seeds_within_pairs_so_fixed_pairs_add_no_spread():
+    assert compare.stratified_bootstrap({"p": np.array([1.0, 1, 1]), "q": np.array([3.0, 3, 3])}) == (2.0, 2.0, 2.0)
+    assert np.isnan(compare.stratified_bootstrap({"p": np.array([1.0]), "q": np.array([3.0, 3])})[1])
+    mean, low, high = compare.stratified_bootstrap({"p": np.array([0.0, 1, 2]), "q": np.array([10.0, 11, 12])})
+    assert mean == 6.0 and 5.0 < low < 6.0 < high < 7.0
+
+
+def test_the_comparison_with_vanilla_is_paired_on_pair_and_seed():
+    results = synthetic({"better": (-0.1, 0.0)})
+    mean, low, high = compare.paired(results, "better", "gram_distance")
+    assert (mean, low, high) == pytest.approx((-0.1, -0.1, -0.1))  # the seeds' large spread cancels
+
+
+def test_the_verdict_needs_the_whole_interval_on_the_right_side():
+    results = synthetic({"meets": (-0.1, 0.05), "loses_content": (-0.1, -0.2), "farther": (0.1, 0.1),
+                         "unsure": (-0.1, 0.0)}, noise=0.01)
+    lines = dict(line.split(": ", 1) for line in compare.verdict(results))
+    assert "vanilla" not in lines
+    assert lines["meets"].count("it meets the target") == 2
+    assert lines["loses_content"].count("does NOT meet") == 2 and lines["farther"].count("does NOT meet") == 2
+    assert "inconclusive" in lines["unsure"]
+
+
+def test_statistics_use_only_the_cells_every_method_has():
+    results = synthetic({"better": (-0.1, 0.0)})
+    del results["runs"][compare._key("better", PAIRS[1], 2)]
+    cells = compare.complete_cells(results)
+    assert (PAIRS[1], 2) not in cells and len(cells) == len(PAIRS) * len(SEEDS) - 1
+    assert "5 of 6 (pair, seed) cells" in compare.made_by(results)
+    del results["runs"][compare._key("vanilla", PAIRS[1], 1)]  # pair 1 is down to one seed: no interval there
+    assert compare.complete_cells(results) == [(PAIRS[0], seed) for seed in SEEDS]
+
+
+def test_agreement_is_kendalls_tau_of_the_two_rankings():
+    results = synthetic({"near": (-0.2, 0.0), "far": (0.2, 0.0), "farther": (0.4, 0.0)})
+    assert compare.agreement(results)["tau"] == pytest.approx(1.0)
+    for run in results["runs"].values():  # reverse the patch distance's ranking
+        run["metrics"]["patch_distance"] = -run["metrics"]["patch_distance"]
+    assert compare.agreement(results)["tau"] == pytest.approx(-1.0)
+
+
+def test_the_readme_block_is_replaced_and_a_readme_without_one_is_refused():
+    results = synthetic({"better": (-0.1, 0.0)})
+    readme = f"intro\n{compare.README_START}\nold table\n{compare.README_END}\noutro\n"
+    new = compare.readme_with_table(readme, results)
+    assert new.startswith("intro\n") and new.endswith("\noutro\n") and "old table" not in new
+    assert compare.markdown_table(results) in new
+    with pytest.raises(NstkitError, match="no <!-- method-comparison:start -->"):
+        compare.readme_with_table("no block", results)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Two methods, one pair, one seed, at 64 px and 2 steps, with the slow metric validation stubbed (its
+    own test runs it for real)."""
+    import nstkit.metrics
+
+    monkeypatch.setattr(nstkit.metrics, "validate_patch_distance",
+                        lambda pairs, size: {"passed": True, "size": size, "seed": 0, "pairs": []})
+    return compare.Settings(max_dim=64, steps=2, seeds=(0,), pairs=(("astronaut.jpg", "hexagons.png"),),
+                            methods=("vanilla", "robust"))
+
+
+def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputing(tiny, tmp_path, monkeypatch):
+    import nstkit.optimize
+
+    path = tmp_path / "results.json"
+    real = nstkit.optimize.stylize
+    calls = []
+
+    def stopped_on_the_second(*args, **options):
+        calls.append(options["preset"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **options)
+
+    monkeypatch.setattr(nstkit.optimize, "stylize", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        compare.run(tiny, path, progress=None)
+    stored = json.loads(path.read_text())
+    assert list(stored["runs"]) == [compare._key("vanilla", tiny.pairs[0], 0)]
+    first = stored["runs"][compare._key("vanilla", tiny.pairs[0], 0)]["metrics"]
+    assert set(compare.METRICS) <= set(first)
+
+    calls.clear()
+    monkeypatch.setattr(nstkit.optimize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
+    results = compare.run(tiny, path, progress=None)
+    assert calls == ["robust"]  # vanilla was not run again
+    assert results["runs"][compare._key("vanilla", tiny.pairs[0], 0)]["metrics"] == first
+    assert len(compare.complete_cells(results)) == 1
+
+
+def test_a_comparison_made_with_other_settings_is_refused_not_mixed(tiny, tmp_path, monkeypatch):
+    import dataclasses
+
+    import nstkit.optimize
+
+    path = tmp_path / "results.json"
+    compare._store(path, {"settings": dataclasses.replace(tiny, steps=5).as_dict(), "runs": {}, "validation": None})
+    monkeypatch.setattr(nstkit.optimize, "stylize", lambda *a, **o: pytest.fail("ran on mismatched settings"))
+    with pytest.raises(NstkitError, match="made with other settings"):
+        compare.run(tiny, path, progress=None)
+    with pytest.raises(NstkitError, match="unknown method"):
+        compare.run(dataclasses.replace(tiny, methods=("vanila",)), path, progress=None)
+
+
+def test_a_missing_or_broken_store_is_one_clear_error(tmp_path):
+    with pytest.raises(NstkitError, match="run `python scripts/compare_methods.py`"):
+        compare.load(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(NstkitError, match="is not a method comparison"):
+        compare.load(tmp_path / "bad.json")
+
+
+# ---- one source: the stored comparison, the README's table and notebook 06's verdict ------------------------------
+
+def test_one_source_is_the_full_comparison_at_256_px():
+    results = compare.load()
+    assert results["settings"] == compare.FULL.as_dict()
+    assert compare.complete_cells(results), "no cell has every method"
+
+
+def test_one_source_for_the_readme_table():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(compare.README_START, 1)[1].split(compare.README_END, 1)[0]
+    assert block.strip() == compare.markdown_table(compare.load()).strip(), \
+        "README's table is stale: run python scripts/compare_methods.py --report-only"
+
+
+def test_one_source_for_notebook_06s_verdict():
+    notebook = json.loads((REPO / "notebooks" / "06_robust_resnet_methods.ipynb").read_text())
+    cells = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"
+             and "compare.verdict(" in "".join(cell["source"])]
+    assert len(cells) == 1, "notebook 06 should print the verdict in one cell"
+    shown = "".join("".join(output.get("text", "")) for output in cells[0]["outputs"])
+    assert "NBVAL_CHECK_OUTPUT" in "".join(cells[0]["source"])  # nbval checks it again when it runs the notebook
+    assert shown.strip() == "\n".join(f"- {line}" for line in compare.verdict(compare.load())).strip()
+
+
+def test_a_run_stopped_inside_is_not_stored_as_if_it_had_its_budget(tiny, tmp_path, monkeypatch):
+    import nstkit.optimize
+
+    real = nstkit.optimize.stylize
+
+    def stopped_early(*args, **options):
+        result = real(*args, **options)
+        result.record["stopped_early"] = True  # what Ctrl-C during the steps leaves
+        return result
+
+    monkeypatch.setattr(nstkit.optimize, "stylize", stopped_early)
+    path = tmp_path / "results.json"
+    with pytest.raises(KeyboardInterrupt):
+        compare.run(tiny, path, progress=None)
+    assert json.loads(path.read_text())["runs"] == {}
+
+
+def _script(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "compare_methods.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_script_reports_a_stored_comparison_and_names_a_missing_one_in_one_line(tmp_path):
+    results = synthetic({"better": (-0.1, 0.05)}, noise=0.01)
+    compare._store(tmp_path / "results.json", results)
+    shown = _script("--report-only", "--out", str(tmp_path / "results.json"))
+    assert shown.returncode == 0, shown.stderr
+    assert "- better: by the gram distance it meets the target" in shown.stdout
+    assert compare.made_by(results) in shown.stdout
+    missing = _script("--report-only", "--out", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().startswith("compare_methods: no stored method comparison at")
+    assert len(missing.stderr.strip().splitlines()) == 1
