@@ -19,7 +19,8 @@ Modules in layers; data flows down this list and no module imports one above it
   `style_stats` (what the style loss matches: Gram, mean/cov, Wasserstein, histogram);
 - the engine: `objective` (named loss terms), `optim` (Adam, L-BFGS-B), `sources`
   (whole image or tiles), `engine` (the run loop over stages), `optimize`
-  (`stylize`, `stylize_batch`);
+  (`stylize`, `stylize_batch`), `video` (`stylize_video`: a clip, warm-started and
+  tied frame to frame);
 - the interfaces: `memory`, `timing`, `metrics`, `analysis`, `compare`,
   `sweep`, `cli`, `widgets`, `notebook`.
 
@@ -32,10 +33,12 @@ from .layers import CATALOG, all_presets, get_preset
 from .optimize import Progress, Result, RunStopped, stylize, stylize_batch, stylize_tiled
 from .support import warn_if_untested_tensorflow
 from .sweep import SweepResult, sweep
+from .video import VideoResult, stylize_video
 from . import metrics  # noqa: E402  (nstkit.metrics.evaluate after `import nstkit`; imports nothing heavy)
 
 warn_if_untested_tensorflow()
 
 __version__ = "0.1.0"
 __all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result", "RunStopped",
-           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "metrics", "__version__"]
+           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "stylize_video", "VideoResult", "metrics",
+           "__version__"]

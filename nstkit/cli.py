@@ -1,4 +1,4 @@
-"""The `nstkit` command line: stylize, estimate, sweep, layers, presets.
+"""The `nstkit` command line: stylize, video, estimate, sweep, layers, presets.
 
 Every flag maps to one `StyleConfig` field and shows its default in --help.
 All input is checked before TensorFlow is imported, so a typo costs a
@@ -129,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("presets", help="list the layer presets")
 
+    # `nstkit video`: a clip, each frame warm-started from the previous one, with a temporal loss (nstkit/video.py).
+    video = commands.add_parser("video", help="stylize a clip (a video, a folder of frames or a glob) without "
+                                              "flicker: warm starts along the optical flow and a temporal loss")
+    video.add_argument("input", help="a video file (MP4, MOV, WebM, AVI...), a folder of frames, or a quoted glob "
+                                     "such as 'frames/*.png'")
+    video.add_argument("-s", "--style", nargs="+", required=True, help="style image(s); several are blended")
+    video.add_argument("-o", "--output", required=True, help="the H.264 .mp4 to write; its run record goes beside it")
+    video.add_argument("--fps", type=float, help="frames per second of a folder or glob (default: 24); a video "
+                                                 "keeps its own")
+    video.add_argument("--frames-dir", metavar="DIR", help="keep every stylised frame there as PNG (default: a "
+                                                          "hidden folder beside the output, removed once it is whole)")
+    video.add_argument("--frame-steps", type=_positive_int, default=None, metavar="N",
+                       help="steps of every frame after the first, which takes --steps (default: 150)")
+    video.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                       help="start every frame as --init says, not from the previous frame warped onto it")
+    video.add_argument("--resume", action="store_true", help="skip the frames an earlier, stopped run finished")
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_flags(video)
+
     # `nstkit sweep`: one run per point of a grid, on local processes or a Dask cluster (nstkit/sweep/).
     sweep_parser = commands.add_parser(
         "sweep", help="stylize once per point of a parameter grid; write a table, a contact sheet and every image")
@@ -167,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             return _estimate_command(args)
         if args.command == "sweep":
             return _sweep_command(args)
+        if args.command == "video":
+            return _video_command(args)
         return _stylize(args)
     except RunStopped as stopped:
         print(f"nstkit: {stopped}; nothing saved", file=sys.stderr)
@@ -302,6 +323,66 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     if signals.received and interrupted is None:
         interrupted = 128 + signals.received  # it came while saving: the save finished first
     return interrupted or 0
+
+
+def _video_command(args: argparse.Namespace) -> int:
+    """Stylise a clip; Ctrl-C keeps the finished frames and writes the clip so far (exit 130)."""
+    from .clips import check_video_output, read_clip
+    from .images import load_image
+    from .video import VIDEO_FRAME_STEPS, stylize_video, video_config
+
+    config = video_config(StyleConfig(**config_from_flags(args)))
+    resolved = config.resolved()
+    check_video_output(args.output, (args.input, *args.style))
+    clip = read_clip(args.input, fps=args.fps, max_dim=resolved.max_dim)  # a bad clip: one line before TF
+    for style in args.style:
+        load_image(style, resolved.max_dim, what="style image")
+    from .backbone import parse_weights
+
+    parse_weights(resolved.weights)
+    import_tensorflow_quietly()
+    frame_steps = args.frame_steps or VIDEO_FRAME_STEPS
+    bar = None if args.quiet else _frames_bar(len(clip.frames))
+    try:
+        result = stylize_video(args.input, args.style if len(args.style) > 1 else args.style[0], args.output, config,
+                               fps=args.fps, frames_dir=args.frames_dir, frame_steps=frame_steps,
+                               warm_start=args.warm_start, resume=args.resume, callbacks=[bar] if bar else [])
+    finally:
+        if bar is not None:
+            bar.close()
+    record = result.record
+    where = f"{result.path} and {result.path.with_suffix('.json')}" if result.path else "nothing written"
+    if result.stopped_early:
+        kept = args.frames_dir or Path(args.output).with_name(f".{Path(args.output).stem}.frames")
+        print(f"nstkit: stopped after {record['frames_done']} of {record['frames_planned']} frames: {where} (the "
+              f"clip so far); the frames are kept in {kept}: rerun with --resume to finish", file=sys.stderr)
+        return 130
+    per_frame = record["seconds_per_frame"]
+    later = f", {per_frame['later_median']:.1f} s per later frame" if per_frame["later_median"] else ""
+    print(f"nstkit: {record['frames_done']} frames at {record['fps']:g} fps: {where}; first frame "
+          f"{per_frame['first'] or 0:.1f} s{later}; weights: {(record['weights'] or {}).get('description')}")
+    return 0
+
+
+class _frames_bar:
+    """A tqdm bar over every step of every frame, with the frame number and an ETA."""
+
+    def __init__(self, frames: int):
+        self.frames, self.bar = frames, None
+
+    def __call__(self, progress) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=progress.steps, initial=progress.step - 1, unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+        self.bar.set_postfix({"frame": f"{progress.frame + 1}/{progress.frames}",
+                              **{k: f"{v:.3g}" for k, v in progress.losses.items()}}, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _loss(value: float | None) -> str:

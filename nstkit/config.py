@@ -55,6 +55,12 @@ PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weig
 
 _BEYOND, _SPEED, _TILES = "beyond the seed", "speed and memory", "huge images (tiles)"
 _SCHEDULE = "optimiser schedules"
+_VIDEO = "video"
+# nstkit video's temporal weight, on the mean squared caffe-pixel difference to the warped previous frame.
+# benchmarks/video_flicker.py (random weights, robust preset, 8 frames at 96 px, 60 then 20 steps): 1e4 left the
+# warping error where warm starts alone put it (1.7x below independent frames), 1e6 made it 4.5x lower at the
+# same style loss, 1e8 44x lower but the frames stopped stylising (style loss back to the independent frames').
+VIDEO_TEMPORAL_WEIGHT = 1e6
 
 
 def _layer_spec(name: str, value: Any) -> None:
@@ -127,6 +133,11 @@ class StyleConfig:
         default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
                      f"than gram, {fields.number_text(NORMALISED_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
     tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
+    temporal_weight: float = option(
+        0.0, help="video: weight of the temporal loss, the masked squared difference to the previous stylised frame "
+                  "warped by the optical flow (Ruder et al. 2016); 0 for images",
+        kind="float", check=number(zero=True), default_text=f"0; {fields.number_text(VIDEO_TEMPORAL_WEIGHT)} for "
+                                                             "nstkit video", group=_VIDEO)
     optimizer: str = option(
         "adam", help="adam (the seed's), or lbfgs: scipy's L-BFGS-B, which keeps pixels in range by its bounds; "
                      "a step is then one function evaluation, and the Adam settings do not apply",
@@ -343,6 +354,12 @@ class StyleConfig:
         if self.mask is not None and self.normalize_style_layers:
             raise NstkitError("normalize_style_layers scales the plain Gram loss, and a mask takes each region's "
                               "own statistics: drop one")
+        if self.temporal_weight and self.jitter:
+            raise NstkitError("jitter shifts the image against the previous frame the temporal loss compares it "
+                              "with: drop jitter, or set temporal_weight 0")
+        if self.temporal_weight and self.tile_size is not None:
+            raise NstkitError("the temporal loss compares whole frames, and tiled runs see one window at a time: "
+                              "drop tile_size, or set temporal_weight 0")
         if self.mask is not None and self.jitter:
             raise NstkitError("jitter shifts the image under the mask each step, so border pixels would take "
                               "the other region's style: drop jitter or mask")

@@ -88,6 +88,9 @@ class Member:
     finish: Callable[[np.ndarray], np.ndarray]  # the best image (float RGB) -> the output (float RGB, unrounded)
     extra: dict[str, Any] = field(default_factory=dict)  # more for its run record (e.g. the preset's overrides)
     regions: Any = None  # `masks.Regions` at the content's size, or None: the style everywhere
+    # Video: (the previous stylised frame warped onto this one, float RGB (H, W, 3); where that warp holds,
+    # (H, W) of 0 and 1), for the temporal term. None for images.
+    previous: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -266,6 +269,23 @@ class RunState:
         # Until an image of this stage is scored, the best is its start: the image after the updates so far.
         self.best_step = tf.Variable(np.full(len(self.configs), int(self.updates.numpy()), np.int64), trainable=False)
 
+    def restart(self, start_rgbs: list[np.ndarray]) -> None:
+        """Start again from ``start_rgbs`` at the size of the stage before, in the same variables (`Compiled`):
+        a fresh optimiser, best image and update count, as if this were a new run's only stage."""
+        from .param import FourierImage, PixelImage
+
+        init = np.stack([np.asarray(rgb, np.float32) for rgb in start_rgbs])
+        fresh = FourierImage(init[0]) if self.configs[0].param == "fourier" else PixelImage(init)
+        self.param.variable.assign(fresh.variable)
+        if self.optimizer is not None:
+            self.optimizer.restart()
+        self.updates.assign(0)
+        self.best_image.assign(self.param.image())
+        if self.average is not None:
+            self.average.assign(self.param.image())
+        self.best_loss.assign(np.full(len(self.configs), np.inf, np.float32))
+        self.best_step.assign(np.zeros(len(self.configs), np.int64))
+
     def learning_rates(self):
         """Each member's learning-rate schedule (`optim.LearningRate`) over all the run's stages' steps."""
         from .optim import LearningRate
@@ -356,12 +376,53 @@ def _resize_moments(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return tf.image.resize(array, shape[1:3], method="bilinear").numpy()
 
 
+@dataclass
+class Compiled:
+    """What consecutive runs keep when they are compiled once (video: every frame of one size).
+
+    Pass one to `run_stages` for each run: the first builds the network, the state and each stage's
+    compiled step, with the targets in TF variables; the next runs whose stages have the same sizes
+    assign their own start image and targets into those variables and step the same compiled function,
+    so nothing is traced again (the record's ``step_traces`` stays 1).
+    """
+
+    objective: Objective | None = None
+    state: "RunState | None" = None
+    stages: dict[int, tuple[tuple, Any, Any]] = field(default_factory=dict)  # index -> (size and kind, source, targets)
+    built: int = 0  # compiled steps built so far: one per stage size, whatever the number of runs
+
+
+def _as_variables(targets):
+    """``targets`` with every tensor in it held in a TF variable, so a compiled step reads whatever is assigned."""
+    import tensorflow as tf
+
+    if isinstance(targets, dict):
+        return {key: _as_variables(value) for key, value in targets.items()}
+    if isinstance(targets, (list, tuple)):
+        return type(targets)(_as_variables(value) for value in targets)
+    return tf.Variable(targets, trainable=False) if isinstance(targets, tf.Tensor) else targets
+
+
+def _assign(variables, targets) -> None:
+    """Assign ``targets`` into the variables `_as_variables` made for a structure of the same shape."""
+    if isinstance(variables, dict):
+        for key in variables:
+            _assign(variables[key], targets[key])
+    elif isinstance(variables, (list, tuple)):
+        for variable, value in zip(variables, targets):
+            _assign(variable, value)
+    elif hasattr(variables, "assign"):
+        variables.assign(targets)
+
+
 def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: Iterable[Callback] = (),
-               stop_event: threading.Event | None = None, checkpoint: "Checkpointing | None" = None) -> list[Result]:
+               stop_event: threading.Event | None = None, checkpoint: "Checkpointing | None" = None,
+               compiled: Compiled | None = None) -> list[Result]:
     """Optimise every member through ``stages``; one `Result` per member.
 
     ``checkpoint`` (`checkpoint.Checkpointing`): where to keep checkpoints, how
-    often, and whether to resume from the one there.
+    often, and whether to resume from the one there. ``compiled``: reuse the
+    network and the compiled steps of the runs before, of the same sizes (`Compiled`).
     """
     import dataclasses
 
@@ -394,8 +455,14 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
     with stop_on_signals(stop_event, stopped_by):
         if stop_event.is_set():
             raise RunStopped("stopped before the model was built: nothing was computed")
-        objective = Objective(configs)
-        state = RunState(configs, objective, stop_event)
+        if compiled is not None and compiled.objective is not None:
+            objective, state = compiled.objective, compiled.state
+            state.stop_event = stop_event
+        else:
+            objective = Objective(configs)
+            state = RunState(configs, objective, stop_event)
+            if compiled is not None:
+                compiled.objective, compiled.state = objective, state
         state.stages = list(stages)
         start_rgbs = [member.init_rgb for member in members]
         for index, stage in enumerate(stages):
@@ -406,13 +473,26 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
             kind = SOURCES[stage.source]
             inputs = _stage_inputs(members, stage)
             resuming = saved is not None and index == saved.meta["stage"]
-            if resuming:
-                state.restore(saved.meta["state"], saved.arrays)
+            kept = compiled.stages.get(index) if compiled is not None else None
+            if kept is not None and kept[0] == (stage.size, stage.source) and not resuming:
+                state.restart([resize_to(rgb, *stage.size) for rgb in start_rgbs])
+                _, source, targets = kept
+                _assign(targets, objective.targets(inputs, per_stage_only=kind.windowed))
+                source.restart(stage)
             else:
-                state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs], kind.gradient_area(stage))
-            targets = objective.targets(inputs, per_stage_only=kind.windowed)
-            restored = (saved.meta["source"], saved.arrays) if resuming else None
-            state.source = source = kind(objective, state, stage, inputs, targets, restored=restored)
+                if resuming:
+                    state.restore(saved.meta["state"], saved.arrays)
+                else:
+                    state.enter([resize_to(rgb, *stage.size) for rgb in start_rgbs], kind.gradient_area(stage))
+                targets = objective.targets(inputs, per_stage_only=kind.windowed)
+                if compiled is not None:
+                    targets = _as_variables(targets)
+                restored = (saved.meta["source"], saved.arrays) if resuming else None
+                source = kind(objective, state, stage, inputs, targets, restored=restored)
+                if compiled is not None:
+                    compiled.stages[index] = ((stage.size, stage.source), source, targets)
+                    compiled.built += 1
+            state.source = source
             stage_times: list[float] = list(saved.meta["stage_times"]) if resuming else []
             first = saved.meta["step_in_stage"] if resuming else 0
             try:
@@ -536,9 +616,15 @@ def _stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:
         else:
             styles.append([resize_to(rgb, *scaled(rgb.shape[:2], stage.scale)) for rgb in member.style_rgbs])
     regions = members[0].regions  # a batch shares its mask
+    previous = reliable = None
+    if members[0].previous is not None:
+        previous = np.concatenate([preprocess(resize_to(m.previous[0], *stage.size)) for m in members])
+        reliable = np.stack([resize_to(np.asarray(m.previous[1], np.float32)[..., None], *stage.size)
+                             for m in members])
     return StageInputs(content=content, styles=styles, blends=[member.blend for member in members],
                        masks=regions.at(stage.size) if regions is not None else None,
-                       keeps_content=regions is not None and regions.unstyled)
+                       keeps_content=regions is not None and regions.unstyled, previous=previous,
+                       previous_reliable=reliable)
 
 
 def scaled(shape: tuple[int, int], factor: float) -> tuple[int, int]:

@@ -219,6 +219,12 @@ def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     return _mean_per_member(tf.square(dy)) + _mean_per_member(tf.square(dx))
 
 
+def temporal_loss(image: tf.Tensor, previous: tf.Tensor, reliable: tf.Tensor) -> tf.Tensor:
+    """Ruder et al. 2016: the mean over pixels of c * (x - warp(x_prev))², c = 1 where the flow holds."""
+    image = tf.cast(image, tf.float32)
+    return _mean_per_member(reliable * tf.square(image - previous))
+
+
 def mean_over_layers(per_layer: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]) -> tf.Tensor:
     """Weighted mean of per-layer scalars (content loss over several content layers)."""
     total_weight = sum(layer_weights.values())

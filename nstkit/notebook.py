@@ -265,3 +265,20 @@ def save_figure(figure, name: str, caption: str, settings: NotebookSettings, **m
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     print(f"saved {path.relative_to(REPO)}")
     return path
+
+
+def videos_side_by_side(paths: Sequence[os.PathLike | str], labels: Sequence[str], width: int = 256):
+    """Inline HTML5 players for MP4s, side by side and looping, each under its label (stored in the notebook:
+    keep the clips small)."""
+    import base64
+    import html
+
+    from IPython.display import HTML
+
+    cells = []
+    for path, label in zip(paths, labels):
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        cells.append(f'<figure style="display:inline-block;margin:4px"><video width="{width}" autoplay loop muted '
+                     f'playsinline controls src="data:video/mp4;base64,{data}"></video>'
+                     f'<figcaption style="font-size:11px">{html.escape(label)}</figcaption></figure>')
+    return HTML("<div>" + "".join(cells) + "</div>")

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import StyleConfig
+from .errors import NstkitError
 from .images import preprocess
 
 
@@ -38,6 +39,8 @@ class StageInputs:
     blends: list[list[float]]  # each member's style blend weights (sum 1)
     masks: np.ndarray | None = None  # (H, W, K) region weights at the stage's size (`masks.Regions.at`), shared
     keeps_content: bool = False  # the masks' last region is unstyled: it keeps the content's own statistics
+    previous: np.ndarray | None = None  # (B, H, W, 3) caffe BGR: video, the previous stylised frame warped here
+    previous_reliable: np.ndarray | None = None  # (B, H, W, 1): 1 where that warp holds (`flow.reliable`)
 
 
 @dataclass
@@ -134,8 +137,26 @@ def tv_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     return LossTerm(name, _weights(configs, "tv_weight"), {}, loss)
 
 
+def temporal_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
+    """Ruder, Dosovitskiy & Brox 2016: a video frame stays near the previous stylised frame warped onto it,
+    where the optical flow can be trusted, so consecutive frames do not flicker between local minima."""
+    def loss(features, image, targets):
+        from .losses import temporal_loss
+
+        previous, reliable = targets
+        return temporal_loss(image, previous, reliable)
+
+    def targets(objective: "Objective", inputs: StageInputs):
+        if inputs.previous is None:
+            raise NstkitError("temporal_weight ties a video frame to the previous one, and this run has none: "
+                              "use nstkit video (stylize_video), or set temporal_weight 0")
+        return _constant(inputs.previous.astype(np.float32)), _constant(inputs.previous_reliable.astype(np.float32))
+
+    return LossTerm(name, _weights(configs, "temporal_weight"), {}, loss, targets)
+
+
 # The terms every run has, by name, in the order the history, the record, the progress bar and sweeps show them.
-TERMS = {"content": content_term, "style": style_term, "tv": tv_term}
+TERMS = {"content": content_term, "style": style_term, "tv": tv_term, "temporal": temporal_term}
 TERM_NAMES = tuple(TERMS)
 HISTORY_KEYS = ("total", *TERM_NAMES)
 

@@ -90,6 +90,12 @@ class Adam:
         variable.assign_sub(tf.divide(tf.multiply(self.m, alpha), tf.add(tf.sqrt(self.v), self.epsilon)))
         self.step.assign_add(1)
 
+    def restart(self) -> None:
+        """No history: zero moments and step count, in the same variables (a compiled step keeps reading them)."""
+        self.m.assign(np.zeros(self.m.shape, np.float32))
+        self.v.assign(np.zeros(self.v.shape, np.float32))
+        self.step.assign(0)
+
     def resized(self, variable, resize, area_ratio: float) -> "Adam":
         """This optimiser's state for ``variable`` at a new size: moments resized like the image, steps kept.
 

@@ -150,10 +150,16 @@ def _checkpointing(path, every: int | None, resume: bool):
                          on_failure=lambda line: print(f"nstkit: warning: {line}", file=sys.stderr))
 
 
-def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig) -> Member:
-    """Load one member's images at the config's size and prepare them for its colour mode."""
+def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, video: bool = False) -> Member:
+    """Load one member's images at the config's size and prepare them for its colour mode.
+
+    ``video``: a frame of `video.stylize_video`, which gives it the previous frame for the temporal loss.
+    """
     from .device import resolve_precision
 
+    if requested.temporal_weight and not video:
+        raise NstkitError("temporal_weight ties a video frame to the previous one, and an image has none: "
+                          "use nstkit video (stylize_video), or set temporal_weight 0")
     on_device, precision_reason = resolve_precision(requested)
     config = on_device.resolved()
     styles = list(style) if isinstance(style, (list, tuple)) else [style]

@@ -134,6 +134,13 @@ class WholeImage:
         self._restarts: list[int] = list(restored[0].get("lbfgs_restarts", [])) if restored else []
         self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
 
+    def restart(self, stage) -> None:
+        """Run ``stage`` (the same size) again with this compiled step, after `engine.RunState.restart`: the
+        jitter sequence and L-BFGS's driver start afresh, as a new run's would."""
+        self.jitter_rng.reset_from_seed(self.state.configs[0].seed)
+        self.ended, self._driver, self.average_kept = None, None, None
+        self._evaluations_left, self._evaluations, self._restarts = stage.steps, 0, []
+
     def step(self) -> np.ndarray | None:
         """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
 

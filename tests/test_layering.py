@@ -18,7 +18,7 @@ LAYERS = [
     ("core", ["errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
               "tiles", "masks", "flow", "clips"]),
     ("model", ["device", "folding", "backbone", "swag", "param", "losses", "style_stats"]),
-    ("engine", ["objective", "optim", "checkpoint", "sources", "engine", "optimize"]),
+    ("engine", ["objective", "optim", "checkpoint", "sources", "engine", "optimize", "video"]),
     ("interfaces", ["memory", "timing", "metrics", "analysis", "compare", "sweep", "cli", "widgets", "notebook",
                     "__main__", "__init__"]),
 ]
