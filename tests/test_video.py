@@ -66,27 +66,45 @@ def test_a_clip_end_to_end_keeps_count_size_and_rate_and_compiles_one_step(clip,
     assert [np.asarray(f).shape for f in result.frames] == [(64, 96, 3)] * 6
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_frames(clip, tmp_path):
-    frames_dir = tmp_path / "frames"
-    args = ["video", clip, "-s", STYLE, "-o", tmp_path / "resumed.mp4", "--steps", "4", "--frame-steps", "30",
-            "--frames-dir", frames_dir, "-q", *FAST]
-    process = subprocess.Popen([sys.executable, "-m", "nstkit", *map(str, args)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    deadline = time.time() + 240
-    while not (frames_dir / "frame_00002.json").exists() and time.time() < deadline and process.poll() is None:
+def _start(args):
+    return subprocess.Popen([sys.executable, "-m", "nstkit", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def _when_finished(process, marker, seconds=240):
+    deadline = time.time() + seconds
+    while not marker.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.1)
+    assert marker.exists(), process.communicate()[1][-500:]
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_clip_so_far_and_a_killed_run_resumes_to_the_same_frames(clip, tmp_path):
+    frames_dir, out = tmp_path / "frames", tmp_path / "resumed.mp4"
+    args = ["video", clip, "-s", STYLE, "-o", out, "--steps", "4", "--frame-steps", "30",
+            "--frames-dir", frames_dir, "-q", *FAST]
+    process = _start(args)
+    _when_finished(process, frames_dir / "frame_00002.json")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "rerun with --resume to finish" in stderr, stderr[-500:]
+    so_far = len(read_clip(out).frames)
+    assert 2 <= so_far < 6 and json.loads(out.with_suffix(".json").read_text())["stopped_early"]
+
+    refused = run_cli(*args)  # without --resume the finished frames are not overwritten
+    assert refused.returncode == 2 and "--resume to continue it" in refused.stderr
+
+    process = _start([*args, "--resume"])
+    _when_finished(process, frames_dir / f"frame_{so_far + 1:05d}.json")
     process.send_signal(signal.SIGKILL)  # no chance to clean up: what a crash or a lost machine leaves
     process.communicate()
-    finished = sorted(p.name for p in frames_dir.glob("frame_*.json"))
-    assert 2 <= len(finished) < 6, finished
-    refused = run_cli(*args)  # without --resume the earlier frames are not overwritten
-    assert refused.returncode == 2 and "--resume to continue it" in refused.stderr
+    finished = len(list(frames_dir.glob("frame_*.json")))
+    assert so_far < finished < 6
+
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((tmp_path / "resumed.json").read_text())
-    assert sum(bool(frame.get("resumed")) for frame in record["frames"]) == len(finished)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert sum(bool(frame.get("resumed")) for frame in record["frames"]) == finished
     whole = run_cli(*[a if a != frames_dir else tmp_path / "whole" for a in args])
     assert whole.returncode == 0, whole.stderr
     for name in (f"frame_{i:05d}.png" for i in range(1, 7)):
@@ -128,3 +146,18 @@ def test_the_temporal_loss_on_an_image_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(NstkitError, match="use nstkit video"):
         stylize(smooth_image(1, 64, 64), STYLE, temporal_weight=1.0, weights="random", steps=1, max_dim=64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [dict(optimizer="lbfgs"), dict(preserve_color="luminance"),
+                                     dict(style_loss="histogram"), dict(param="fourier"),
+                                     dict(precision="bfloat16")], ids=lambda o: "-".join(map(str, o.values())))
+def test_the_image_options_work_for_a_clip_and_keep_one_compiled_step(tmp_path, options):
+    from nstkit.video import stylize_video
+
+    source = write_mp4(tmp_path / "pan.mp4", pan(3), fps=10)
+    result = stylize_video(source, STYLE, None, weights="random", steps=3, frame_steps=2, max_dim=64,
+                           **{"precision": "float32", **options})
+    assert len(result.frames) == 3 and result.record["compiled_steps"] == 1
+    assert result.record["config"][next(iter(options))] == next(iter(options.values()))
+    assert all(np.isfinite(frame["final_losses"]["total"]) for frame in result.record["frames"])
