@@ -335,16 +335,17 @@ def _video_command(args: argparse.Namespace) -> int:
     resolved = config.resolved()
     check_video_output(args.output, (args.input, *args.style))
     clip = read_clip(args.input, fps=args.fps, max_dim=resolved.max_dim)  # a bad clip: one line before TF
-    for style in args.style:
-        load_image(style, resolved.max_dim, what="style image")
+    style_shapes = [load_image(style, resolved.max_dim, what="style image").shape[:2] for style in args.style]
     from .backbone import parse_weights
 
     parse_weights(resolved.weights)
     import_tensorflow_quietly()
+    _warn_if_short_of_memory(resolved, clip.size,
+                             max(style_shapes, key=lambda shape: shape[0] * shape[1]))  # one frame's run at a time
     frame_steps = args.frame_steps or VIDEO_FRAME_STEPS
-    bar = None if args.quiet else _frames_bar(len(clip.frames))
+    bar = None if args.quiet else _frames_bar()
     try:
-        result = stylize_video(args.input, args.style if len(args.style) > 1 else args.style[0], args.output, config,
+        result = stylize_video(clip, args.style if len(args.style) > 1 else args.style[0], args.output, config,
                                fps=args.fps, frames_dir=args.frames_dir, frame_steps=frame_steps,
                                warm_start=args.warm_start, resume=args.resume, callbacks=[bar] if bar else [])
     finally:
@@ -367,8 +368,8 @@ def _video_command(args: argparse.Namespace) -> int:
 class _frames_bar:
     """A tqdm bar over every step of every frame, with the frame number and an ETA."""
 
-    def __init__(self, frames: int):
-        self.frames, self.bar = frames, None
+    def __init__(self):
+        self.bar = None
 
     def __call__(self, progress) -> None:
         if self.bar is None:

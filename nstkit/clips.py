@@ -119,8 +119,9 @@ def _read_video(path: Path, max_dim: int | None) -> Clip:
     try:
         fps = float(iio.immeta(path, plugin="FFMPEG")["fps"])
         frames = [_resized(np.asarray(frame, np.uint8)[..., :3], max_dim) for frame in iio.imiter(path, plugin="FFMPEG")]
-    except (OSError, RuntimeError, KeyError) as error:
-        raise NstkitError(f"{path} could not be decoded ({str(error).splitlines()[0]}): re-encode it, e.g. "
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NstkitError(f"{path} could not be decoded ({why}): re-encode it, e.g. "
                           "ffmpeg -i IN -c:v libx264 OUT.mp4") from None
     if not frames:
         raise NstkitError(f"{path} has no frames: give a video with frames")

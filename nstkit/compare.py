@@ -84,6 +84,16 @@ def weights_for(weights: str, seed: int) -> str:
     return f"random:{seed}" if weights.startswith("random") else weights
 
 
+def _definitions(settings: Settings) -> dict:
+    from . import metrics
+
+    return json.loads(json.dumps({
+        "methods": {method: METHODS[method] for method in settings.methods},
+        "patch_distance": {"size": metrics.PATCH_SIZE, "scales": metrics.PATCH_SCALES, "samples": metrics.PATCH_SAMPLES,
+                           "projections": metrics.PATCH_PROJECTIONS, "shuffle_tile": metrics.SHUFFLE_TILE,
+                           "blend_steps": metrics.BLEND_STEPS}}))
+
+
 def _key(method: str, pair: Sequence[str], seed: int) -> str:
     return f"{method} | {pair[0]} x {pair[1]} | seed {seed}"
 
@@ -125,6 +135,8 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
     unknown = [method for method in settings.methods if method not in METHODS]
     if unknown:
         raise NstkitError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+    if BASELINE not in settings.methods:
+        raise NstkitError(f"every method is compared with {BASELINE}: add {BASELINE} to the methods")
     path = Path(path)
     wanted = settings.as_dict()
     if path.exists():
@@ -134,6 +146,12 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
                               "choose another --out, or move the file away to start again")
     else:
         results = {"settings": wanted, "runs": {}, "validation": None}
+    # What the settings do not say: each method's options and the patch distance's constants. A store made
+    # before they were recorded takes today's; one made with others is refused, never mixed.
+    definitions = _definitions(settings)
+    if results.setdefault("definitions", definitions) != definitions:
+        raise NstkitError(f"{path} was made with other method options or metric constants "
+                          f"({results['definitions']}): choose another --out, or move the file away")
     if results["validation"] is None:
         if progress:
             progress(f"validating the patch distance on {len(settings.pairs)} pairs at {settings.max_dim} px")
@@ -202,15 +220,23 @@ def _values(results: dict, method: str, metric: str, cells) -> dict[tuple[str, s
 def stratified_bootstrap(by_pair: dict, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
                          level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): the mean over pairs of each pair's mean over seeds, and its percentile bootstrap
-    interval with the seeds resampled within each pair."""
+    interval with the seeds resampled within each pair (the pairs are fixed strata).
+
+    With random weights a seed is one network for every pair, so seeds are crossed with pairs: where every
+    pair has the same seeds (in the same order), one draw of seed indices serves all pairs, keeping that
+    correlation. With 3 seeds the interval is rough (10 distinct resamples; a percentile bootstrap's
+    spread is (n-1)/n of the true one): read it as the spread of this design, not an exact 95%."""
     rng = np.random.default_rng(seed)
     groups = list(by_pair.values())
     mean = float(np.mean([group.mean() for group in groups]))
     if min(len(group) for group in groups) < 2:
         return mean, float("nan"), float("nan")  # one seed: no spread to resample
+    crossed = len({len(group) for group in groups}) == 1
+    shared = rng.integers(len(groups[0]), size=(samples, len(groups[0]))) if crossed else None
     draws = np.zeros(samples)
     for group in groups:
-        draws += group[rng.integers(len(group), size=(samples, len(group)))].mean(axis=1)
+        picks = shared if crossed else rng.integers(len(group), size=(samples, len(group)))
+        draws += group[picks].mean(axis=1)
     draws /= len(groups)
     tail = (1 - level) / 2
     low, high = np.quantile(draws, [tail, 1 - tail])
@@ -289,7 +315,8 @@ def agreement(results: dict) -> dict:
 
     cells = complete_cells(results)
     methods = results["settings"]["methods"]
-    means = {metric: [np.mean(np.concatenate(list(_values(results, method, metric, cells).values())))
+    # The table's mean (over pairs of each pair's mean over seeds), so the rankings are the table's order.
+    means = {metric: [np.mean([values.mean() for values in _values(results, method, metric, cells).values()])
                       for method in methods] for metric in ("gram_distance", "patch_distance")}
     tau, p_value = kendalltau(means["gram_distance"], means["patch_distance"])
     order = lambda metric: [methods[i] for i in np.argsort(means[metric], kind="stable")]  # noqa: E731

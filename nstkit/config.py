@@ -133,8 +133,8 @@ class StyleConfig:
         default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
                      f"than gram, {fields.number_text(NORMALISED_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
     tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
-    temporal_weight: float = option(
-        0.0, help="video: weight of the temporal loss, the masked squared difference to the previous stylised frame "
+    temporal_weight: float | None = option(
+        help="video: weight of the temporal loss, the masked squared difference to the previous stylised frame "
                   "warped by the optical flow (Ruder et al. 2016); 0 for images",
         kind="float", check=number(zero=True), default_text=f"0; {fields.number_text(VIDEO_TEMPORAL_WEIGHT)} for "
                                                              "nstkit video", group=_VIDEO)
@@ -313,6 +313,7 @@ class StyleConfig:
                 "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
                                  if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
                 "swag": _first(self.swag, preset.swag, "none"),
+                "temporal_weight": _first(self.temporal_weight, 0.0),  # nstkit video gives its own default
                 "warmup_steps": _first(self.warmup_steps, COLOR_WARMUP_STEPS if self.preserve_color != "none"
                                        and self.optimizer == "adam" else 0),
                 "learning_rate": _first(self.learning_rate,

@@ -279,6 +279,8 @@ class RunState:
         self.param.variable.assign(fresh.variable)
         if self.optimizer is not None:
             self.optimizer.restart()
+        if self.loss_scale is not None:  # float16: each frame starts at the initial scale, as a resumed one would
+            self.loss_scale.restart()
         self.updates.assign(0)
         self.best_image.assign(self.param.image())
         if self.average is not None:

@@ -140,10 +140,11 @@ def _patches(rgb: np.ndarray, scale: float, samples: int, rng: np.random.Generat
     if min(image.shape[:2]) < PATCH_SIZE:
         raise NstkitError(f"an image of {rgb.shape[1]}x{rgb.shape[0]} px is too small for the patch distance at "
                           f"scale {scale}: it needs {PATCH_SIZE / scale:.0f} px on each side")
-    windows = np.lib.stride_tricks.sliding_window_view(image, (PATCH_SIZE, PATCH_SIZE), axis=(0, 1))
-    windows = windows.reshape(-1, 3 * PATCH_SIZE * PATCH_SIZE)
-    chosen = rng.choice(len(windows), size=min(samples, len(windows)), replace=False)
-    return windows[chosen]
+    windows = np.lib.stride_tricks.sliding_window_view(image, (PATCH_SIZE, PATCH_SIZE), axis=(0, 1))  # a view
+    count = windows.shape[0] * windows.shape[1]
+    chosen = rng.choice(count, size=min(samples, count), replace=False)
+    rows, cols = np.unravel_index(chosen, windows.shape[:2])  # gather the sample only, not every window
+    return windows[rows, cols].reshape(len(chosen), -1)
 
 
 def patch_distance(output: np.ndarray, style: np.ndarray, *, seed: int = 0, samples: int = PATCH_SAMPLES,

@@ -131,8 +131,13 @@ class LossScale:
     def __init__(self, initial: float = FLOAT16_LOSS_SCALE):
         import tensorflow as tf
 
+        self.initial = initial
         self.scale = tf.Variable(initial, dtype=tf.float32, trainable=False, name="loss_scale")
         self.clean = tf.Variable(0, dtype=tf.int64, trainable=False, name="clean_steps")
+
+    def restart(self) -> None:
+        self.scale.assign(self.initial)
+        self.clean.assign(0)
 
     def scale_loss(self, loss):
         return loss * self.scale

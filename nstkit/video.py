@@ -20,11 +20,10 @@ frame's losses and the warping error between consecutive outputs (`flow.warping_
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -67,16 +66,17 @@ class VideoResult:
 
 def video_config(config: StyleConfig | None = None, **options: Any) -> StyleConfig:
     """The config a clip runs with: ``options`` over ``config``, the video's temporal weight by default."""
-    config = config or StyleConfig()
-    if "temporal_weight" not in options and not config.temporal_weight:
-        options["temporal_weight"] = VIDEO_TEMPORAL_WEIGHT
-    return config.replace(**options)
+    config = (config or StyleConfig()).replace(**options)
+    return config if config.temporal_weight is not None else config.replace(temporal_weight=VIDEO_TEMPORAL_WEIGHT)
 
 
 def _check(config: StyleConfig) -> None:
     if config.coarse_levels or config.tile_size:
         raise NstkitError("nstkit video runs each frame in one pass at its size, compiled once for the clip: "
                           "drop coarse_levels and tile_size")
+    if config.lr_decay != 1:  # the compiled step's schedule is sized by the first frame's steps
+        raise NstkitError("lr_decay decays over one run's steps, and a clip's frames have two step counts: "
+                          "drop lr_decay for video")
 
 
 def _signature(config: StyleConfig, clip: Clip, style_inputs: list, frame_steps: int, warm_start: bool) -> str:
@@ -89,18 +89,35 @@ class _FramesFolder:
     """Finished frames on disk: frame_NNNNN.png (the output), .npy (the unrounded image the next frame warps),
     .json (its losses); clip.json says which run they belong to."""
 
-    def __init__(self, path: Path, signature: str, resume: bool, kept: bool):
+    MARKER = "clip.json"
+
+    def __init__(self, path: Path, signature: str, resume: bool, kept: bool, source: str):
         self.path, self.kept = path, kept
-        marker = path / "clip.json"
-        finished = sorted(path.glob("frame_*.npy")) if path.is_dir() else []
+        marker = path / self.MARKER
         if path.exists() and not path.is_dir():
             raise NstkitError(f"frames folder {path} is a file: choose another --frames-dir")
+        from .clips import frame_files
+
+        # A folder or glob of input frames: its folder. A video file has no frames on disk to overwrite.
+        inputs = None if frame_files(source) is None else (Path(source) if Path(source).is_dir() else Path(source).parent)
+        if inputs is not None and (path.resolve() == inputs.resolve() or inputs.resolve() in path.resolve().parents):
+            raise NstkitError(f"frames folder {path} is where the input frames are: choose another --frames-dir, "
+                              "so no input frame is overwritten")
+        if path.is_dir() and any(path.iterdir()) and not marker.exists():
+            raise NstkitError(f"frames folder {path} holds files that are not an nstkit clip's: choose an empty "
+                              "or new --frames-dir (nothing there is overwritten)")
+        finished = sorted(path.glob("frame_*.json")) if path.is_dir() else []
         if finished and not resume:
             raise NstkitError(f"{path} holds {len(finished)} finished frame(s) of an earlier run: --resume to "
                               "continue it, or choose another --frames-dir (nothing there is overwritten)")
-        if finished and json.loads(marker.read_text()).get("signature") != signature:
-            raise NstkitError(f"the frames in {path} were made with other settings or inputs: rerun with those, "
-                              "or choose another --frames-dir")
+        if finished:
+            try:
+                made_with = json.loads(marker.read_text()).get("signature")
+            except (OSError, ValueError, AttributeError):
+                made_with = None
+            if made_with != signature:
+                raise NstkitError(f"the frames in {path} were made with other settings or inputs (or its {self.MARKER} "
+                                  "is damaged): rerun with those, or choose another --frames-dir")
         path.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"signature": signature}) + "\n")
 
@@ -129,8 +146,14 @@ class _FramesFolder:
             handle.write(json.dumps(facts) + "\n")
 
     def remove(self) -> None:
-        if not self.kept:
-            shutil.rmtree(self.path, ignore_errors=True)
+        """The hidden work folder, once the clip is whole: only the files this run wrote, then the folder if empty."""
+        if self.kept:
+            return
+        for path in [*self.path.glob("frame_[0-9][0-9][0-9][0-9][0-9].*"), self.path / self.MARKER]:
+            if path.suffix in (".png", ".npy", ".json"):
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
 
 def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os.PathLike | None = None,
@@ -139,7 +162,8 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
                   warm_start: bool = True, resume: bool = False,
                   callbacks: Iterable[Callable[[FrameProgress], Any]] = (),
                   stop_event: threading.Event | None = None, **options: Any) -> VideoResult:
-    """Stylise every frame of ``source`` (a video file, a folder of frames or a glob) with ``style``.
+    """Stylise every frame of ``source`` (a video file, a folder of frames or a glob, or a `clips.Clip` read
+    already) with ``style``.
 
     ``output``: the .mp4 to write (with its record beside it); None returns the frames only (then
     ``frames_dir`` is where finished frames are kept, if given). ``fps``: for frames (default 24); a
@@ -157,14 +181,16 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
     _check(config)
     if isinstance(frame_steps, bool) or not isinstance(frame_steps, int) or frame_steps < 1:
         raise NstkitError(f"frame_steps must be a whole number >= 1, got {frame_steps!r}")
-    output = check_video_output(output, inputs=(source,)) if output is not None else None
-    clip = read_clip(source, fps=fps, max_dim=config.max_dim)
+    given = source.source if isinstance(source, Clip) else source
+    output = check_video_output(output, inputs=(given,)) if output is not None else None
+    clip = source if isinstance(source, Clip) else read_clip(source, fps=fps, max_dim=config.max_dim)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     style_inputs = [describe_input(s) for s in styles]
     signature = _signature(config, clip, style_inputs, frame_steps, warm_start)
     folder_path = (Path(frames_dir) if frames_dir is not None else
                    (output.with_name(f".{output.stem}.frames") if output is not None else None))
-    folder = _FramesFolder(folder_path, signature, resume, kept=frames_dir is not None) if folder_path else None
+    folder = (_FramesFolder(folder_path, signature, resume, kept=frames_dir is not None, source=clip.source)
+              if folder_path else None)
 
     count = len(clip.frames)
     plan = [config.steps] + [frame_steps] * (count - 1)

@@ -92,6 +92,7 @@ def test_patch_distance_refuses_an_image_too_small_for_its_coarsest_scale():
         patch_distance(smooth_image(1, 20, 20), smooth_image(2, 64, 64))
 
 
+@pytest.mark.slow  # numpy and POT only: the oldest-TensorFlow phase would run the same arithmetic again
 def test_the_patch_distance_passes_its_validation_on_every_bundled_pair():
     """Another crop of the style nearest, its tiles shuffled next, the content far; falling along a blend."""
     from nstkit.compare import PAIRS

@@ -161,3 +161,37 @@ def test_the_image_options_work_for_a_clip_and_keep_one_compiled_step(tmp_path, 
     assert len(result.frames) == 3 and result.record["compiled_steps"] == 1
     assert result.record["config"][next(iter(options))] == next(iter(options.values()))
     assert all(np.isfinite(frame["final_losses"]["total"]) for frame in result.record["frames"])
+
+
+def test_a_frames_folder_that_is_not_ours_or_holds_the_inputs_is_refused(tmp_path):
+    from nstkit.video import stylize_video
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for number, frame in enumerate(pan(3), start=1):
+        Image.fromarray(frame).save(frames / f"frame_{number:05d}.png")  # ffmpeg's own naming
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    options = dict(weights="random", steps=1, frame_steps=1, max_dim=64)
+    with pytest.raises(NstkitError, match="is where the input frames are"):
+        stylize_video(frames, STYLE, None, frames_dir=frames / "styled", **options)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(NstkitError, match="holds files that are not an nstkit clip's"):
+        stylize_video(frames, STYLE, None, frames_dir=other, **options)
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before and (other / "notes.txt").exists()
+
+
+def test_temporal_weight_zero_given_is_kept_and_none_takes_the_video_default():
+    from nstkit import StyleConfig
+    from nstkit.config import VIDEO_TEMPORAL_WEIGHT
+    from nstkit.video import video_config
+
+    assert video_config().temporal_weight == VIDEO_TEMPORAL_WEIGHT
+    assert video_config(StyleConfig(temporal_weight=0.0)).temporal_weight == 0.0
+    assert video_config(temporal_weight=0.0).temporal_weight == 0.0
+    assert StyleConfig().resolved().temporal_weight == 0.0  # an image has no temporal term
+    with pytest.raises(NstkitError, match="drop lr_decay for video"):
+        from nstkit.video import _check
+
+        _check(video_config(lr_decay=0.5))
