@@ -280,28 +280,27 @@ def _interval(mean: float, low: float, high: float, metric: str, signed: bool = 
 
 
 def _judgement(results: dict, method: str, distance: str) -> str:
-    """The verdict word for one challenger and one style distance, against `BASELINE`."""
+    """Whether one challenger meets the target by one style distance, against `BASELINE`, and if not why."""
     _, _, distance_high = paired(results, method, distance)
-    _, ssim_low, ssim_high = paired(results, method, "ssim_luminance")
+    _, _, ssim_high = paired(results, method, "ssim_luminance")
     if np.isnan(distance_high):
-        return "cannot yet be judged on"  # one seed per pair: no interval
-    if distance_high < 0 and ssim_low >= 0:
-        return "meets"
-    if distance_high < 0 and ssim_high >= 0:
-        return "inconclusive"  # closer to the style, and the SSIM cannot tell whether content was lost
-    return "does NOT meet"
+        return "cannot be judged yet (one seed per pair)"
+    if distance_high >= 0:
+        return "does NOT meet the target (not surely nearer the style)"
+    if ssim_high < 0:
+        return "does NOT meet the target (nearer the style, but surely less content)"
+    return "meets the target"
 
 
 def verdict(results: dict) -> list[str]:
-    """The target, checked per challenger and per style distance: closer to the style than `BASELINE`
-    (the paired interval of the distance's difference below 0) at equal-or-better content SSIM (the
-    SSIM difference's interval not below 0). Inconclusive: closer to the style, SSIM lower but not
-    surely so."""
+    """The target, checked per challenger and per style distance: surely nearer the style than `BASELINE`
+    (the whole 95% interval of the paired difference below 0) and not surely less content (the SSIM
+    difference's interval reaching 0 or above)."""
     lines = []
     for method in results["settings"]["methods"]:
         if method == BASELINE:
             continue
-        parts = [f"by the {distance.split('_')[0]} distance it {_judgement(results, method, distance)} the target "
+        parts = [f"by the {distance.split('_')[0]} distance it {_judgement(results, method, distance)} "
                  f"(Δ {_interval(*paired(results, method, distance), distance, signed=True)})"
                  for distance in ("gram_distance", "patch_distance")]
         ssim = _interval(*paired(results, method, "ssim_luminance"), "ssim_luminance", signed=True)

@@ -189,6 +189,12 @@ def _caption(figure, text: str | None) -> None:
         figure.text(0.5, 0.0, text, ha="center", va="top", fontsize=CAPTION_FONT, wrap=True)
 
 
+def with_caption(figure, text: str):
+    """``figure`` with ``text`` under it, inside the image (for plots made by hand; grids take ``caption=``)."""
+    _caption(figure, text)
+    return figure
+
+
 def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] = (),
                col_labels: Sequence[str] = (), title: str = "", cell: float = 2.4, caption: str | None = None):
     """A contact sheet of images, rows x columns, with labels and (``settings.caption(...)``) a caption."""

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,7 +65,7 @@ def figures(results: dict, images: Path) -> None:
                                                    else " (lower: nearer the style)"), fontsize=9)
     axes[0].set_yticks(np.arange(len(methods)), methods)
     axes[0].invert_yaxis()
-    figure.suptitle(compare.made_by(results), fontsize=8)
+    figure.suptitle(textwrap.fill(compare.made_by(results), 120), fontsize=8)
     figure.tight_layout()
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(FIGURE, dpi=72)
@@ -73,8 +74,10 @@ def figures(results: dict, images: Path) -> None:
     stems = "-".join(Path(name).stem for name in pair)
     outputs = [images / f"{m.replace(' ', '_').replace('+', '_')}-{stems}-seed{seed}.png" for m in methods]
     if all(path.exists() for path in outputs):
-        grid = image_grid([[bundled_image(pair[0], settings["max_dim"]), bundled_image(pair[1], settings["max_dim"])]
-                           + [load_image(path) for path in outputs]], col_labels=["content", "style", *methods],
+        row = [bundled_image(pair[0], settings["max_dim"]), bundled_image(pair[1], settings["max_dim"]),
+               *(load_image(path) for path in outputs)]
+        grid = image_grid([[np.clip(np.rint(image), 0, 255).astype(np.uint8) for image in row]],
+                          col_labels=["content", "style", *methods],
                           cell=1.6, caption=f"{pair[0]} x {pair[1]}, seed {seed}: {compare.made_by(results)}")
         grid.savefig(GRID, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
         record(GRID, results, f"{pair[0]} x {pair[1]}, seed {seed}, every method")
