@@ -79,8 +79,8 @@ def _check(config: StyleConfig) -> None:
                           "drop lr_decay for video")
 
 
-def _signature(config: StyleConfig, clip: Clip, style_inputs: list, frame_steps: int, warm_start: bool) -> str:
-    described = {"config": config.to_dict(), "frames": signature_of_frames(clip), "styles": style_inputs,
+def _signature(config: StyleConfig, frames_sha256: str, style_inputs: list, frame_steps: int, warm_start: bool) -> str:
+    described = {"config": config.to_dict(), "frames": frames_sha256, "styles": style_inputs,
                  "frame_steps": frame_steps, "warm_start": warm_start}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -186,7 +186,8 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
     clip = source if isinstance(source, Clip) else read_clip(source, fps=fps, max_dim=config.max_dim)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     style_inputs = [describe_input(s) for s in styles]
-    signature = _signature(config, clip, style_inputs, frame_steps, warm_start)
+    frames_sha256 = signature_of_frames(clip)  # hashed once: the frames folder's signature and the record's
+    signature = _signature(config, frames_sha256, style_inputs, frame_steps, warm_start)
     folder_path = (Path(frames_dir) if frames_dir is not None else
                    (output.with_name(f".{output.stem}.frames") if output is not None else None))
     folder = (_FramesFolder(folder_path, signature, resume, kept=frames_dir is not None, source=clip.source)
@@ -262,7 +263,7 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
         stopped = True
     record = build_record(
         kind="video", config=config.to_dict(), frame_steps=frame_steps, warm_start=warm_start, flow=FLOW_METHOD,
-        inputs={"source": clip.source, "frames_sha256": signature_of_frames(clip), "styles": style_inputs},
+        inputs={"source": clip.source, "frames_sha256": frames_sha256, "styles": style_inputs},
         fps=clip.fps, size=list(clip.size), frames_planned=count, frames_done=len(outputs),
         stopped_early=stopped, seconds_per_frame=_seconds_per_frame(facts), frames=facts,
         compiled_steps=compiled.built,  # 1: every frame this process ran stepped one compiled function
