@@ -67,14 +67,12 @@ def main() -> int:
           f"{args.frame_steps} per frame, {args.weights} weights, robust preset, float32")
     print("| variant | warping error | vs (a) | s / later frame | vs (a) | style loss (later frames) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['variant']} | {row['warping_error']:.2f} | {base['warping_error'] / row['warping_error']:.2f}x "
-              f"lower | {row['seconds_per_later_frame']:.2f} | "
-              f"{row['seconds_per_later_frame'] / base['seconds_per_later_frame']:.2f}x | "
-              f"{row['final_style_loss']:.3g} |")
-    for row in rows[2:]:
-        error_ratio = base["warping_error"] / row["warping_error"]
-        time_ratio = row["seconds_per_later_frame"] / base["seconds_per_later_frame"]
+    ratios = [(base["warping_error"] / row["warping_error"],
+               row["seconds_per_later_frame"] / base["seconds_per_later_frame"]) for row in rows]
+    for row, (error_ratio, time_ratio) in zip(rows, ratios):
+        print(f"| {row['variant']} | {row['warping_error']:.2f} | {error_ratio:.2f}x lower | "
+              f"{row['seconds_per_later_frame']:.2f} | {time_ratio:.2f}x | {row['final_style_loss']:.3g} |")
+    for row, (error_ratio, time_ratio) in zip(rows[2:], ratios[2:]):
         met = error_ratio >= 3.0 and time_ratio <= 1.5
         print(f"{row['variant']}: {error_ratio:.1f}x lower warping error at {time_ratio:.2f}x the time per frame: "
               f"{'meets' if met else 'does NOT meet'} the target (>= 3x lower at <= 1.5x the time)")
