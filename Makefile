@@ -4,8 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 WEIGHTS ?= imagenet
 STEPS  ?= 200
-CONTENT ?= img/content/astronaut.jpg
-STYLE  ?= img/style/hexagons.png
+CONTENT ?= nstkit/media/samples/content/astronaut.jpg
+STYLE  ?= nstkit/media/samples/style/hexagons.png
 # Both ends of the TensorFlow range CI tests (nstkit/support.py): .venv gets the newest, .venv-oldest-tf
 # the oldest with the oldest Keras pyproject.toml allows (TF 2.16 wheels need numpy < 2).
 NEWEST_TF := "tensorflow==2.21.*"
@@ -14,7 +14,7 @@ OLD_VENV  := .venv-oldest-tf
 
 MODE   ?= full
 
-.PHONY: env demo test test-oldest-tf lab showcase bench clean
+.PHONY: env demo test test-wheel test-oldest-tf lab showcase bench clean
 
 env: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ PYTEST_PARALLEL := -n 2 --dist loadscope --durations=25
 
 test: env
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_PARALLEL) --nbval-lax tests notebooks
+
+# The package as pip installs it: a wheel built from this checkout, installed non-editable in a fresh environment,
+# every module imported and `nstkit stylize` run from a folder outside the checkout (scripts/check_wheel.py).
+test-wheel: env
+	$(BIN)/python scripts/check_wheel.py
 
 # The oldest supported TensorFlow: the unit tests (not the browser test) and one notebook in quick mode.
 test-oldest-tf: $(OLD_VENV)/.installed

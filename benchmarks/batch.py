@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(size: int, variants: int, steps: int) -> dict:
     import nstkit
 
-    content, style = ROOT / "img/content/astronaut.jpg", ROOT / "img/style/hexagons.png"
+    content, style = ROOT / "nstkit/media/samples/content/astronaut.jpg", ROOT / "nstkit/media/samples/style/hexagons.png"
     options = dict(weights="random", max_dim=size, steps=steps)
     weights = [10.0 ** (6 + k) for k in range(variants)]
     nstkit.stylize(content, style, **{**options, "steps": 1})  # load the backbone once, outside both timings

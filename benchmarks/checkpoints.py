@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import nstkit  # noqa: E402
-from nstkit.checkpoint import AUTO_INTERVAL_SECONDS  # noqa: E402
+from nstkit.run.checkpoint import AUTO_INTERVAL_SECONDS  # noqa: E402
 
 
 def main() -> None:

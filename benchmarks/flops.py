@@ -151,7 +151,7 @@ def forward_conv_flops(model, height: int, width: int) -> int:
     """Analytic forward FLOPs of every ``Conv2D`` layer in a Keras ResNet-50 (sub)model at ``height × width``."""
     import keras
 
-    from nstkit.layers import CATALOG
+    from nstkit.core.catalog import CATALOG
 
     total = 0
     for layer in model.layers:
@@ -167,7 +167,7 @@ def step_cost(step, content_shape: tuple[int, int], layer_names) -> dict[str, An
 
     ``step`` is ``progress.compiled_step`` from a `nstkit.stylize` callback.
     """
-    from nstkit.backbone import FeatureExtractor, load_resnet50
+    from nstkit.network.backbone import FeatureExtractor, load_resnet50
 
     graph = step.get_concrete_function().graph
     cost = step_flops(graph)

@@ -6,7 +6,7 @@ Times the forward + backward pass of the style and content losses w.r.t. the
 image (what every step of `stylize` costs) through nstkit's feature
 extractor, with BatchNorm unfolded (Keras' layers: in mixed precision each
 BN casts its bf16 input up to float32 and back) or folded into the convs
-(`nstkit.folding`), in float32 and bfloat16. Prints median seconds per step
+(`nstkit.network.folding`), in float32 and bfloat16. Prints median seconds per step
 and the speed-up of each variant over unfolded float32.
 """
 
@@ -27,9 +27,14 @@ VARIANTS = [(False, "float32"), (True, "float32"), (False, "bfloat16"), (True, "
 def step_seconds(size: int, preset: str, fold: bool, precision: str, steps: int) -> float:
     import tensorflow as tf
 
-    from nstkit.backbone import FeatureExtractor, load_resnet50
-    from nstkit.layers import get_preset
-    from nstkit.losses import content_loss, gram_matrix, mean_over_layers, style_loss
+    from nstkit.core.presets import get_preset
+    from nstkit.network.backbone import FeatureExtractor, load_resnet50
+    from nstkit.objective.losses import (
+        content_loss,
+        gram_matrix,
+        mean_over_layers,
+        style_loss,
+    )
 
     chosen = get_preset(preset)
     model, _ = load_resnet50("random")

@@ -63,7 +63,7 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
         layers = [*result.config.style_layers, *result.config.content_layers]
         row.update(step_cost(steps_seen[0], (size, size), layers))
         row["gflops_per_second"] = row["flops"] / row["seconds_per_step"] / 1e9
-        from nstkit.device import cpu_peak_flops
+        from nstkit.network.device import cpu_peak_flops
 
         peak, how = cpu_peak_flops(result.config.precision)  # set every figure against the physical limit
         row["peak_gflops"], row["peak_basis"] = (peak / 1e9 if peak else None), how
@@ -84,7 +84,7 @@ def seed_loop_run(size: int, preset: str, steps: int, warmup: int) -> dict[str, 
 
 
 def peak_rss_bytes() -> int:
-    from nstkit.memory import measured_peak_rss_bytes
+    from nstkit.measure.memory import measured_peak_rss_bytes
 
     return measured_peak_rss_bytes()
 

@@ -1,15 +1,15 @@
-"""Measured peak memory of a run vs `nstkit.memory`'s estimate.
+"""Measured peak memory of a run vs `nstkit.measure.memory`'s estimate.
 
     python benchmarks/memory.py [--sizes 256 512 1024 2048] [--presets robust vanilla]
                                 [--precisions float32] [--batch N] [--save rows.json] [--load rows.json] [--fit]
 
 Each (size, preset, precision) runs ``nstkit.stylize(..., steps=3, weights="random")``
 on a square size×size image in a fresh subprocess, which reports its own peak
-RSS (`nstkit.memory.measured_peak_rss_bytes`: VmHWM on Linux) at the end: the peak
+RSS (`nstkit.measure.memory.measured_peak_rss_bytes`: VmHWM on Linux) at the end: the peak
 belongs to that run alone. Prints measured vs estimated and their ratio.
 
 ``--fit`` refits the estimate's two constants (``RUNTIME_BYTES`` and
-``ACTIVATION_FACTOR[precision]`` in nstkit/memory.py) by least squares on the
+``ACTIVATION_FACTOR[precision]`` in nstkit/measure/memory.py) by least squares on the
 relative error; ``--save`` / ``--load`` keep the measurements, so a refit does
 not rerun them. A 2048 px vanilla run takes about a minute on 2 cores: run
 the big sizes once.
@@ -34,7 +34,7 @@ CHILD = """
 import json, sys
 import numpy as np
 import nstkit
-from nstkit.memory import measured_peak_rss_bytes
+from nstkit.measure.memory import measured_peak_rss_bytes
 size, preset, precision, steps, batch = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 rng = np.random.default_rng(0)
 content = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
@@ -63,8 +63,8 @@ def measure(size: int, preset: str, precision: str, steps: int = 3, batch: int =
 
 
 def with_estimate(row: dict) -> dict:
-    from nstkit.config import StyleConfig
-    from nstkit.memory import estimate_peak_bytes
+    from nstkit.core.config import StyleConfig
+    from nstkit.measure.memory import estimate_peak_bytes
 
     config = StyleConfig(preset=row["preset"], precision=row["precision"], weights="random")
     estimate = estimate_peak_bytes(row["size"], row["size"], config, batch=row.get("batch", 1))
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="variants per run (a stylize_batch call) if above 1")
     parser.add_argument("--save", type=Path, help="write the measurements to this JSON file")
     parser.add_argument("--load", type=Path, action="append", help="use measurements saved earlier, not new runs")
-    parser.add_argument("--fit", action="store_true", help="print refitted constants for nstkit/memory.py")
+    parser.add_argument("--fit", action="store_true", help="print refitted constants for nstkit/measure/memory.py")
     args = parser.parse_args()
 
     import psutil

@@ -1,6 +1,6 @@
 """Does bfloat16 change the picture? float32 vs bfloat16 runs from the same start, compared by SSIM.
 
-    python benchmarks/precision_quality.py [--content img/content/astronaut.jpg] [--style img/style/hexagons.png]
+    python benchmarks/precision_quality.py [--content nstkit/media/samples/content/astronaut.jpg] [--style nstkit/media/samples/style/hexagons.png]
                                            [--size 512] [--steps 200] [--presets robust vanilla] [--json out.json]
 
 For each preset, three runs with the same seed and random weights:
@@ -16,7 +16,7 @@ Reported: SSIM (scikit-image, RGB, data range 255; at full size and after a
 4×4 mean downscale, which keeps the composition and drops the fine texture)
 and mean absolute difference between each run's image and the reference at a few steps and at
 the end (the best image), each run's final and best loss, its SSIM to the
-content (`nstkit.metrics.content_ssim`, luminance) and its seconds per step.
+content (`nstkit.measure.metrics.content_ssim`, luminance) and its seconds per step.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def image_similarity(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 def run(content, style, preset: str, precision: str, size: int, steps: int, checkpoints: list[int],
         init: str = "content") -> dict:
     import nstkit
-    from nstkit.metrics import content_ssim
+    from nstkit.measure.metrics import content_ssim
 
     snapshots: dict[int, np.ndarray] = {}
 
@@ -61,7 +61,7 @@ def run(content, style, preset: str, precision: str, size: int, steps: int, chec
 
     result = nstkit.stylize(content, style, preset=preset, precision=precision, steps=steps, max_dim=size,
                             weights="random", seed=0, init=init, callbacks=[snapshot])
-    content_rgb = nstkit.images.load_image(content, size)
+    content_rgb = nstkit.media.images.load_image(content, size)
     return {"image": result.image, "snapshots": snapshots,
             "final_loss": result.record["final_losses"]["total"], "best_loss": result.record["best_loss"],
             "best_step": result.record["best_step"], "seconds_per_step": result.record["seconds_per_step"],
@@ -70,8 +70,8 @@ def run(content, style, preset: str, precision: str, size: int, steps: int, chec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--content", default=str(ROOT / "img/content/astronaut.jpg"))
-    parser.add_argument("--style", default=str(ROOT / "img/style/hexagons.png"))
+    parser.add_argument("--content", default=str(ROOT / "nstkit/media/samples/content/astronaut.jpg"))
+    parser.add_argument("--style", default=str(ROOT / "nstkit/media/samples/style/hexagons.png"))
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--presets", nargs="+", default=["robust"])
@@ -81,12 +81,12 @@ def main() -> None:
     parser.add_argument("--save-images", type=Path, help="write each run's image here as PNG")
     args = parser.parse_args()
 
-    import nstkit.images
-
     from measure import machine
 
+    import nstkit.media.images
+
     checkpoints = sorted({s for s in (1, 10, 50, 100, args.steps) if s <= args.steps})
-    content_rgb = nstkit.images.load_image(args.content, args.size)
+    content_rgb = nstkit.media.images.load_image(args.content, args.size)
     rng = np.random.default_rng(1)
     perturbed = np.clip(np.round(content_rgb) + rng.integers(-1, 2, content_rgb.shape), 0, 255).astype(np.uint8)
     info = machine()
@@ -97,7 +97,7 @@ def main() -> None:
                "steps": args.steps, "presets": {}}
     with tempfile.TemporaryDirectory() as scratch:
         init_path = Path(scratch) / "content_plus_noise.png"
-        nstkit.images.save_image(init_path, perturbed)
+        nstkit.media.images.save_image(init_path, perturbed)
         for preset in args.presets:
             runs = {"float32": run(args.content, args.style, preset, "float32", args.size, args.steps, checkpoints),
                     args.low: run(args.content, args.style, preset, args.low, args.size, args.steps, checkpoints)}
@@ -117,7 +117,7 @@ def main() -> None:
                 if args.save_images:
                     args.save_images.mkdir(parents=True, exist_ok=True)
                     file_name = f"{preset}_{name.replace(', init ±1', '_control')}.png"
-                    nstkit.images.save_image(args.save_images / file_name, outcome["image"])
+                    nstkit.media.images.save_image(args.save_images / file_name, outcome["image"])
             results["presets"][preset] = rows
             print(table(preset, rows, checkpoints), flush=True)
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]

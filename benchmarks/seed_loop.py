@@ -17,7 +17,7 @@ import numpy as np
 
 def seed_style_lists(preset: str) -> tuple[list[str], list[str]]:
     """(style list, content list) as the seed's loop sees them: robust keeps its 15 entries with repeats."""
-    from nstkit.layers import SEED_ROBUST_STYLE_LIST, get_preset
+    from nstkit.core.presets import SEED_ROBUST_STYLE_LIST, get_preset
 
     chosen = get_preset(preset)
     style_list = list(SEED_ROBUST_STYLE_LIST) if preset == "robust" else list(chosen.style_layers)
@@ -37,7 +37,7 @@ class SeedLoop:
         import keras
         import tensorflow as tf
 
-        from nstkit.backbone import load_resnet50
+        from nstkit.network.backbone import load_resnet50
 
         self.style_list, self.content_list = seed_style_lists(preset)
         base, _ = load_resnet50(weights)
@@ -80,7 +80,7 @@ class SeedLoop:
         import keras
         import tensorflow as tf
 
-        from nstkit.images import pixel_bounds
+        from nstkit.media.images import pixel_bounds
 
         image = tf.Variable(self.content)
         optimizer = keras.optimizers.Adam(learning_rate=20.0, beta_1=0.99, epsilon=0.1)

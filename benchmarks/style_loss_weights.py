@@ -25,10 +25,10 @@ LOSSES = ("mean_cov", "wasserstein", "histogram")
 
 def main() -> None:
     import nstkit
-    from nstkit.device import describe
-    from nstkit.images import bundled_image
-    from nstkit.metrics import evaluate
-    from nstkit.notebook import table
+    from nstkit.measure.metrics import evaluate
+    from nstkit.media.images import bundled_image
+    from nstkit.network.device import describe
+    from nstkit.ui.notebook import table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)

@@ -5,7 +5,7 @@
                                [--steps N] [--eager-steps N] [--repeat R] [--json out.json] [--quick]
 
 Every configuration runs in a fresh subprocess, so its peak RSS
-(`nstkit.memory.measured_peak_rss_bytes`, VmHWM on Linux) is its own: the process warms up with
+(`nstkit.measure.memory.measured_peak_rss_bytes`, VmHWM on Linux) is its own: the process warms up with
 2 steps, times N steps and reports the median. Per (size, preset):
 
 * nstkit at each precision with XLA off (the CPU default), and float32 with

@@ -42,7 +42,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from seed_loop import SeedLoop  # noqa: E402
 
 MULTI_SCALE = dict(coarse_levels=3, coarse_factor=2 ** 0.5, coarse_steps=60)  # crowsonkb's √2 growth
@@ -63,7 +62,7 @@ def weights_file(folder: Path, seed: int = 0) -> Path:
     """A random ResNet-50 (notop) with randomised BatchNorm statistics and affine terms, saved as .weights.h5."""
     import keras
 
-    from nstkit.backbone import _init_random
+    from nstkit.network.backbone import _init_random
 
     model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
     _init_random(model, seed)
@@ -80,7 +79,7 @@ def weights_file(folder: Path, seed: int = 0) -> Path:
 
 def images(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Bundled content and style at ``size`` px on the long side (float32 RGB), as both loops get them."""
-    from nstkit.images import bundled_image
+    from nstkit.media.images import bundled_image
 
     return (bundled_image("chelsea.jpg", size).astype(np.float32),
             bundled_image("mosaic.png", size).astype(np.float32))
@@ -99,7 +98,7 @@ def check_same_objective(loop: SeedLoop, content, style, weights: str, size: int
     decide.
     """
     import nstkit
-    from nstkit.images import preprocess
+    from nstkit.media.images import preprocess
 
     seed_losses, path = [], []
     loop.run(CHECK_STEPS, on_step=lambda step, seconds, loss: seed_losses.append(loss))
@@ -153,7 +152,7 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
 
 
 def _judge(loop: SeedLoop, rgb: np.ndarray) -> float:
-    from nstkit.images import preprocess
+    from nstkit.media.images import preprocess
 
     return loop.loss(preprocess(rgb))
 
@@ -171,8 +170,8 @@ def main() -> None:
     if args.quick:
         args.size, args.seed_steps, args.every = 96, 20, 2
 
-    from nstkit.device import describe
-    from nstkit.images import preprocess
+    from nstkit.media.images import preprocess
+    from nstkit.network.device import describe
 
     print(f"machine: {describe()}")
     content, style = images(args.size)

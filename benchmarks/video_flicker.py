@@ -1,6 +1,6 @@
 """Flicker, side by side: python benchmarks/video_flicker.py [--seconds 1] [--max-dim 128] [--frame-steps 60]
 
-Stylises the sample clip (`nstkit.clips.camera_move` over chelsea.jpg, as scripts/make_clip.py makes it)
+Stylises the sample clip (`research.sample_clip.camera_move` over chelsea.jpg, as scripts/make_clip.py makes it)
 three ways at equal step budgets, random weights, robust preset:
 
   (a) independent: every frame from the content, no temporal loss;
@@ -22,11 +22,13 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ is the clone's, not the package's
 
-from nstkit.clips import camera_move, write_mp4  # noqa: E402
-from nstkit.config import VIDEO_TEMPORAL_WEIGHT  # noqa: E402
-from nstkit.images import bundled_image  # noqa: E402
-from nstkit.video import stylize_video  # noqa: E402
+from nstkit.core.config import VIDEO_TEMPORAL_WEIGHT  # noqa: E402
+from nstkit.media.clips import write_mp4
+from nstkit.media.images import bundled_image  # noqa: E402
+from nstkit.run.video import stylize_video  # noqa: E402
+from research.sample_clip import camera_move  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,7 +53,7 @@ def main() -> int:
                    for w in args.temporal_weights}}
     rows = []
     for name, options in variants.items():
-        result = stylize_video(clip, REPO / "img" / "style" / "mosaic.png", None, weights=args.weights,
+        result = stylize_video(clip, REPO / "nstkit" / "media" / "samples" / "style" / "mosaic.png", None, weights=args.weights,
                                steps=args.steps, frame_steps=args.frame_steps, max_dim=args.max_dim,
                                precision="float32", **options)
         frames = result.record["frames"]

@@ -1,6 +1,6 @@
 """The method comparison, one source for every copy of its table: python scripts/compare_methods.py [--quick]
 
-Runs every method (`nstkit.compare.METHODS`) on the four bundled pairs with three seeds, 300 steps at
+Runs every method (`research.compare.METHODS`) on the four bundled pairs with three seeds, 300 steps at
 256 px (the full comparison: 144 runs, about 2 h on a 2-core CPU with float32), scores each output
 with every offline metric, and stores it all in benchmarks/method_comparison.json after each run
 (rerun the same command to resume). Then it prints the report, writes the README's table between its
@@ -20,9 +20,10 @@ import textwrap
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ is the clone's, not the package's
 
-from nstkit import compare  # noqa: E402
-from nstkit.errors import NstkitError  # noqa: E402
+from nstkit.core.errors import NstkitError  # noqa: E402
+from research import compare  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -48,8 +49,8 @@ def figures(results: dict, images: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from nstkit.images import bundled_image, load_image
-    from nstkit.notebook import image_grid
+    from nstkit.media.images import bundled_image, load_image
+    from nstkit.ui.notebook import image_grid
 
     methods = results["settings"]["methods"]
     cells = compare.complete_cells(results)

@@ -4,7 +4,7 @@
     python scripts/control_figures.py --weights imagenet      # the same figures with the real network
 
 Each figure is a row of results, one per setting, labelled with the flag that made it; the caption says the
-weights, size and steps. Each run is scored without ImageNet weights (`nstkit.metrics.evaluate`: content SSIM,
+weights, size and steps. Each run is scored without ImageNet weights (`nstkit.measure.metrics.evaluate`: content SSIM,
 held-out Gram distance, colour distance) and the table is printed and stored in the figure's JSON record.
 With random weights the images show the mechanics (palette, fine texture), not what a control does to the
 style's shapes: the metrics below cannot judge that, and the command above reruns them with ImageNet weights.
@@ -57,8 +57,8 @@ def masks(folder: Path, shape: tuple[int, int]) -> dict[str, Path]:
 
 def run_control(name: str, settings, folder: Path) -> dict:
     import nstkit
-    from nstkit.images import bundled_image
-    from nstkit.metrics import evaluate
+    from nstkit.measure.metrics import evaluate
+    from nstkit.media.images import bundled_image
 
     title, runs = CONTROLS[name]
     content = bundled_image(CONTENT, settings.max_dim)
@@ -82,8 +82,8 @@ def run_control(name: str, settings, folder: Path) -> dict:
 def bit_depth_figure(settings) -> None:
     """What --bit-depth 16 keeps: each encoding's difference from the unrounded image, amplified 40x."""
     import nstkit
-    from nstkit.images import bundled_image, to_uint16
-    from nstkit.notebook import image_grid, save_figure
+    from nstkit.media.images import bundled_image, to_uint16
+    from nstkit.ui.notebook import image_grid, save_figure
 
     print("# bit_depth")
     content = bundled_image(CONTENT, settings.max_dim)
@@ -106,8 +106,8 @@ def bit_depth_figure(settings) -> None:
 
 
 def main() -> None:
-    from nstkit.device import describe
-    from nstkit.notebook import NotebookSettings, image_grid, save_figure, table
+    from nstkit.network.device import describe
+    from nstkit.ui.notebook import NotebookSettings, image_grid, save_figure, table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=[*CONTROLS, "bit_depth"], default=[*CONTROLS, "bit_depth"])

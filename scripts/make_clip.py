@@ -1,16 +1,19 @@
 """Write the sample clip: a camera pan and zoom over a bundled photo. python scripts/make_clip.py [-o OUT.mp4]
 
-3 s at 24 fps, 256 px on the long side, from img/content/chelsea.jpg (CC0, Stefan van der Walt; img/README.md),
-so the clip is CC0 as well. The same bytes every time (`nstkit.clips.camera_move`), so it is made, not stored.
+3 s at 24 fps, 256 px on the long side, from nstkit/media/samples/content/chelsea.jpg (CC0, Stefan van der Walt; nstkit/media/samples/README.md),
+so the clip is CC0 as well. The same bytes every time (`research.sample_clip.camera_move`), so it is made, not stored.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from nstkit.clips import camera_move, write_mp4
-from nstkit.errors import NstkitError
-from nstkit.images import bundled_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ is the clone's, not the package's
+
+from nstkit.core.errors import NstkitError  # noqa: E402
+from nstkit.media.clips import write_mp4
+from nstkit.media.images import bundled_image
+from research.sample_clip import camera_move
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -39,12 +39,12 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nstkit.memory import measured_peak_rss_bytes  # noqa: E402
-from nstkit.images import Encoding, load_image, resize_to, save_image, to_uint8  # noqa: E402
-from nstkit.record import write_record  # noqa: E402
+from nstkit.core.record import write_record  # noqa: E402
+from nstkit.measure.memory import measured_peak_rss_bytes  # noqa: E402
+from nstkit.media.images import Encoding, load_image, resize_to, save_image, to_uint8  # noqa: E402
 
-CONTENT = ROOT / "img/content/coffee.jpg"
-STYLE = ROOT / "img/style/strokes.png"
+CONTENT = ROOT / "nstkit/media/samples/content/coffee.jpg"
+STYLE = ROOT / "nstkit/media/samples/style/strokes.png"
 LONG_SIDE = 4096
 CROP = (768, 512)  # width, height
 CROP_CENTRE = (2048, 1536)  # x, y: a corner of a fixed 512 px grid

@@ -1,4 +1,4 @@
-"""Rebuild img/content and img/style: `python scripts/make_images.py`.
+"""Rebuild the bundled samples (nstkit/media/samples/content and style): `python scripts/make_images.py`.
 
 Content images are scikit-image's bundled samples (public domain / CC0),
 downscaled to 512 px and stored as JPEG to keep the repo light. Style
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-ROOT = Path(__file__).resolve().parents[1] / "img"
+ROOT = Path(__file__).resolve().parents[1] / "nstkit" / "media" / "samples"
 SIZE = 512
 PALETTE = [(230, 57, 70), (241, 250, 238), (168, 218, 220), (69, 123, 157), (29, 53, 87), (244, 162, 97),
            (233, 196, 106), (42, 157, 143)]

@@ -31,4 +31,4 @@ if importlib.util.find_spec("nstkit") is None:
     sys.path.insert(0, fetch_nstkit())
     importlib.invalidate_caches()  # pip has just installed nstkit's dependencies: let this kernel see them
 import nstkit
-from nstkit import notebook as nb
+from nstkit.ui import notebook as nb

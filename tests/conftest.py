@@ -1,9 +1,8 @@
 """Fixtures for the tests; shared helpers live in nst_helpers.py."""
 
 import pytest
-from PIL import Image
-
 from nst_helpers import smooth_image
+from PIL import Image
 
 
 @pytest.fixture

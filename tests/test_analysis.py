@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from nst_helpers import smooth_image
-from nstkit.analysis import layer_statistics, normalised_entropy, peakiness
+
+from nstkit.measure.analysis import layer_statistics, normalised_entropy, peakiness
 
 
 def test_peakiness_and_entropy_of_known_arrays():

@@ -2,10 +2,10 @@ import h5py
 import numpy as np
 import pytest
 
-from nstkit import backbone
-from nstkit.backbone import FeatureExtractor, file_md5, load_resnet50
-from nstkit.errors import NstkitError
-from nstkit.layers import CATALOG
+from nstkit.network import backbone
+from nstkit.core.catalog import CATALOG
+from nstkit.core.errors import NstkitError
+from nstkit.network.backbone import FeatureExtractor, file_md5, load_resnet50
 
 
 @pytest.fixture
@@ -128,11 +128,11 @@ def test_extractor_returns_the_requested_layers():
 
 
 def test_vgg19_backbone_through_the_same_api(fresh_cache):
+    import inspect
+
     from keras.src.applications import vgg19
 
-    from nstkit.layers import VGG19_CATALOG
-
-    import inspect
+    from nstkit.core.catalog import VGG19_CATALOG
 
     assert backbone.VGG19_ORIGIN == vgg19.WEIGHTS_PATH_NO_TOP
     assert f'file_hash="{backbone.VGG19_MD5}"' in inspect.getsource(vgg19)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 
 import nstkit
-from nst_helpers import smooth_image
-from nstkit.errors import NstkitError
+from nstkit.core.errors import NstkitError
 
 TINY = dict(weights="random", max_dim=48, steps=4)
 CONTENT, STYLE, OTHER_STYLE = smooth_image(1), smooth_image(2, 40, 40), smooth_image(3, 32, 48)
@@ -59,7 +59,7 @@ def test_a_variant_that_changes_the_step_is_refused():
 def test_best_images_are_kept_per_member():
     import tensorflow as tf
 
-    from nstkit.engine import kept_images
+    from nstkit.run.loop import kept_images
 
     images, best = tf.ones((3, 2, 2, 3)), tf.zeros((3, 2, 2, 3))
     mixed = kept_images(tf.constant([True, False, True]), images, best).numpy()

@@ -41,7 +41,8 @@ if __name__ == "__main__":
 pytestmark = pytest.mark.slow  # the recording is of the newest TensorFlow; the oldest's runs differ by design
 
 from nst_helpers import smooth_image
-from nstkit.layers import SWAG_STYLE
+
+from nstkit.core.presets import SWAG_STYLE
 
 RECORDING = ROOT / "tests" / "data" / "behaviour_kept.json"
 SAME_CPU_RTOL = 1e-5  # same kernels, same inputs: measured identical, run after run

@@ -54,9 +54,9 @@ def test_step_flops_match_the_analytic_conv_count():
     assert cost["by_op"]["Conv2DBackpropInput"] == pytest.approx(analytic, rel=0.03)
     assert cost["dead_ops"]["Conv2DBackpropFilter"] == 31  # robust runs 31 convs; no filter gradient is live
     # Each style layer's Gram: FᵀF forward and one product F(dG + dGᵀ) backward, 2·N·C² each.
-    from nstkit.backbone import FeatureExtractor
+    from nstkit.network.backbone import FeatureExtractor
 
-    model, _ = nstkit.backbone.load_resnet50("random")
+    model, _ = nstkit.network.backbone.load_resnet50("random")
     shapes = [f.shape for f in FeatureExtractor(model, list(result.config.style_layers))(content[None]).values()]
     assert cost["by_op"]["BatchMatMulV2"] == sum(4 * h * w * c * c for _, h, w, c in shapes)
     assert cost["flops"] > 2 * analytic

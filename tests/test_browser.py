@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from nst_helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,14 +1,14 @@
-"""Reading clips (a video, a folder, a glob) and writing MP4s (`nstkit.clips`), and every bad input's one line."""
+"""Reading clips (a video, a folder, a glob) and writing MP4s (`nstkit.media.clips`), and every bad input's one line."""
 
 import os
 
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 from PIL import Image
 
-from nst_helpers import smooth_image
-from nstkit.clips import check_video_output, read_clip, write_mp4
-from nstkit.errors import NstkitError
+from nstkit.core.errors import NstkitError
+from nstkit.media.clips import check_video_output, read_clip, write_mp4
 
 
 def frames(count=6, height=34, width=48):

@@ -14,9 +14,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from nst_helpers import ROOT
 
 import nstkit
-from nst_helpers import ROOT
 
 pytestmark = pytest.mark.slow  # fresh venvs and a git clone: TensorFlow's version does not change what they test
 

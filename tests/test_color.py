@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
-
 from nst_helpers import smooth_image
-from nstkit.color import luminance_as_rgb, match_color, rgb_to_yiq, with_content_chroma, yiq_to_rgb
+
+from nstkit.media.color import (
+    luminance_as_rgb,
+    match_color,
+    rgb_to_yiq,
+    with_content_chroma,
+    yiq_to_rgb,
+)
 
 
 def test_match_color_gives_the_target_mean_and_covariance():

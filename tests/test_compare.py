@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstkit import compare
-from nstkit.errors import NstkitError
+from nstkit.core.errors import NstkitError
+from research import compare
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = (("a.jpg", "x.png"), ("b.jpg", "y.png"))
@@ -95,9 +95,9 @@ def test_the_readme_block_is_replaced_and_a_readme_without_one_is_refused():
 def tiny(monkeypatch):
     """Two methods, one pair, one seed, at 64 px and 2 steps, with the slow metric validation stubbed (its
     own test runs it for real)."""
-    import nstkit.metrics
+    import nstkit.measure.metrics
 
-    monkeypatch.setattr(nstkit.metrics, "validate_patch_distance",
+    monkeypatch.setattr(nstkit.measure.metrics, "validate_patch_distance",
                         lambda pairs, size: {"passed": True, "size": size, "seed": 0, "pairs": []})
     return compare.Settings(max_dim=64, steps=2, seeds=(0,), pairs=(("astronaut.jpg", "hexagons.png"),),
                             methods=("vanilla", "robust"))
@@ -105,10 +105,10 @@ def tiny(monkeypatch):
 
 @pytest.mark.slow  # the comparison's bookkeeping: no TensorFlow API of its own
 def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputing(tiny, tmp_path, monkeypatch):
-    import nstkit.optimize
+    import nstkit.run.stylize
 
     path = tmp_path / "results.json"
-    real = nstkit.optimize.stylize
+    real = nstkit.run.stylize.stylize
     calls = []
 
     def stopped_on_the_second(*args, **options):
@@ -117,7 +117,7 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
             raise KeyboardInterrupt
         return real(*args, **options)
 
-    monkeypatch.setattr(nstkit.optimize, "stylize", stopped_on_the_second)
+    monkeypatch.setattr(nstkit.run.stylize, "stylize", stopped_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         compare.run(tiny, path, progress=None)
     stored = json.loads(path.read_text())
@@ -126,7 +126,7 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
     assert set(compare.METRICS) <= set(first)
 
     calls.clear()
-    monkeypatch.setattr(nstkit.optimize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
+    monkeypatch.setattr(nstkit.run.stylize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
     results = compare.run(tiny, path, progress=None)
     assert calls == ["robust"]  # vanilla was not run again
     assert results["runs"][compare._key("vanilla", tiny.pairs[0], 0)]["metrics"] == first
@@ -136,11 +136,11 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
 def test_a_comparison_made_with_other_settings_is_refused_not_mixed(tiny, tmp_path, monkeypatch):
     import dataclasses
 
-    import nstkit.optimize
+    import nstkit.run.stylize
 
     path = tmp_path / "results.json"
     compare._store(path, {"settings": dataclasses.replace(tiny, steps=5).as_dict(), "runs": {}, "validation": None})
-    monkeypatch.setattr(nstkit.optimize, "stylize", lambda *a, **o: pytest.fail("ran on mismatched settings"))
+    monkeypatch.setattr(nstkit.run.stylize, "stylize", lambda *a, **o: pytest.fail("ran on mismatched settings"))
     with pytest.raises(NstkitError, match="made with other settings"):
         compare.run(tiny, path, progress=None)
     with pytest.raises(NstkitError, match="unknown method"):
@@ -189,16 +189,16 @@ def test_one_source_for_notebook_06s_verdict():
 
 @pytest.mark.slow  # the comparison's bookkeeping: no TensorFlow API of its own
 def test_a_run_stopped_inside_is_not_stored_as_if_it_had_its_budget(tiny, tmp_path, monkeypatch):
-    import nstkit.optimize
+    import nstkit.run.stylize
 
-    real = nstkit.optimize.stylize
+    real = nstkit.run.stylize.stylize
 
     def stopped_early(*args, **options):
         result = real(*args, **options)
         result.record["stopped_early"] = True  # what Ctrl-C during the steps leaves
         return result
 
-    monkeypatch.setattr(nstkit.optimize, "stylize", stopped_early)
+    monkeypatch.setattr(nstkit.run.stylize, "stylize", stopped_early)
     path = tmp_path / "results.json"
     with pytest.raises(KeyboardInterrupt):
         compare.run(tiny, path, progress=None)

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from nstkit.config import StyleConfig
-from nstkit.errors import NstkitError
+from nstkit.core.config import StyleConfig
+from nstkit.core.errors import NstkitError
 
 
 def test_defaults_are_the_seeds_settings():

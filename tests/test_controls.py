@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from nst_helpers import run_cli, sha256, smooth_image
 from PIL import Image
 
 import nstkit
-from nst_helpers import run_cli, sha256, smooth_image
-from nstkit.errors import NstkitError
+from nstkit.core.errors import NstkitError
 
 TINY = dict(weights="random", max_dim=64, precision="float32")
 CONTENT, STYLE, STYLE_2 = smooth_image(1), smooth_image(2, 40, 40), smooth_image(3, 56, 48)
@@ -62,7 +62,7 @@ def test_style_scale_needs_one_factor_or_one_per_style():
 def test_each_style_loss_reads_one_at_the_content_and_falls(style_loss):
     result = nstkit.stylize(CONTENT, STYLE, steps=25, style_loss=style_loss, content_weight=0, **TINY)
     style = result.history["style"]
-    assert result.config.style_weight == nstkit.config.NORMALISED_STYLE_WEIGHT
+    assert result.config.style_weight == nstkit.core.config.NORMALISED_STYLE_WEIGHT
     assert style[0] == pytest.approx(result.config.style_weight, rel=1e-4)  # 1 at the content, times the weight
     assert min(style) < 0.7 * style[0]
     assert result.record["config"]["style_loss"] == style_loss
@@ -95,7 +95,7 @@ def _mask(tmp_path, left, right, name="mask.png", height=48, width=64):
 
 
 def test_mask_colours_in_reading_order_black_unstyled_and_edges_to_the_nearest(tmp_path):
-    from nstkit.masks import load_regions
+    from nstkit.media.masks import load_regions
 
     pixels = np.zeros((40, 60, 3), np.uint8)
     pixels[:, :20], pixels[:, 20:40], pixels[:, 40:] = (0, 0, 255), (0, 0, 0), (255, 0, 0)
@@ -113,7 +113,7 @@ def test_mask_colours_in_reading_order_black_unstyled_and_edges_to_the_nearest(t
 
 
 def test_grayscale_mask_is_one_styles_weight(tmp_path):
-    from nstkit.masks import load_regions
+    from nstkit.media.masks import load_regions
 
     pixels = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))
     path = tmp_path / "ramp.png"
@@ -178,7 +178,7 @@ def test_mask_rules_are_one_line_each(tmp_path):
 # --------------------------------------------------------------------------- start images
 
 def test_start_images():
-    from nstkit.start import initial_image
+    from nstkit.media.start import initial_image
 
     config = nstkit.StyleConfig(seed=3)
     gray = initial_image(config.replace(init="gray"), CONTENT.astype(np.float32))
@@ -203,7 +203,7 @@ def test_style_stats_start_runs_and_is_recorded():
 def test_avg_pooling_replaces_the_max_pool_by_an_average_of_the_same_window():
     import tensorflow as tf
 
-    from nstkit.backbone import FeatureExtractor, load_backbone
+    from nstkit.network.backbone import FeatureExtractor, load_backbone
 
     model, _ = load_backbone("resnet50", "random")
     image = tf.constant(np.random.default_rng(0).normal(0, 50, (1, 64, 64, 3)).astype(np.float32))
@@ -236,7 +236,7 @@ def test_sixteen_bit_png_and_tiff_keep_the_unrounded_image(two_steps, tmp_path):
     import cv2
     import tifffile
 
-    from nstkit.images import Encoding, to_uint16
+    from nstkit.media.images import Encoding, to_uint16
 
     expected = to_uint16(two_steps.float_image)
     assert not np.array_equal(expected >> 8, expected / 257)  # it holds more than 8 bits' levels
@@ -254,7 +254,7 @@ def test_sixteen_bit_png_and_tiff_keep_the_unrounded_image(two_steps, tmp_path):
 def test_eight_bit_formats_follow_the_extension_with_profile_quality_and_subsampling(two_steps, tmp_path):
     from PIL import JpegImagePlugin
 
-    from nstkit.images import Encoding
+    from nstkit.media.images import Encoding
 
     for suffix, pil_format in ((".png", "PNG"), (".jpg", "JPEG"), (".tiff", "TIFF"), (".webp", "WEBP")):
         path = two_steps.save(tmp_path / f"out{suffix}")
@@ -273,7 +273,7 @@ def test_eight_bit_formats_follow_the_extension_with_profile_quality_and_subsamp
 
 
 def test_sixteen_bits_need_png_or_tiff(two_steps, tmp_path):
-    from nstkit.images import Encoding
+    from nstkit.media.images import Encoding
 
     with pytest.raises(NstkitError, match="--bit-depth 16 needs a .png or .tif"):
         two_steps.save(tmp_path / "out.jpg", encoding=Encoding(bit_depth=16))
@@ -300,7 +300,7 @@ def test_controls_from_the_cli_and_their_record_replays(tiny_pair, tmp_path):
     replay = nstkit.stylize(str(content), str(style), nstkit.StyleConfig.from_dict(config))
     import tifffile
 
-    from nstkit.images import to_uint16
+    from nstkit.media.images import to_uint16
 
     # The same run again, from its record: 16 bits see float rounding between processes (1-2 levels of 65535).
     difference = np.abs(tifffile.imread(out).astype(int) - to_uint16(replay.float_image).astype(int))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nstkit
-from nstkit.images import bundled_image
+from nstkit.media.images import bundled_image
 
 pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
 

@@ -6,11 +6,11 @@ CPU features are monkeypatched: the test machine's own are whatever CI runs on.
 from __future__ import annotations
 
 import pytest
+from nst_helpers import smooth_image
 
 import nstkit
-from nst_helpers import smooth_image
-from nstkit import device
-from nstkit.config import StyleConfig
+from nstkit.core.config import StyleConfig
+from nstkit.network import device
 
 
 @pytest.fixture

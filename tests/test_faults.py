@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nst_helpers import ROOT, sha256, smooth_image
 from PIL import Image
 
 import nstkit
-from nst_helpers import ROOT, sha256, smooth_image
-from nstkit.engine import OutputNotSaved
+from nstkit.run.loop import OutputNotSaved
 
 pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
 
@@ -71,7 +71,7 @@ def _one_error_line(done) -> str:
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT])
 def test_a_failed_write_keeps_the_result_elsewhere_and_says_where(tmp_path, monkeypatch, code):
     """Whatever the cause, the image and its record are saved somewhere else, and the message names both."""
-    import nstkit.files as files
+    import nstkit.core.files as files
 
     result = nstkit.stylize(CONTENT, STYLE, steps=2, weights="random", max_dim=64)
     folder = tmp_path / "out"
@@ -98,8 +98,8 @@ def test_a_failed_write_keeps_the_result_elsewhere_and_says_where(tmp_path, monk
 
 
 def test_a_record_that_cannot_be_written_is_rescued_with_the_image(tmp_path, monkeypatch):
-    import nstkit.engine as engine
-    import nstkit.files as files
+    import nstkit.core.files as files
+    import nstkit.run.loop as engine
 
     result = nstkit.stylize(CONTENT, STYLE, steps=1, weights="random", max_dim=64)
     monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
@@ -243,7 +243,7 @@ def test_python_resume_covers_tiles_and_coarse_stages(tmp_path):
 
 def test_checkpoints_are_off_for_short_runs_on_for_long_ones_and_a_full_disk_only_warns(tmp_path, monkeypatch,
                                                                                       capsys):
-    from nstkit.checkpoint import Checkpointing
+    from nstkit.run.checkpoint import Checkpointing
 
     short = Checkpointing(tmp_path / "a.npz")
     short.decide(3, 10, 0.1)  # 1 s left: not worth it
@@ -253,7 +253,7 @@ def test_checkpoints_are_off_for_short_runs_on_for_long_ones_and_a_full_disk_onl
     assert long.every == 120
     assert Checkpointing(tmp_path / "c.npz", every=7).every == 7
 
-    import nstkit.files as files
+    import nstkit.core.files as files
 
     def full(source, target):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -286,18 +286,18 @@ def inject(*args, **kwargs):
     return result
 
 setattr(owner, "{attribute}", inject)
-from nstkit.cli import main
+from nstkit.ui.cli import main
 
 sys.exit(main(sys.argv[1:]))
 """
 # phase: (module, class or "", attribute, which call, signal before or after it, what must come out)
 PHASES = {
-    "image checks": ("images", "", "load_image", 1, "before", "nothing"),
-    "model build": ("objective", "Objective", "__init__", 1, "after", "nothing"),
-    "first trace": ("sources", "WholeImage", "step", 1, "before", "early"),
-    "a step": ("sources", "WholeImage", "step", 3, "before", "early"),
-    "checkpoint": ("checkpoint", "Checkpointing", "write", 1, "before", "early"),
-    "save": ("engine", "", "save_image", 1, "before", "finished"),
+    "image checks": ("media.images", "", "load_image", 1, "before", "nothing"),
+    "model build": ("objective.terms", "Objective", "__init__", 1, "after", "nothing"),
+    "first trace": ("run.gradients", "WholeImage", "step", 1, "before", "early"),
+    "a step": ("run.gradients", "WholeImage", "step", 3, "before", "early"),
+    "checkpoint": ("run.checkpoint", "Checkpointing", "write", 1, "before", "early"),
+    "save": ("run.loop", "", "save_image", 1, "before", "finished"),
 }
 
 

@@ -4,11 +4,11 @@ import dataclasses
 
 import pytest
 
-from nstkit import fields
-from nstkit.cli import build_parser
-from nstkit.config import BATCH_VARIES, OPTIONS, StyleConfig
-from nstkit.errors import NstkitError
+from nstkit.core import fields
+from nstkit.core.config import BATCH_VARIES, OPTIONS, StyleConfig
+from nstkit.core.errors import NstkitError
 from nstkit.sweep import parse_grid
+from nstkit.ui.cli import build_parser
 
 
 def _flags(command: str) -> dict[str, object]:
@@ -77,9 +77,9 @@ def test_what_a_batch_may_vary_and_a_grid_separates_with_semicolons_come_from_th
 def test_resolution_runs_preset_then_layers_then_defaults_then_validation(monkeypatch):
     import dataclasses
 
-    from nstkit import layers
+    from nstkit.core import presets
 
-    monkeypatch.setitem(layers._PRESETS, "swag", dataclasses.replace(layers.get_preset("swag"), learning_rate=5.0))
+    monkeypatch.setitem(presets._PRESETS, "swag", dataclasses.replace(presets.get_preset("swag"), learning_rate=5.0))
     config = StyleConfig(preset="vanilla", style_layers="conv1_relu:2,conv1_relu", learning_rate=None)
     resolved = config.resolved()
     assert resolved.style_layers == {"conv1_relu": 3.0}  # layers: the override, parsed

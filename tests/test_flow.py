@@ -1,10 +1,10 @@
-"""Optical flow, the warp, the reliability mask and the warping error (`nstkit.flow`)."""
+"""Optical flow, the warp, the reliability mask and the warping error (`nstkit.media.flow`)."""
 
 import numpy as np
 import pytest
-
 from nst_helpers import smooth_image
-from nstkit.flow import optical_flow, reliable, warp, warping_error
+
+from nstkit.media.flow import optical_flow, reliable, warp, warping_error
 
 
 def textured(seed: int, height: int = 96, width: int = 128) -> np.ndarray:

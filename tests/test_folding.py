@@ -3,14 +3,14 @@
 import keras
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 from skimage.metrics import structural_similarity
 
 import nstkit
-from nst_helpers import smooth_image
-from nstkit.backbone import FeatureExtractor, load_resnet50
-from nstkit.errors import NstkitError
-from nstkit.folding import fold_batchnorm
-from nstkit.layers import get_preset
+from nstkit.core.errors import NstkitError
+from nstkit.core.presets import get_preset
+from nstkit.network.backbone import FeatureExtractor, load_resnet50
+from nstkit.network.folding import fold_batchnorm
 
 ROBUST = get_preset("robust")
 LAYERS = [*ROBUST.style_layers, *ROBUST.content_layers, "conv2_block1_1_bn", "conv3_block1_out"]

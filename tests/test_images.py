@@ -4,11 +4,11 @@ import zlib
 
 import numpy as np
 import pytest
+from nst_helpers import sha256, smooth_image
 from PIL import Image
 
-from nst_helpers import sha256, smooth_image
-from nstkit.errors import NstkitError
-from nstkit.images import deprocess, load_image, preprocess, save_image, to_uint8
+from nstkit.core.errors import NstkitError
+from nstkit.media.images import deprocess, load_image, preprocess, save_image, to_uint8
 
 
 def test_preprocess_is_keras_resnet50_preprocess_input():
@@ -141,7 +141,7 @@ def test_outputs_get_the_umask_mode_not_the_temp_files_private_one(tmp_path):
     import os
     import stat
 
-    from nstkit.record import write_record
+    from nstkit.core.record import write_record
 
     previous = os.umask(0o022)
     try:

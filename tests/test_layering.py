@@ -1,11 +1,14 @@
-"""Layers you can see: no module imports one above it, no import circles, and no TensorFlow where none is needed.
+"""Layers you can see: the folders are the layers, no module imports a folder above its own, no import circles, and
+no TensorFlow where none is needed.
 
-The layers, lowest first, are listed in nstkit/__init__.py's docstring and in the README's map. Lazy imports
-inside functions count too: an upward import is upward wherever it sits.
+The order of the layers is written once, in the README's map (between its `map:start` / `map:end` markers),
+lowest first; the modules of each layer are read from its folder, and the map must list exactly those. Lazy
+imports inside functions count too: an upward import is upward wherever it sits.
 """
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +16,48 @@ from pathlib import Path
 from nst_helpers import ROOT
 
 PACKAGE = ROOT / "nstkit"
-# Lowest first. A module may import modules of its own layer or below.
-LAYERS = [
-    ("core", ["errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color",
-              "tiles", "masks", "flow", "clips"]),
-    ("model", ["device", "folding", "backbone", "swag", "param", "losses", "style_stats"]),
-    ("engine", ["objective", "optim", "checkpoint", "sources", "engine", "optimize", "video"]),
-    ("interfaces", ["memory", "timing", "metrics", "analysis", "compare", "sweep", "cli", "widgets", "notebook",
-                    "__main__", "__init__"]),
-]
-LEVEL = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}
-TF_FREE = {"errors", "support", "fields", "layers", "files", "config", "images", "record", "quiet", "start", "color", "tiles", "masks", "flow", "clips"}
+# Loose modules at the top: `_version` sits below every layer; the package's face (`__init__`, `__main__`, and
+# `_moved`, the old module paths) above them all.
+BOTTOM, TOP = ["_version"], ["_moved", "__init__", "__main__"]
+# The layers whose modules never import TensorFlow (`network.quiet` is the one place that does, when called).
+TF_FREE_LAYERS = ("core", "media")
+
+
+def _readme_map() -> list[tuple[str, list[str]]]:
+    """(folder, [modules]) per row of the README's map, lowest layer first."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- map:start -->"):text.index("<!-- map:end -->")]
+    rows = []
+    for line in block.splitlines():
+        found = re.match(r"\|\s*`nstkit/(\w+)/`\s*\|(.*)\|\s*$", line)
+        if found:
+            rows.append((found.group(1), re.findall(r"`(\w+)`", found.group(2).split("|")[0])))
+    return rows
+
+
+LAYERS = [folder for folder, _ in _readme_map()]
+LEVEL = {name: level + 1 for level, name in enumerate(LAYERS)} | {name: 0 for name in BOTTOM} | \
+    {name: len(LAYERS) + 1 for name in TOP}
+TF_FREE = {f"{folder}.{path.stem}" for folder in TF_FREE_LAYERS for path in (PACKAGE / folder).glob("*.py")
+           if not path.stem.startswith("_")}
+
+
+def test_the_readme_map_is_the_tree():
+    folders = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
+    assert sorted(LAYERS) == folders, "the README's map and nstkit's folders disagree"
+    for folder, listed in _readme_map():
+        modules = sorted(path.stem for path in (PACKAGE / folder).glob("*.py") if not path.stem.startswith("_"))
+        assert sorted(listed) == modules, f"README map row {folder}: lists {sorted(listed)}, folder has {modules}"
+    loose = sorted(path.stem for path in PACKAGE.glob("*.py"))
+    assert loose == sorted(BOTTOM + TOP), f"loose modules at nstkit/'s top: {loose}"
+
+
+def test_folders_are_one_level_deep_and_small():
+    for folder in LAYERS:
+        nested = [path for path in (PACKAGE / folder).iterdir() if (path / "__init__.py").exists()]
+        assert not nested, f"{folder} holds packages: {nested}"
+        modules = [path for path in (PACKAGE / folder).glob("*.py") if not path.stem.startswith("_")]
+        assert len(modules) <= 8, f"{folder} has {len(modules)} modules: split it"
 
 
 def _module_name(path: Path) -> str:
@@ -69,7 +103,7 @@ def test_no_module_imports_a_module_above_it():
         level = LEVEL[_top(name)]
         for target in _imports(path):
             if _top(target) in LEVEL and LEVEL[_top(target)] > level:
-                upward.append(f"{name} ({LAYERS[level][0]}) imports {target} ({LAYERS[LEVEL[_top(target)]][0]})")
+                upward.append(f"{name} imports {target}, a layer above it")
     assert not upward, "upward imports:\n" + "\n".join(sorted(upward))
 
 
@@ -100,8 +134,9 @@ def test_no_import_circles():
 
 def test_the_core_never_imports_tensorflow():
     """Not even lazily, inside a function (quiet's whole job is to import it, and it is only called from above)."""
-    for name in TF_FREE - {"quiet"}:
-        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
+    assert len(TF_FREE) > 10
+    for name in TF_FREE:
+        for node in ast.walk(ast.parse((PACKAGE / (name.replace(".", "/") + ".py")).read_text())):
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
                        [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not [m for m in modules if m.split(".")[0] in ("tensorflow", "keras")], name
@@ -109,7 +144,7 @@ def test_the_core_never_imports_tensorflow():
 
 PROBE = """
 import json, sys
-from nstkit.cli import main
+from nstkit.ui.cli import main
 results = []
 for args in json.loads(sys.argv[1]):
     try:

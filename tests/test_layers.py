@@ -1,12 +1,18 @@
 import pytest
 
-from nstkit.errors import NstkitError
-from nstkit.layers import (CATALOG, MIN_IMAGE_SIDE, SEED_ROBUST_STYLE_LIST, deepest, get_preset, layers_to_spec,
-                           parse_layers)
+from nstkit.core.catalog import (
+    CATALOG,
+    MIN_IMAGE_SIDE,
+    deepest,
+    layers_to_spec,
+    parse_layers,
+)
+from nstkit.core.errors import NstkitError
+from nstkit.core.presets import SEED_ROBUST_STYLE_LIST, get_preset
 
 
 def test_catalog_matches_the_keras_model():
-    from nstkit.backbone import load_resnet50
+    from nstkit.network.backbone import load_resnet50
 
     model, _ = load_resnet50("random")
     usable = {layer.name for layer in model.layers[1:] if not layer.name.endswith("_pad")}  # [0] is the input
@@ -18,7 +24,7 @@ def test_catalog_matches_the_keras_model():
 def test_catalog_strides_match_feature_map_sizes():
     import numpy as np
 
-    from nstkit.backbone import FeatureExtractor, load_resnet50
+    from nstkit.network.backbone import FeatureExtractor, load_resnet50
 
     model, _ = load_resnet50("random")
     names = ["conv1_relu", "pool1_pool", "conv2_block3_out", "conv3_block1_1_conv", "conv4_block2_2_conv",

@@ -6,11 +6,11 @@ import threading
 
 import numpy as np
 import pytest
+from nst_helpers import run_cli, smooth_image
 
 import nstkit
-from nst_helpers import run_cli, smooth_image
-from nstkit.errors import NstkitError
-from nstkit.optim import LBFGSB
+from nstkit.core.errors import NstkitError
+from nstkit.optim.optimizers import LBFGSB
 
 CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
 TINY = dict(max_dim=64, weights="random", preset="vanilla", precision="float32")  # the same on every CPU

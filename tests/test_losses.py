@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nstkit.layers import SEED_ROBUST_STYLE_LIST, get_preset
-from nstkit.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from nstkit.core.presets import SEED_ROBUST_STYLE_LIST, get_preset
+from nstkit.objective.losses import (
+    content_loss,
+    gram_matrix,
+    style_loss,
+    total_variation_loss,
+)
 
 
 def test_gram_matrix_matches_numpy():

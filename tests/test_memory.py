@@ -7,12 +7,20 @@ import subprocess
 import sys
 
 import pytest
+from nst_helpers import ROOT, run_cli, smooth_image
 from PIL import Image
 
-from nst_helpers import ROOT, run_cli, smooth_image
-from nstkit import NstkitError, StyleConfig, cli
-from nstkit.memory import (AVAILABLE_MEMORY_ENV, MemoryEstimate, estimate_peak_bytes, format_bytes,
-                           largest_fitting_side, parse_bytes, shortfall)
+from nstkit import NstkitError, StyleConfig
+from nstkit.ui import cli
+from nstkit.measure.memory import (
+    AVAILABLE_MEMORY_ENV,
+    MemoryEstimate,
+    estimate_peak_bytes,
+    format_bytes,
+    largest_fitting_side,
+    parse_bytes,
+    shortfall,
+)
 
 ROBUST = StyleConfig(preset="robust", weights="random")
 # A run's own peak RSS: a fresh process, so nothing else this test session loaded counts.
@@ -20,7 +28,7 @@ MEASURE = """
 import json, sys
 import numpy as np
 import nstkit
-from nstkit.memory import measured_peak_rss_bytes
+from nstkit.measure.memory import measured_peak_rss_bytes
 size, batch = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 image = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
@@ -177,7 +185,8 @@ def test_stylize_warns_when_the_run_will_not_fit_and_runs_anyway(content_file, t
 
 def test_the_bfloat16_activation_factor_follows_the_cpus_isa(monkeypatch):
     """Measured: AMX kernels hold more buffers than AVX-512 BF16 ones (1.442 vs 1.126); float32 is shared."""
-    from nstkit import device, memory
+    from nstkit.measure import memory
+    from nstkit.network import device
 
     monkeypatch.setattr(device, "cpu_features", lambda: frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}))
     assert memory.activation_factor("bfloat16") == memory.ACTIVATION_FACTOR["bfloat16"]

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 
 import nstkit
-from nst_helpers import smooth_image
-from nstkit.color import rgb_to_yiq
+from nstkit.media.color import rgb_to_yiq
 
 CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
 TINY = dict(weights="random", max_dim=64, steps=15)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-
 from nst_helpers import smooth_image
-from nstkit.errors import NstkitError
-from nstkit.metrics import color_distance, content_ssim, evaluate, gram_distance
+
+from nstkit.core.errors import NstkitError
+from nstkit.measure.metrics import color_distance, content_ssim, evaluate, gram_distance
 
 
 def test_content_ssim_is_one_for_identity_and_lower_for_noise():
@@ -45,27 +45,27 @@ def test_evaluate_reports_every_metric():
 
 
 def test_evaluate_is_reachable_after_import_nstkit_and_takes_paths_like_stylize(tmp_path):
-    import nstkit
+    from nst_helpers import smooth_image
     from PIL import Image
 
-    from nst_helpers import smooth_image
+    import nstkit
 
     paths = []
     for name, image in (("out.png", smooth_image(1)), ("content.png", smooth_image(1)), ("style.png", smooth_image(2))):
         Image.fromarray(image).save(tmp_path / name)
         paths.append(tmp_path / name)
-    from_paths = nstkit.metrics.evaluate(*map(str, paths))
-    from_arrays = nstkit.metrics.evaluate(smooth_image(1), smooth_image(1), smooth_image(2))
+    from_paths = nstkit.measure.metrics.evaluate(*map(str, paths))
+    from_arrays = nstkit.measure.metrics.evaluate(smooth_image(1), smooth_image(1), smooth_image(2))
     assert from_paths == pytest.approx(from_arrays)
     assert from_paths["ssim_luminance"] == pytest.approx(1.0)  # the output is the content
     with pytest.raises(NstkitError, match="style image not found"):
-        nstkit.metrics.evaluate(str(paths[0]), str(paths[1]), str(tmp_path / "missing.png"))
+        nstkit.measure.metrics.evaluate(str(paths[0]), str(paths[1]), str(tmp_path / "missing.png"))
 
 
 # ---- the weight-free patch distance -----------------------------------------------------------------------------
 
 def test_patch_distance_is_seeded_and_small_for_the_same_image_only():
-    from nstkit.metrics import patch_distance
+    from nstkit.measure.metrics import patch_distance
 
     image, other = smooth_image(1, 96, 96), smooth_image(7, 96, 96)
     assert patch_distance(image, other, seed=3) == patch_distance(image, other, seed=3)
@@ -75,7 +75,7 @@ def test_patch_distance_is_seeded_and_small_for_the_same_image_only():
 
 
 def test_shuffle_patches_keeps_the_pixels_and_moves_the_tiles():
-    from nstkit.metrics import shuffle_patches
+    from nstkit.measure.metrics import shuffle_patches
 
     image = smooth_image(4, 40, 48)
     shuffled = shuffle_patches(image, tile=8, seed=1)
@@ -86,7 +86,7 @@ def test_shuffle_patches_keeps_the_pixels_and_moves_the_tiles():
 
 
 def test_patch_distance_refuses_an_image_too_small_for_its_coarsest_scale():
-    from nstkit.metrics import patch_distance
+    from nstkit.measure.metrics import patch_distance
 
     with pytest.raises(NstkitError, match="too small for the patch distance"):
         patch_distance(smooth_image(1, 20, 20), smooth_image(2, 64, 64))
@@ -95,8 +95,9 @@ def test_patch_distance_refuses_an_image_too_small_for_its_coarsest_scale():
 @pytest.mark.slow  # numpy and POT only: the oldest-TensorFlow phase would run the same arithmetic again
 def test_the_patch_distance_passes_its_validation_on_every_bundled_pair():
     """Another crop of the style nearest, its tiles shuffled next, the content far; falling along a blend."""
-    from nstkit.compare import PAIRS
-    from nstkit.metrics import BLEND_STEPS, validate_patch_distance
+    from research.compare import PAIRS
+
+    from nstkit.measure.metrics import BLEND_STEPS, validate_patch_distance
 
     validation = validate_patch_distance(PAIRS, size=128)
     for check in validation["pairs"]:

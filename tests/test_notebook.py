@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from nstkit import notebook  # noqa: E402
+from nstkit.ui import notebook  # noqa: E402
 
 
 @pytest.mark.parametrize("env, weights, steps, max_dim, quick", [
@@ -65,7 +65,7 @@ def test_table_and_bundled_images():
     text = notebook.table([{"layer": "conv1_relu", "loss": 1234.5678}, {"layer": "x", "loss": 2.0}])
     assert text.splitlines() == ["layer       loss", "conv1_relu  1.23e+03", "x           2"]
     assert notebook.image("hexagons.png", 64).shape == (64, 64, 3)
-    with pytest.raises(notebook.NstkitError, match="nope.png is not a bundled image"):
+    with pytest.raises(notebook.NstkitError, match="nope.png is not a bundled sample image: choose one of astronaut.jpg"):
         notebook.image("nope.png", 64)
 
 
@@ -75,7 +75,7 @@ def _clear(monkeypatch):
 
 
 def test_showcase_mode_takes_the_notebooks_own_size_and_the_devices_precision(monkeypatch, capsys):
-    from nstkit import device
+    from nstkit.network import device
 
     _clear(monkeypatch)
     monkeypatch.setenv("NSTKIT_MODE", "showcase")
@@ -116,7 +116,7 @@ def test_figures_carry_their_caption_inside_the_image():
 
 
 def test_the_cost_is_measured_before_it_is_announced(monkeypatch, capsys):
-    from nstkit import timing
+    from nstkit.measure import timing
 
     monkeypatch.setattr(timing, "measure_run", lambda **kwargs: (0.5, 2.0))
     seconds = notebook.announce_cost(_settings(quick=False), runs=12, steps=100)

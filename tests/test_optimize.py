@@ -3,9 +3,9 @@ from importlib import metadata
 
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 
 import nstkit
-from nst_helpers import smooth_image
 
 TINY = dict(weights="random", max_dim=64)
 CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)

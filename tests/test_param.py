@@ -1,8 +1,8 @@
 import numpy as np
-
 from nst_helpers import smooth_image
-from nstkit.images import deprocess, pixel_bounds
-from nstkit.param import FourierImage, PixelImage
+
+from nstkit.media.images import deprocess, pixel_bounds
+from nstkit.optim.param import FourierImage, PixelImage
 
 
 def test_fourier_round_trip_image_to_parameters_to_image():

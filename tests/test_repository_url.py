@@ -5,7 +5,6 @@ import shutil
 import sys
 
 import pytest
-
 from nst_helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))

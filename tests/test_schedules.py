@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nst_helpers import smooth_image
 
 import nstkit
-from nst_helpers import smooth_image
-from nstkit.errors import NstkitError
-from nstkit.images import preprocess
-from nstkit.optim import LearningRate
+from nstkit.core.errors import NstkitError
+from nstkit.media.images import preprocess
+from nstkit.optim.optimizers import LearningRate
 
 pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
 
@@ -49,7 +49,7 @@ def test_constant_schedule_is_the_seeds_update_byte_for_byte():
 def test_the_moving_average_is_kept_when_it_beats_every_step():
     # From noise, at a learning rate too high, the iterates bounce around the way down; their average
     # moves steadily, and wins.
-    from nstkit.images import deprocess, to_uint8
+    from nstkit.media.images import deprocess, to_uint8
 
     after_updates = []
     decay = 0.8

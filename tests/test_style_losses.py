@@ -5,8 +5,15 @@ import pytest
 import scipy.linalg
 import tensorflow as tf
 
-from nstkit.losses import covariance, histogram_loss, moments, sqrtm_newton_schulz, trace_sqrt, wasserstein_loss
-from nstkit.style_stats import STATISTICS, quantile_functions
+from nstkit.objective.losses import (
+    covariance,
+    histogram_loss,
+    moments,
+    sqrtm_newton_schulz,
+    trace_sqrt,
+    wasserstein_loss,
+)
+from nstkit.objective.style_stats import STATISTICS, quantile_functions
 
 
 def _spd(rng, channels, condition=50.0):

@@ -5,9 +5,9 @@ import warnings
 from importlib import metadata
 
 import pytest
-
 from nst_helpers import ROOT
-from nstkit import support
+
+from nstkit.network import support
 
 
 @pytest.mark.parametrize("installed, warns", [("2.16.2", False), ("2.21.0", False), ("2.22.0rc1", True),

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nstkit.errors import NstkitError
-from nstkit.swag import default_swag_layers, scale, smoothing, softmax_all, softmax_channels
+from nstkit.core.errors import NstkitError
+from nstkit.network.swag import (
+    default_swag_layers,
+    scale,
+    smoothing,
+    softmax_all,
+    softmax_channels,
+)
 
 
 def _np_softmax(x, axis):
@@ -60,7 +66,7 @@ def test_default_layers_are_the_papers_stages_4_and_5():
 
 
 def test_swag_preset_is_the_papers_setup():
-    from nstkit.config import StyleConfig
+    from nstkit.core.config import StyleConfig
 
     config = StyleConfig(preset="swag").resolved()
     assert config.swag == "softmax"
@@ -96,10 +102,11 @@ def _paper_objective(raw, raw_content, raw_style, smoothed):
 def test_swag_preset_is_the_papers_objective_times_one_constant():
     """Only a rescaling: each weighted term is the paper's times SWAG_RESCALE, on images far apart."""
     from nst_helpers import smooth_image
-    from nstkit.config import StyleConfig
-    from nstkit.images import preprocess
-    from nstkit.layers import SWAG_RESCALE
-    from nstkit.objective import Objective, StageInputs
+
+    from nstkit.core.config import StyleConfig
+    from nstkit.core.presets import SWAG_RESCALE
+    from nstkit.media.images import preprocess
+    from nstkit.objective.terms import Objective, StageInputs
 
     content, style = smooth_image(4, 64, 64), smooth_image(5, 64, 64)
     config = StyleConfig(preset="swag", weights="random:3", precision="float32", max_dim=64).resolved()
@@ -118,7 +125,7 @@ def test_swag_preset_is_the_papers_objective_times_one_constant():
 
 
 def test_smoothing_must_reach_a_loss():
-    from nstkit.config import StyleConfig
+    from nstkit.core.config import StyleConfig
 
     with pytest.raises(NstkitError, match=r"swag layer\(s\) conv3_block4_out, conv4_block6_out feed no loss"):
         StyleConfig(swag="softmax", swag_layers=["conv3_block4_out", "conv4_block6_out"]).resolved()
@@ -131,7 +138,7 @@ def test_smoothing_must_reach_a_loss():
 
 
 def test_old_records_replay_as_they_ran():
-    from nstkit.config import StyleConfig
+    from nstkit.core.config import StyleConfig
 
     old = {"record_version": 2, "config": {"preset": "swag", "swag": "softmax"}}
     assert StyleConfig.from_record(old).swag == "softmax_relative"
@@ -141,8 +148,8 @@ def test_old_records_replay_as_they_ran():
 
 
 def test_help_names_each_variants_source():
-    from nstkit.config import OPTIONS
-    from nstkit.layers import SWAG_VARIANTS
+    from nstkit.core.config import OPTIONS
+    from nstkit.core.presets import SWAG_VARIANTS
 
     text = OPTIONS["swag"][1].help
     for name, source in SWAG_VARIANTS.items():

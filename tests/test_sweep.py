@@ -8,12 +8,19 @@ import sys
 
 import numpy as np
 import pytest
+from nst_helpers import run_cli, sha256, smooth_image
 from PIL import Image
 
 import nstkit
-from nst_helpers import run_cli, sha256, smooth_image
-from nstkit.errors import NstkitError
-from nstkit.sweep import FIELDS, METRIC_COLUMNS, SHEET_GAP, expand_grid, parse_grid, thumbnail
+from nstkit.core.errors import NstkitError
+from nstkit.sweep import (
+    FIELDS,
+    METRIC_COLUMNS,
+    SHEET_GAP,
+    expand_grid,
+    parse_grid,
+    thumbnail,
+)
 
 TINY = {"weights": "random", "max_dim": 48, "steps": 2}
 CONTENT, STYLE = smooth_image(1, 32, 40), smooth_image(2, 32, 32)

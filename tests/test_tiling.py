@@ -1,4 +1,4 @@
-"""Tiled stylisation (nstkit/tiles.py, the "tiles" stage of nstkit/sources.py): the tile geometry, the stitched
+"""Tiled stylisation (nstkit/media/tiles.py, the "tiles" stage of nstkit/run/gradients.py): the tile geometry, the stitched
 gradient, and runs end to end, through the public API."""
 
 import json
@@ -6,14 +6,14 @@ from itertools import islice
 
 import numpy as np
 import pytest
+from nst_helpers import run_cli, smooth_image
 from PIL import Image
 
 import nstkit
-import nstkit.tiles as tiling
-from nst_helpers import run_cli, smooth_image
+import nstkit.media.tiles as tiling
 from nstkit import stylize_tiled
-from nstkit.objective import Objective
-from nstkit.tiles import tile_grid, tile_offsets, window_shape, windows_of
+from nstkit.media.tiles import tile_grid, tile_offsets, window_shape, windows_of
+from nstkit.objective.terms import Objective
 
 CONTENT, STYLE = smooth_image(1, 96, 128), smooth_image(2, 64, 64)
 # No one-pass start (so the tiles do all the work); lr 5: at 96x128 the seed's lr 20 overshoots, tiled or not.

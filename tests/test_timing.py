@@ -8,10 +8,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
 from nst_helpers import smooth_image
-from nstkit import cli, timing
-from nstkit.engine import Stage
+
+from nstkit.run import progress
+from nstkit.ui import cli
+from nstkit.run.loop import Stage
 
 
 class FakeClock:
@@ -36,9 +37,9 @@ def _feed(estimate, clock, schedule, seconds_per_step):
 
 def test_estimate_from_warm_up_scales_later_stages_by_area(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
     schedule = [Stage((32, 32), 10), Stage((64, 64), 10)]
-    estimate = timing.RunTimeEstimate(warm_up=4)
+    estimate = progress.RunTimeEstimate(warm_up=4)
     seen = _feed(estimate, clock, schedule, [0.5])
     assert seen[:4] == [None] * 4  # the first step (the trace) gives no interval; four more are needed
     # After 5 steps of stage 0 at 0.5 s: 5 left there, then 10 at four times the area.
@@ -49,15 +50,15 @@ def test_estimate_from_warm_up_scales_later_stages_by_area(monkeypatch):
 
 def test_a_new_stage_measures_afresh(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
     schedule = [Stage((32, 32), 6), Stage((64, 64), 8)]
-    estimate = timing.RunTimeEstimate(warm_up=2)
+    estimate = progress.RunTimeEstimate(warm_up=2)
     seen = _feed(estimate, clock, schedule, [0.1, 2.0])
     assert seen[6 + 2] == pytest.approx(5 * 2.0)  # stage 1, step 3: its own speed, not stage 0's
 
 
 def test_cli_says_the_expected_time_once_before_a_long_run(tiny_pair, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(timing, "LONG_RUN_SECONDS", 0.0)  # every run counts as long here
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)  # every run counts as long here
     content, style = tiny_pair
     code = cli.main(["stylize", str(content), str(style), "-o", str(tmp_path / "out.png"), "--weights", "random",
                      "--max-dim", "48", "--steps", "8"])

@@ -5,15 +5,15 @@ import os
 
 import numpy as np
 import pytest
+from nst_helpers import ROOT, smooth_image
 from PIL import Image
 
-from nst_helpers import ROOT, smooth_image
-from nstkit.widgets import StylePanel
+from nstkit.ui.panel import StylePanel
 
 
 @pytest.fixture
 def panel():
-    panel = StylePanel(ROOT / "img", weights="random", display=False, preview_every=2)
+    panel = StylePanel(ROOT / "nstkit" / "media" / "samples", weights="random", display=False, preview_every=2)
     panel.max_dim.value = 64
     return panel
 
@@ -81,7 +81,7 @@ def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
 
 def test_choosing_a_preset_moves_the_weights_and_learning_rate_to_its_values(panel):
     from nstkit import StyleConfig
-    from nstkit.widgets import control_range
+    from nstkit.ui.panel import control_range
 
     panel.layers.value = ("conv1_relu",)
     for preset in panel.preset.options:
@@ -97,7 +97,7 @@ def test_choosing_a_preset_moves_the_weights_and_learning_rate_to_its_values(pan
 
 def test_the_panel_follows_nstkit_precision(monkeypatch):
     monkeypatch.setenv("NSTKIT_PRECISION", "bfloat16")
-    panel = StylePanel(ROOT / "img", weights="random", display=False)
+    panel = StylePanel(ROOT / "nstkit" / "media" / "samples", weights="random", display=False)
     assert panel.precision.value == "bfloat16" and panel.config().precision == "bfloat16"
 
 
@@ -114,7 +114,7 @@ def test_one_run_per_kernel_a_new_panel_stops_the_earlier_run(panel):
     panel.steps.value = 2000
     panel.run()
     assert _wait_for(lambda: panel.previews >= 1)
-    second = StylePanel(ROOT / "img", weights="random", display=False, preview_every=2)
+    second = StylePanel(ROOT / "nstkit" / "media" / "samples", weights="random", display=False, preview_every=2)
     assert panel.wait(60) and panel.result.stopped_early  # the earlier run ended, its best image kept
     assert "stopped the run of an earlier panel" in second.status.value
     second.max_dim.value, second.steps.value = 64, 2000
@@ -138,7 +138,7 @@ def test_stop_during_the_model_build_ends_the_run_before_its_first_step(panel):
 
 def test_uploads_in_the_formats_of_ipywidgets_8_and_7():
     """ipywidgets 8 gives a tuple of {name, content}; 7 (what Colab ships) a dict of name -> {metadata, content}."""
-    from nstkit.widgets import _uploaded
+    from nstkit.ui.panel import _uploaded
 
     eight = ({"name": "a.png", "type": "image/png", "content": memoryview(b"x")},)
     seven = {"a.png": {"metadata": {"name": "a.png", "type": "image/png"}, "content": b"x"}}
@@ -147,7 +147,7 @@ def test_uploads_in_the_formats_of_ipywidgets_8_and_7():
 
 
 def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(panel, tmp_path, monkeypatch):
-    import nstkit.files as files
+    import nstkit.core.files as files
 
     assert panel.save(tmp_path / "early.png") is None and "nothing to save yet" in panel.status.value
     panel.steps.value = 2
@@ -166,7 +166,7 @@ def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(pane
 
 
 def test_choosing_a_style_loss_moves_the_style_weight_to_its_scale(panel):
-    from nstkit.config import NORMALISED_STYLE_WEIGHT
+    from nstkit.core.config import NORMALISED_STYLE_WEIGHT
 
     panel.preset.value = "robust"
     panel.style_loss.value = "wasserstein"

@@ -28,12 +28,23 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..config import INIT_CHOICES, StyleConfig
-from ..errors import NstkitError
-from ..images import ImageInput, check_output_path, load_image
+from ..core.config import INIT_CHOICES, StyleConfig
+from ..core.errors import NstkitError
+from ..media.images import ImageInput, check_output_path, load_image
+from ..run.progress import wanted
 from .grid import FIELDS, SweepJob, expand_grid, grid_axes, parse_grid, short_value
-from .jobs import (METRIC_COLUMNS, JobOutcome, LocalPool, WorkerDied, dask_client, default_executor, failed_row,
-                   row_from_record, run_job)
+from .jobs import (
+    METRIC_COLUMNS,
+    JobOutcome,
+    LocalPool,
+    WorkerDied,
+    dask_client,
+    default_executor,
+    failed_row,
+    row_from_record,
+    run_job,
+)
+from .progress import SweepBar, check_main_guard
 from .results import SUMMARY_FILES, SweepResult
 from .sheet import SHEET_GAP, thumbnail
 
@@ -45,7 +56,8 @@ __all__ = ["sweep", "SweepResult", "SweepJob", "expand_grid", "parse_grid", "gri
 def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: Mapping[str, Sequence],
           config: StyleConfig | None = None, *, executor: concurrent.futures.Executor | None = None,
           workers: int | None = None, out_dir: os.PathLike | str | None = None, overwrite: bool = False,
-          resume: bool = False, on_row: Callable[[dict], Any] | None = None, **options: Any) -> SweepResult:
+          resume: bool = False, on_row: Callable[[dict], Any] | None = None, progress: bool | None = None,
+          **options: Any) -> SweepResult:
     """Run `stylize` for every point of ``grid`` on ``executor``; rows and images come back in grid order.
 
     ``grid`` maps `StyleConfig` fields to lists of values; ``options`` fix
@@ -59,7 +71,13 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     ``overwrite``, or ``resume``: then the points whose image and run record
     are already there (for the same config) are taken from them, and only
     the others run. ``on_row`` sees each row as its job finishes. A worker
-    process that dies fails only its own row; the sweep goes on.
+    process that dies fails only its own row; the sweep goes on. ``progress``: one bar over every run's steps
+    (the local pool's workers report each run's steps as they go; another executor's runs count when they
+    end); None shows it in notebooks and terminals only.
+
+    From a script, the local pool's worker processes import the script again (Python's "spawn" start):
+    a sweep at a script's top level must sit under ``if __name__ == "__main__":``, and is refused at once
+    without it.
     """
     jobs = expand_grid(grid, config, **options)
     # PIL images become arrays (plain data to pickle); paths stay paths.
@@ -88,9 +106,11 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     to_run = [job for job in jobs if job.index not in done]
     own_executor = executor is None and bool(to_run)
     if own_executor:
+        check_main_guard()
         executor = default_executor(workers, len(to_run))
     try:
-        ran = _gather(executor, to_run, content, style_arg, outputs, inputs, on_row) if to_run else []
+        with SweepBar(to_run, len(done)) if wanted(progress) and to_run else contextlib.nullcontext() as bar:
+            ran = _gather(executor, to_run, content, style_arg, outputs, inputs, on_row, bar) if to_run else []
     finally:
         if own_executor:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -111,8 +131,8 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
 
 def _save_summary(result: SweepResult, out_dir: Path) -> None:
     """The table, sheet and sweep.json in ``out_dir``; if it cannot take them, in a rescue folder, and say so."""
-    from ..engine import OutputNotSaved
-    from ..files import reason, rescue_paths
+    from ..core.files import reason, rescue_paths
+    from ..run.loop import OutputNotSaved
 
     try:
         result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
@@ -132,10 +152,11 @@ def _save_summary(result: SweepResult, out_dir: Path) -> None:
     raise lost
 
 
-def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[JobOutcome]:
+def _gather(executor, jobs, content, style, outputs, inputs, on_row, bar=None) -> list[JobOutcome]:
     """Submit every job, then take each outcome as it finishes (saving its image if asked): grid order out."""
     if isinstance(executor, LocalPool):
         executor.stop_event.clear()  # a pool reused after an interrupted sweep
+        executor.on_progress = bar.step if bar is not None else None
     outcomes: dict[int, JobOutcome] = {}
     futures: dict[concurrent.futures.Future, SweepJob] = {}
     try:
@@ -150,6 +171,8 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[Job
                 if outputs is not None:
                     outcome.row["output"] = _save(outcome, outputs[job.index], inputs)
                 outcomes[job.index] = outcome
+                if bar is not None:
+                    bar.finished(job.index, outcome.row)
                 if on_row is not None:
                     on_row(outcome.row)
     except BaseException:  # Ctrl-C, SIGTERM, a failing on_row: stop what runs, start nothing more
@@ -164,7 +187,7 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row) -> list[Job
 
 def _save(outcome: JobOutcome, path: Path, inputs: tuple) -> str | None:
     """Save a finished job's image and record; if that fails, where the result went instead goes in the row."""
-    from ..engine import OutputNotSaved
+    from ..run.loop import OutputNotSaved
 
     if outcome.result is None:
         return None
@@ -179,9 +202,9 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
     """The jobs a resumed sweep need not run: their image and record are there, for the same config."""
     import json
 
-    from ..device import resolve_precision
-    from ..engine import Result
-    from ..images import load_image
+    from ..media.images import load_image
+    from ..network.device import resolve_precision
+    from ..run.loop import Result
 
     done = {}
     for job in jobs:
@@ -225,7 +248,7 @@ def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> 
     A path is checked only when the jobs run here (the default pool): a
     cluster's workers may see files this machine does not.
     """
-    from ..backbone import parse_weights  # TensorFlow-free
+    from ..network.backbone import parse_weights  # TensorFlow-free
 
     images = [(content, "content image"),
               *((s, "style image" if len(styles) == 1 else f"style image {i + 1}") for i, s in enumerate(styles))]
@@ -242,7 +265,7 @@ def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> 
                 load_image(init, None, what="init image", check_min_size=False)
         for job in jobs:  # a mask must fit the content and the styles, as `stylize` reads it
             if job.config.mask is not None and isinstance(content, (str, os.PathLike)):
-                from ..masks import load_regions
+                from ..media.masks import load_regions
 
                 shape = load_image(content, job.config.max_dim, what="content image").shape[:2]
                 try:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import fields
-from ..config import FIELD_NAMES as FIELDS, OPTIONS, StyleConfig
-from ..errors import NstkitError
+from ..core import fields
+from ..core.config import FIELD_NAMES as FIELDS
+from ..core.config import OPTIONS, StyleConfig
+from ..core.errors import NstkitError
 
 
 @dataclass(frozen=True)

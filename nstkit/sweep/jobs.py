@@ -15,13 +15,14 @@ import queue
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import NstkitError
-from ..images import ImageInput
-from ..objective import HISTORY_KEYS
-from ..optimize import Result, stylize
+from ..core.errors import NstkitError
+from ..media.images import ImageInput
+from ..objective.terms import HISTORY_KEYS
+from ..run.stylize import Result, stylize
 from .grid import SweepJob
 
 # The row's columns after the grid's own: what a run measured (no name a StyleConfig field has).
@@ -47,10 +48,32 @@ def run_job(job: SweepJob, content: ImageInput, style: ImageInput | list) -> Job
     if _stop_jobs is not None and _stop_jobs.is_set():
         return JobOutcome(failed_row(job, NstkitError("not run: the sweep was stopped"), socket.gethostname()), None)
     try:
-        result = stylize(content, style, job.config, stop_event=_stop_jobs)  # None: a fresh event per run
+        result = stylize(content, style, job.config, stop_event=_stop_jobs,  # None: a fresh event per run
+                         callbacks=[_reporter(job)], progress=False)  # the sweep's own bar shows its runs
     except Exception as error:  # noqa: BLE001 - reported in the row, not lost
         return JobOutcome(failed_row(job, error, socket.gethostname()), None)
     return JobOutcome(row_from_record(job, result.record, socket.gethostname()), result)
+
+
+def _reporter(job: SweepJob):
+    """A stylize callback that tells the client how far this job is (in a LocalPool worker; elsewhere, nothing).
+
+    At most one message every `REPORT_SECONDS`, and the last step's, down the pipe the answer comes back on.
+    """
+    report, last = _report, [0.0]
+
+    def send(progress) -> None:
+        if report is None or progress.member:
+            return
+        now = time.monotonic()
+        if now - last[0] >= REPORT_SECONDS or progress.step == progress.steps:
+            last[0] = now
+            report(("progress", job.index, progress.step, progress.steps))
+
+    return send
+
+
+REPORT_SECONDS = 0.5
 
 
 def row_from_record(job: SweepJob, record: dict[str, Any], host: str | None) -> dict[str, Any]:
@@ -82,7 +105,7 @@ def limit_tf_threads(threads: int) -> None:
     also decides the order of float sums, so a run is byte-identical to one in
     another process only at the same intra-op thread count.
     """
-    from ..quiet import import_tensorflow_quietly
+    from ..network.quiet import import_tensorflow_quietly
 
     tf, _ = import_tensorflow_quietly()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -105,6 +128,7 @@ class LocalPool(concurrent.futures.Executor):
     """
 
     def __init__(self, workers: int | None = None, jobs: int | None = None):
+        self.on_progress: Callable[[int, int, int], Any] | None = None  # (job index, step, steps), from the slots
         cpus = available_cpus()
         self.workers = min(workers or max(1, cpus // 2), jobs or cpus)
         self._context = multiprocessing.get_context("spawn")
@@ -176,7 +200,7 @@ class LocalPool(concurrent.futures.Executor):
                     process, connection = self._start_process(slot)
                 try:
                     connection.send((fn, args, kwargs))
-                    answer = _answer(process, connection)
+                    answer = _answer(process, connection, self.on_progress)
                 except (OSError, EOFError, BrokenPipeError):
                     answer = None
                 if answer is None:
@@ -198,14 +222,20 @@ class LocalPool(concurrent.futures.Executor):
                     process.terminate()
 
 
-def _answer(process, connection):
-    """("ok", result) / ("error", exception) from the worker, or None if it died first."""
+def _answer(process, connection, on_progress=None):
+    """("ok", result) / ("error", exception) from the worker, or None if it died first; its progress reports on
+    the way go to ``on_progress``."""
     while True:
         if connection.poll(0.2):
             try:
-                return connection.recv()
+                message = connection.recv()
             except (EOFError, OSError):
                 return None
+            if message[0] != "progress":
+                return message
+            if on_progress is not None:
+                on_progress(*message[1:])
+            continue
         if not process.is_alive():
             return connection.recv() if connection.poll(0) else None
 
@@ -221,7 +251,9 @@ def _how_it_ended(process) -> str:
 
 def _worker_main(connection, threads: int, stop_event) -> None:
     """A LocalPool worker: run jobs sent down ``connection`` until it sends None."""
+    global _report
     _start_worker(threads, stop_event)
+    _report = connection.send
     while True:
         message = connection.recv()
         if message is None:
@@ -238,6 +270,7 @@ def default_executor(workers: int | None = None, jobs: int | None = None) -> Loc
 
 
 _stop_jobs = None  # in a LocalPool worker: the pool's shared stop flag
+_report = None  # in a LocalPool worker: sends a progress report to the client
 
 
 def _start_worker(threads: int, stop_event) -> None:

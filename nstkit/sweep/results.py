@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import StyleConfig
-from ..errors import NstkitError
-from ..files import atomic_write
-from ..images import save_image
-from ..record import build_record
+from ..core.config import StyleConfig
+from ..core.errors import NstkitError
+from ..core.files import atomic_write
+from ..core.record import build_record
+from ..media.images import save_image
 from .grid import short_value
 from .sheet import contact_sheet
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-
 SHEET_GAP = 4  # px around every contact-sheet cell
 _BACKGROUND = (255, 255, 255)
 

@@ -1,0 +1,479 @@
+"""The run configuration: one dataclass, one source of defaults, each field described once.
+
+The Python API, the CLI, the widgets, sweeps and the JSON run record all read
+and write `StyleConfig`. Each field carries its own description (`fields.option`):
+the CLI's flags, the sweep's grid values, the panel's controls, the batch
+rule and validation are all made from it. Its defaults are the seed's
+settings (original-settings.md): Adam(lr=20, beta_1=0.99, epsilon=0.1) in
+caffe-BGR pixel space, 512 px on the long side, content weight 1e2, style
+weight 1e7, 1000 steps, the ``robust`` layer set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import fields
+from .catalog import BACKBONES, MAX_STYLE_SIDE, LayerSpec, parse_layers
+from .errors import NstkitError
+from .fields import fraction, number, one_of, option, whole
+from .presets import (
+    PRESET_NAMES,
+    SWAG_FIRST_STAGE,
+    SWAG_RENAMED,
+    SWAG_TEMPERED,
+    SWAG_VARIANTS,
+    Preset,
+    default_swag_layers,
+    get_preset,
+)
+
+DEFAULT_CONTENT_WEIGHT = 1e2
+DEFAULT_STYLE_WEIGHT = 1e7
+# Start images, besides a path (crowsonkb/style-transfer's set): "noise" is the older name of "uniform".
+INIT_CHOICES = ("content", "gray", "uniform", "noise", "style_stats")
+# What of the style's features the style loss matches (nstkit/objective/style_stats.py describes each).
+STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram")
+# The Gram loss keeps the seed's raw scale (its weights: the preset's, else 1e7). Every other statistic's loss
+# is divided, per layer, by its value at the content image, so it reads 1 there whatever the network. With
+# weight 1e5 (content 1e2) each reached the held-out style distance of the robust preset's Gram default
+# (0.20-0.21 against 0.196) while keeping more of the content (SSIM 0.26-0.29 against 0.05), random weights at
+# 192 px (benchmarks/style_loss_weights.py; BENCHMARKS.md, "Style losses").
+NORMALISED_STYLE_WEIGHT = 1e5
+POOLINGS = ("max", "avg")
+PARAMETERIZATIONS = ("pixel", "fourier")
+COLOR_MODES = ("none", "luminance", "match")
+OPTIMIZERS = ("adam", "lbfgs")
+PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/network/folding.py)
+AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), made when a run starts
+# Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
+# scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
+DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
+# With preserve_color luminance/match the start is the content's luminance, and Adam's first full-rate step
+# (about ±lr in every channel) throws it far out: with random weights at 64-256 px the loss rose 23-130-fold
+# and no step in 30 came back below the start. A 10-step warm-up made every step in 30 improve (BENCHMARKS.md).
+COLOR_WARMUP_STEPS = 10
+DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
+# Preset-provided fields: the run record says which of these a run overrode.
+PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
+
+_BEYOND, _SPEED, _TILES = "beyond the seed", "speed and memory", "huge images (tiles)"
+_SCHEDULE = "optimiser schedules"
+_VIDEO = "video"
+# nstkit video's temporal weight, on the mean squared caffe-pixel difference to the warped previous frame.
+# benchmarks/video_flicker.py (random weights, robust preset, 8 frames at 96 px, 60 then 20 steps): 1e4 left the
+# warping error where warm starts alone put it (1.7x below independent frames), 1e6 made it 4.5x lower at the
+# same style loss, 1e8 44x lower but the frames stopped stylising (style loss back to the independent frames').
+VIDEO_TEMPORAL_WEIGHT = 1e6
+
+
+def _layer_spec(name: str, value: Any) -> None:
+    """Layer specs are parsed (and checked against the catalog) when the config resolves; here only their type."""
+    if value is not None and not isinstance(value, (str, list, tuple, dict)):
+        raise NstkitError(f"{name} must be a layer spec like 'conv1_relu,conv2_block1_out:2', a list or a dict; "
+                          f"got {value!r}")
+
+
+def _tile_size(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 32:
+        raise NstkitError(f"{name} must be a whole number of px >= 32 (ResNet-50's smallest input), "
+                          f"or none for one pass; got {value!r}")
+
+
+def _above_one(name: str, value: Any) -> None:
+    number(zero=False)(name, value)
+    if value <= 1:
+        raise NstkitError(f"{name} must be above 1 (each level smaller than the next), got {value}")
+
+
+def _tile_start_dim(name: str, value: Any) -> None:
+    whole(0)(name, value)
+    if 0 < value < 32:
+        raise NstkitError(f"{name} must be 0 (no one-pass start) or >= 32 px, got {value}")
+
+
+def _scales(name: str, value: Any) -> None:
+    """One positive factor, or a list of them."""
+    (number(zero=False) if isinstance(value, (int, float)) else fields.numbers(number(zero=False)))(name, value)
+
+
+def _tri_state(name: str, value: Any) -> None:
+    if value not in (None, True, False):
+        raise NstkitError(f"{name} must be true, false or null (the device's default), got {value!r}")
+
+
+def _lr_text() -> str:
+    pixel, fourier = DEFAULT_LEARNING_RATE["pixel"], DEFAULT_LEARNING_RATE["fourier"]
+    return (f"the preset's, else {fields.number_text(pixel)} in caffe pixel units; "
+            f"{fields.number_text(fourier)} with --param fourier")
+
+
+@dataclass
+class StyleConfig:
+    """Everything that decides a run's output, and nothing that does not.
+
+    ``style_layers`` / ``content_layers`` override the preset's layers; the
+    loss weights left as ``None`` come from the preset, else from the seed's
+    defaults. `resolved()` fills them in, and the run record stores that form,
+    so a record can be fed back to reproduce the run.
+    """
+
+    preset: str | None = option(
+        help=f"layer preset: {', '.join(PRESET_NAMES)}; conv_relu:0.25 puts 25% of the style weight on ReLU layers",
+        kind="str", default_text="robust, or vgg19 with --backbone vgg19", batch=True,
+        widget=("choice", *PRESET_NAMES[:-1], "conv_relu:0.5"))
+    # Layer specs: 'name,name:2,...', a list (a repeated name adds up) or a dict; a dict once resolved.
+    style_layers: LayerSpec = option(
+        help="override the preset's style layers: 'name,name:2,...' (':w' weights a layer; a repeated name adds up)",
+        kind="layers", check=_layer_spec, optional=True, batch=True)
+    content_layers: LayerSpec = option(
+        help="override the preset's content layers, same syntax", kind="layers", check=_layer_spec,
+        optional=True, batch=True)
+    content_weight: float | None = option(
+        help="content loss weight", kind="float", check=number(zero=True),
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -8, 6, 0.5))
+    style_weight: float | None = option(
+        help="style loss weight", kind="float", check=number(zero=True),
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
+                     f"than gram, {fields.number_text(NORMALISED_STYLE_WEIGHT)}", batch=True, widget=("log", -3, 13, 0.5))
+    tv_weight: float = option(0.0, help="total-variation weight", kind="float", check=number(zero=True), batch=True)
+    temporal_weight: float | None = option(
+        help="video: weight of the temporal loss, the masked squared difference to the previous stylised frame "
+                  "warped by the optical flow (Ruder et al. 2016); 0 for images",
+        kind="float", check=number(zero=True), default_text=f"0; {fields.number_text(VIDEO_TEMPORAL_WEIGHT)} for "
+                                                             "nstkit video", group=_VIDEO)
+    optimizer: str = option(
+        "adam", help="adam (the seed's), or lbfgs: scipy's L-BFGS-B, which keeps pixels in range by its bounds; "
+                     "a step is then one function evaluation, and the Adam settings do not apply",
+        kind="str", check=one_of(OPTIMIZERS), choices=OPTIMIZERS, widget=("choice", *OPTIMIZERS),
+        tiles=(lambda value: value == "adam", "optimizer adam (the moving windows change the loss every step)"))
+    learning_rate: float | None = option(
+        help="Adam learning rate", kind="float", check=number(zero=False), flag="--lr", aliases=("--learning-rate",),
+        default_text=_lr_text(), widget=("log", -2, 2, 0.1))
+    beta_1: float = option(0.99, help="Adam beta_1", kind="float", check=fraction, flag="--beta1")
+    beta_2: float = option(0.999, help="Adam beta_2", kind="float", check=fraction, flag="--beta2")
+    epsilon: float = option(0.1, help="Adam epsilon", kind="float", check=number(zero=False))
+    warmup_steps: int | None = option(
+        help="raise Adam's learning rate linearly over the first N steps (0: the full rate from the first step, "
+             "as the seed)", kind="int", check=whole(0), metavar="N", group=_SCHEDULE, optional=True,
+        default_text=f"{COLOR_WARMUP_STEPS} with --preserve-color luminance or match, else 0", batch=True)
+    lr_decay: float = option(
+        1.0, help="the share of Adam's learning rate left at the last step, reached geometrically after the "
+                  "warm-up (1: constant, as the seed)", kind="float", check=number(zero=False), group=_SCHEDULE)
+    ema: float = option(
+        0.0, help="keep an exponential moving average of the image with this decay (e.g. 0.9, as "
+                  "crowsonkb/style-transfer outputs); at the end it is scored and kept if it beats the best step "
+                  "(0: none)", kind="float", check=fraction, group=_SCHEDULE,
+        tiles=(lambda value: value == 0, "no ema"))
+    steps: int = option(1000, help="optimisation steps", kind="int", check=whole(1), widget=("int", 5, 2000, 5))
+    max_dim: int = option(512, help="downscale images so the long side is at most this many px", kind="int",
+                          check=whole(32), metavar="PX", widget=("int", 64, 1024, 32))
+    init: str = option(
+        "content", help="start from 'content', 'gray', 'uniform' noise, 'style_stats' (noise with the style's colour "
+                        "mean and covariance) or an image path ('noise': uniform's older name)",
+        kind="str", batch=True)
+    seed: int = option(0, help="seed for noise init, jitter and tile offsets", kind="int", check=whole(0), batch=True)
+    weights: str = option("imagenet", kind="str",
+                          help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
+                               "'random[:SEED]' for offline runs")
+    backbone: str | None = option(
+        help="network; vgg19 is the baseline", kind="str", check=one_of(BACKBONES), choices=BACKBONES,
+        default_text="resnet50, or the preset's")
+    # Beyond the seed (issue #4): activation smoothing, image parameterisation, loss normalisation, colour.
+    swag: str | None = option(
+        help="smooth activations before the losses (Wang et al. 2021): " + "; ".join(
+            f"{name}: {source}" for name, source in SWAG_VARIANTS.items() if name != "none"),
+        kind="str", check=one_of(tuple(SWAG_VARIANTS)), choices=tuple(SWAG_VARIANTS),
+        default_text="the preset's, else none", group=_BEYOND,
+        tiles=(lambda value: value in (None, "none"), "no swag"))
+    swag_temperature: float = option(1.0, help=f"softmax temperature T of --swag {' and '.join(SWAG_TEMPERED)}",
+                                     kind="float", check=number(zero=False), group=_BEYOND)
+    swag_alpha: float = option(1.0, help="factor for --swag scale", kind="float", check=number(zero=False),
+                               group=_BEYOND)
+    swag_layers: list[str] | None = option(
+        help="layers to smooth, 'a,b,...'; each must be a style or content layer", kind="names", optional=True,
+        group=_BEYOND, default_text=f"the style and content layers in stages {SWAG_FIRST_STAGE}-5")
+    param: str = option(
+        "pixel", help="optimise pixels, or a colour-decorrelated Fourier spectrum (Mordvintsev et al. 2018)",
+        kind="str", check=one_of(PARAMETERIZATIONS), choices=PARAMETERIZATIONS, group=_BEYOND,
+        tiles=(lambda value: value == "pixel", "param pixel"))
+    jitter: int = option(0, help="shift the image by up to this many px each step", kind="int", check=whole(0),
+                         group=_BEYOND,
+                         tiles=(lambda value: value == 0, "no jitter (the moving tiles already shift each step)"))
+    normalize_style_layers: bool = option(
+        False, help="divide each style layer's loss by its target's scale (He et al. 2016)", kind="bool",
+        check=fields.boolean, group=_BEYOND)
+    preserve_color: str = option(
+        "none", help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the style the "
+                     "content's colour statistics first (Gatys et al. 2017)",
+        kind="str", check=one_of(COLOR_MODES), choices=COLOR_MODES, group=_BEYOND, batch=True)
+    coarse_levels: int = option(
+        0, help="first optimise at 1/F, 1/F², ... of the size (F: --coarse-factor), then upsample; Adam's moments "
+                "carry across, resized with the image (with --param fourier they restart)", kind="int", check=whole(0),
+        group=_BEYOND)
+    coarse_factor: float = option(
+        2.0, help="each coarse level is this much smaller than the next (crowsonkb/style-transfer grows by √2: "
+                  "1.414)", kind="float", check=_above_one, group=_BEYOND)
+    coarse_steps: int | None = option(
+        help="steps at each coarse level", kind="int", check=whole(1), optional=True, metavar="N",
+        default_text="half of --steps", group=_BEYOND)
+    style_loss: str = option(
+        "gram", help="what of the style's features to match: gram (the seed's Gram matrices), mean_cov (means and "
+                     "covariances), wasserstein (the 2-Wasserstein distance of Gaussians fitted to them, as "
+                     "crowsonkb/style-transfer), histogram (Gram plus each channel's histogram, Risser et al. "
+                     "2017). gram keeps the seed's raw scale; the others read 1 at the content image, so their "
+                     f"default style weight is {NORMALISED_STYLE_WEIGHT:g}",
+        kind="str", check=one_of(STYLE_LOSSES), choices=STYLE_LOSSES, group=_BEYOND,
+        widget=("choice", *STYLE_LOSSES), tiles=(lambda value: value == "gram", "style_loss gram"))
+    style_scale: list[float] | None = option(
+        help="resize each style image to F times the output's long side (in a tiled run, the window's) before "
+             f"its statistics are taken (larger: larger texture features), up to {MAX_STYLE_SIDE} px; one F for "
+             "all styles, or one per style, e.g. 0.5,2",
+        kind="floats", optional=True, check=_scales, metavar="F", group=_BEYOND,
+        default_text="the style as loaded (downscaled to --max-dim)", batch=True)
+    mask: str | None = option(
+        help="a mask image over the content: one style per mask colour (colours in the order they first appear "
+             "reading from the top-left; black leaves its region unstyled), or a grayscale mask for one style "
+             "(white: styled, black: the content kept)", kind="str", optional=True, metavar="PATH",
+        group=_BEYOND, tiles=(lambda value: value is None, "no mask"))
+    pooling: str = option(
+        "max", help="the network's pooling: max (as trained), or avg: its max pools (ResNet-50's one after conv1, "
+                    "VGG19's five) become average pools of the same window (Gatys et al. 2016 found smoother "
+                    "gradients)",
+        kind="str", check=one_of(POOLINGS), choices=POOLINGS, group=_BEYOND, widget=("choice", *POOLINGS))
+    style_blend: list[float] | None = option(
+        help="weights of several style images, e.g. 0.7,0.3", kind="floats", optional=True,
+        check=fields.numbers(number(zero=False)), default_text="equal", group=_BEYOND, batch=True)
+    # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
+    precision: str = option(
+        AUTO_PRECISION, help="the network's compute precision (the image and the losses stay float32); auto: "
+                             "float32 here, as measured: bfloat16 ended 11% above float32's loss with Adam and "
+                             "stalled with L-BFGS (BENCHMARKS.md); bfloat16 was 1.4-2.6x faster per step on CPUs "
+                             "with AVX-512 BF16 or AMX (GPUs unmeasured). float32 is the "
+                             "seed's exact path", kind="str", check=one_of((AUTO_PRECISION, *PRECISIONS)),
+        choices=(AUTO_PRECISION, *PRECISIONS), group=_SPEED, widget=("choice", AUTO_PRECISION, *PRECISIONS),
+        tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
+    jit_compile: bool | None = option(
+        help="compile the step with XLA", kind="bool", check=_tri_state, optional=True, group=_SPEED,
+        default_text="on with a GPU, off on CPUs")
+    # Huge images (nstkit/media/tiles.py): tiles of this many px, None = one pass.
+    tile_size: int | None = option(
+        help="stylise in tiles of PX px, shifted every step, for images too large for one pass (e.g. 512 with "
+             "--max-dim 4096); --steps then counts the tiled steps at full size", kind="int", check=_tile_size,
+        optional=True, metavar="PX", group=_TILES, default_text="one pass")
+    tile_overlap: int = option(64, help="px of context each tile's window reaches past the tile on every side",
+                               kind="int", check=whole(0), metavar="PX", group=_TILES)
+    tile_start_dim: int = option(1024, help="first stylise in one pass at this long side, then refine with tiles; "
+                                            "0: no start", kind="int", check=_tile_start_dim, metavar="PX",
+                                 group=_TILES)
+    tile_start_steps: int = option(200, help="steps of that one-pass start", kind="int", check=whole(1),
+                                   metavar="N", group=_TILES)
+
+    def replace(self, **changes: Any) -> "StyleConfig":
+        unknown = set(changes) - set(FIELD_NAMES)
+        if unknown:
+            raise NstkitError(f"unknown option(s) {', '.join(sorted(unknown))}; "
+                              f"valid options are {', '.join(FIELD_NAMES)}")
+        return dataclasses.replace(self, **changes)
+
+    def resolved(self) -> "StyleConfig":
+        """Fill in and check every field, in four explicit steps: preset, layers, defaults, validate."""
+        preset, backbone = self._preset()
+        style, content, swag_layers = self._layers(preset, backbone)
+        resolved = dataclasses.replace(self, preset=preset.name, backbone=backbone, style_layers=style,
+                                       content_layers=content, swag_layers=swag_layers, **self._defaults(preset))
+        if self.swag_layers is None and resolved.swag == "none":
+            resolved.swag_layers = []  # nothing smoothed: the default layers would only clutter the record
+        resolved.validate()
+        return resolved
+
+    def _preset(self) -> tuple[Preset, str]:
+        """Step 1: the preset (by name, else the backbone's default) and the backbone it implies."""
+        if self.backbone is not None:
+            one_of(BACKBONES)("backbone", self.backbone)
+        preset = get_preset(self.preset or ("vgg19" if self.backbone == "vgg19" else "robust"))
+        backbone = self.backbone or preset.backbone
+        if backbone != preset.backbone:
+            raise NstkitError(f"preset '{preset.name}' is for {preset.backbone}, not {backbone}: "
+                              f"use --preset {'vgg19' if backbone == 'vgg19' else 'robust'} or give the layers")
+        return preset, backbone
+
+    def _layers(self, preset: Preset, backbone: str):
+        """Step 2: style, content and smoothed layers, from the overrides or the preset, checked against the catalog."""
+        for name in ("style_layers", "content_layers"):
+            _layer_spec(name, getattr(self, name))
+        style = (parse_layers(self.style_layers, "style layers", backbone) if self.style_layers
+                 else dict(preset.style_layers))
+        content = (parse_layers(self.content_layers, "content layers", backbone) if self.content_layers
+                   else dict(preset.content_layers))
+        swag_layers = self.swag_layers
+        if swag_layers is None:
+            swag_layers = default_swag_layers(dict.fromkeys([*style, *content]), backbone)
+        return style, content, list(parse_layers(swag_layers, "swag layers", backbone)) if swag_layers else []
+
+    def _defaults(self, preset: Preset) -> dict[str, Any]:
+        """Step 3: fields left as None take the preset's value, else nstkit's default."""
+        return {"content_weight": _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT),
+                "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
+                                 if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
+                "swag": _first(self.swag, preset.swag, "none"),
+                "temporal_weight": _first(self.temporal_weight, 0.0),  # nstkit video gives its own default
+                "warmup_steps": _first(self.warmup_steps, COLOR_WARMUP_STEPS if self.preserve_color != "none"
+                                       and self.optimizer == "adam" else 0),
+                "learning_rate": _first(self.learning_rate,
+                                        preset.learning_rate if self.param == "pixel" else None,
+                                        DEFAULT_LEARNING_RATE.get(self.param, DEFAULT_LEARNING_RATE["pixel"]))}
+
+    def validate(self) -> None:
+        """Step 4: every field's own check, then the rules that tie fields together."""
+        fields.validate(self)
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise NstkitError("content_weight and style_weight are both 0: nothing to optimise; "
+                              "give at least one a positive value")
+        if self.tile_size is not None:
+            unsupported = {name: getattr(self, name) for name, (_, spec) in fields.options(StyleConfig).items()
+                           if spec.tiles and not spec.tiles[0](getattr(self, name))}
+            if unsupported:
+                supported = [spec.tiles[1] for _, spec in fields.options(StyleConfig).values() if spec.tiles]
+                got = ", ".join(f"{name}={value!r}" for name, value in unsupported.items())
+                raise NstkitError(f"tiled runs (tile_size) support {', '.join(supported)}; got {got}: "
+                                  "change it or drop tile_size")
+        if not self.coarse_levels and (self.coarse_steps is not None
+                                       or self.coarse_factor != OPTIONS["coarse_factor"][0].default):
+            raise NstkitError("coarse_factor and coarse_steps shape the coarse levels, and coarse_levels is 0: "
+                              "give coarse_levels N, or drop them")
+        if self.optimizer == "lbfgs" and self.jitter:
+            raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
+                              "step: drop jitter or use optimizer adam")
+        adam_only = {name: getattr(self, name) for name in ("warmup_steps", "lr_decay", "ema")
+                     if getattr(self, name) not in (OPTIONS[name][0].default, 0)}
+        if self.optimizer == "lbfgs" and adam_only:
+            raise NstkitError(f"{', '.join(f'{k}={v}' for k, v in adam_only.items())} shape Adam's steps, and "
+                              "optimizer lbfgs takes its own: drop them, or use optimizer adam")
+        if self.optimizer == "lbfgs" and self.precision == "float16":
+            raise NstkitError("optimizer lbfgs with precision float16 would need loss scaling in its line search: "
+                              "use precision bfloat16 or float32")
+        if self.normalize_style_layers and self.style_loss != "gram":
+            raise NstkitError(f"normalize_style_layers scales the Gram loss per layer, and style_loss "
+                              f"{self.style_loss} is normalised per layer already: drop one")
+        if self.mask is not None and self.normalize_style_layers:
+            raise NstkitError("normalize_style_layers scales the plain Gram loss, and a mask takes each region's "
+                              "own statistics: drop one")
+        if self.temporal_weight and self.jitter:
+            raise NstkitError("jitter shifts the image against the previous frame the temporal loss compares it "
+                              "with: drop jitter, or set temporal_weight 0")
+        if self.temporal_weight and self.tile_size is not None:
+            raise NstkitError("the temporal loss compares whole frames, and tiled runs see one window at a time: "
+                              "drop tile_size, or set temporal_weight 0")
+        if self.mask is not None and self.jitter:
+            raise NstkitError("jitter shifts the image under the mask each step, so border pixels would take "
+                              "the other region's style: drop jitter or mask")
+        if self.mask is not None and self.style_blend is not None:
+            raise NstkitError("style_blend mixes the styles everywhere, and with a mask each region takes its own "
+                              "style: drop style_blend or mask")
+        if self.mask is not None and self.style_loss == "histogram":
+            raise NstkitError("style_loss histogram matches each channel's histogram over the whole image, not per "
+                              "mask region: use style_loss gram, mean_cov or wasserstein with a mask")
+        self._check_swag()
+        if not self.style_layers and self.style_weight:
+            raise NstkitError("no style layers selected; choose a preset or pass style layers")
+        if not self.content_layers and self.content_weight:
+            raise NstkitError("no content layers selected; choose a preset or pass content layers")
+
+    def _check_swag(self) -> None:
+        """Smoothing must reach a loss: a smoothed layer no term reads changes nothing, without a word."""
+        if self.swag == "none":
+            if self.swag_layers:
+                raise NstkitError(f"swag_layers {', '.join(self.swag_layers)} given, and swag is none: "
+                                  "choose a variant (e.g. swag softmax) or drop swag_layers")
+            return
+        if self.swag_temperature != 1.0 and self.swag not in SWAG_TEMPERED:
+            raise NstkitError(f"swag {self.swag} has no temperature (swag_temperature {self.swag_temperature:g}): "
+                              f"use swag {' or '.join(SWAG_TEMPERED)}, or drop swag_temperature")
+        used = {*self.style_layers, *self.content_layers}
+        unused = [name for name in self.swag_layers if name not in used]
+        if unused:
+            raise NstkitError(f"swag layer(s) {', '.join(unused)} feed no loss, so smoothing them changes nothing: "
+                              f"smooth some of the style/content layers ({', '.join(used)}) or add them to those")
+        if not self.swag_layers:
+            raise NstkitError(f"swag {self.swag} has no layer to smooth: no style or content layer is in stages "
+                              f"{SWAG_FIRST_STAGE}-5; give swag_layers")
+
+    def overridden_preset_fields(self) -> list[str]:
+        """The preset-provided fields this (unresolved) config sets to something other than the preset's value.
+
+        The run record lists them, so ``"preset": "robust"`` with other layers never reads as the robust set.
+        """
+        resolved = self.resolved()
+        plain = dataclasses.replace(self, **{name: None for name in PRESET_FIELDS}).resolved()
+        return [name for name in PRESET_FIELDS
+                if getattr(self, name) is not None and getattr(resolved, name) != getattr(plain, name)]
+
+    def blend_weights(self, count: int) -> list[float]:
+        """Blend weights for ``count`` style images, normalised to sum to 1 (equal if not given)."""
+        blend = list(self.style_blend) if self.style_blend else [1.0] * count
+        if len(blend) != count:
+            raise NstkitError(f"style_blend has {len(blend)} weights for {count} style image(s): give one per style")
+        total = sum(blend)
+        return [w / total for w in blend]
+
+    def style_scales(self, count: int) -> list[float] | None:
+        """One style-scale factor per style image (None: each style as loaded)."""
+        if self.style_scale is None:
+            return None
+        scales = list(self.style_scale) if isinstance(self.style_scale, (list, tuple)) else [self.style_scale]
+        if len(scales) == 1:
+            return scales * count
+        if len(scales) != count:
+            raise NstkitError(f"style_scale has {len(scales)} factors for {count} style image(s): give one for "
+                              "all, or one per style")
+        return scales
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StyleConfig":
+        config = cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+        return dataclasses.replace(config, swag=SWAG_RENAMED.get(config.swag, config.swag))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "StyleConfig":
+        """The config a run record (`record.build_record`) replays: its names as this version reads them.
+
+        Before record version 3, swag "softmax" meant what is now "softmax_relative".
+        """
+        data = dict(record["config"])
+        if record.get("record_version", 0) < 3 and data.get("swag") == "softmax":
+            data["swag"] = "softmax_relative"
+        return cls.from_dict(data)
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(StyleConfig))
+OPTIONS = fields.options(StyleConfig)
+# What may differ between the members of one batch: the loss weights, the layers (each member weighs the union
+# of layers with its own weights, zero for layers it does not use), init and seed, colour mode and the images.
+# Everything else shapes the compiled step or the optimiser, so a batch shares it.
+BATCH_VARIES = tuple(name for name, (_, spec) in OPTIONS.items() if spec.batch)
+
+
+PRECISION_ENV = "NSTKIT_PRECISION"
+
+
+def precision_from_environment() -> str | None:
+    """``NSTKIT_PRECISION`` (the notebooks' and the panel's precision), None if unset; a bad value is one line."""
+    value = os.environ.get(PRECISION_ENV) or None
+    if value is not None and value not in (AUTO_PRECISION, *PRECISIONS):
+        raise NstkitError(f"{PRECISION_ENV}={value}: use one of {', '.join((AUTO_PRECISION, *PRECISIONS))}")
+    return value
+
+
+def _first(*values):
+    return next(v for v in values if v is not None)

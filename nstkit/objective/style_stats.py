@@ -1,0 +1,151 @@
+"""Style statistics: what of the style's features the style loss matches (``style_loss``), one entry each.
+
+A statistic has three parts: the **summary** of one style image's features
+at one layer (numpy, computed once per style and stage size), how the
+summaries of several blended styles make one **target** (the mixture's
+statistics, not an average of losses), and the **loss** of the image's
+features against it, as a list of parts, each a small function in `losses`.
+
+- ``gram`` (the seed's): the Gram matrix, raw scale.
+- ``mean_cov``: the feature means and covariances.
+- ``wasserstein``: the 2-Wasserstein distance between Gaussians fitted to the
+  features (crowsonkb/style-transfer's loss); the target's square root is
+  taken once per stage by an eigendecomposition in float64.
+- ``histogram`` (Risser, Wilmot & Barnes 2017): the Gram loss plus each
+  channel's histogram matched to the style's. The Gram alone leaves the
+  activations' spread free, which is where its instabilities come from; the
+  paper adds the histogram loss to it, as here.
+
+The parts of every statistic but ``gram`` are divided, per layer and region,
+by their value at the content image (`Objective.statistic_targets`) and
+averaged, so the term reads 1 there whatever the network (less a mask's
+unstyled share): a style weight then means the same pull for any of them
+(config.NORMALISED_STYLE_WEIGHT). ``gram`` keeps the seed's scale.
+
+A region's weights (a mask, `nstkit.masks`) make the image's statistics
+those of its own pixels; the style's are always its whole image's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..network.quiet import import_tensorflow_quietly
+from .losses import covariance, histogram_loss, moments, wasserstein_loss
+
+tf, _ = import_tensorflow_quietly()
+
+HISTOGRAM_QUANTILES = 512  # points of each channel's quantile function kept as the histogram target
+
+
+@dataclass(frozen=True)
+class Statistic:
+    name: str
+    summarise: Callable[[np.ndarray], dict]  # (H, W, C) float32 features of one style image -> summary
+    target: Callable[[list[dict], list[float]], dict]  # summaries and blend shares -> the target (numpy)
+    parts: Callable[[tf.Tensor, dict, tf.Tensor | None], list]  # features, target tensors, weights -> [(B,)]
+    normalised: bool = True
+
+
+def _raw_moments(features: np.ndarray) -> dict:
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    return {"mean": flat.mean(axis=0), "second": flat.T @ flat / len(flat)}
+
+
+def _blend(summaries: list[dict], shares: list[float], key: str) -> np.ndarray:
+    return sum(share * summary[key] for summary, share in zip(summaries, shares))
+
+
+def _gram_target(summaries, shares):
+    return {"second": _blend(summaries, shares, "second").astype(np.float32)}
+
+
+def _gram_parts(features, target, weights):
+    _, second = moments(features, weights)
+    return [tf.reduce_mean(tf.square(second - target["second"]), axis=[1, 2])]
+
+
+def _gaussian_target(summaries, shares, root: bool = False):
+    mean = _blend(summaries, shares, "mean")
+    cov = _blend(summaries, shares, "second") - np.outer(mean, mean)
+    target = {"mean": mean.astype(np.float32), "cov": cov.astype(np.float32)}
+    if root:
+        values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
+        target["root"] = ((vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T).astype(np.float32)
+    return target
+
+
+def _mean_cov_parts(features, target, weights):
+    mean, second = moments(features, weights)
+    return [tf.reduce_mean(tf.square(mean - target["mean"]), axis=1),
+            tf.reduce_mean(tf.square(covariance(mean, second) - target["cov"]), axis=[1, 2])]
+
+
+def _wasserstein_parts(features, target, weights):
+    return [wasserstein_loss(features, target["mean"], target["cov"], target["root"], weights)]
+
+
+def _histogram_summary(features: np.ndarray) -> dict:
+    flat = features.reshape(-1, features.shape[-1])
+    return {**_raw_moments(features), "values": np.sort(flat.T.astype(np.float32), axis=1)}
+
+
+def _histogram_target(summaries, shares):
+    return {**_gram_target(summaries, shares), "quantiles": quantile_functions(
+        [s["values"] for s in summaries], shares, HISTOGRAM_QUANTILES)}
+
+
+def _histogram_parts(features, target, weights):
+    return [*_gram_parts(features, target, weights), histogram_loss(features, target["quantiles"])]
+
+
+def quantile_functions(values: list[np.ndarray], shares: list[float], points: int) -> np.ndarray:
+    """Each channel's quantile function at ``points`` centred levels, of the styles' mixture, (C, points).
+
+    ``values``: one (C, N_i) array per style, each row sorted; a style's
+    samples weigh its share over its count, so a blend mixes the styles'
+    distributions (not their sorted values).
+    """
+    levels = (np.arange(points) + 0.5) / points
+    if len(values) == 1:
+        count = values[0].shape[1]
+        return np.stack([np.interp(levels, (np.arange(count) + 0.5) / count, row) for row in values[0]]).astype(np.float32)
+    joined = np.concatenate(values, axis=1)
+    weights = np.concatenate([np.full(v.shape[1], share / v.shape[1]) for v, share in zip(values, shares)])
+    out = np.empty((joined.shape[0], points), np.float32)
+    for channel, row in enumerate(joined):
+        order = np.argsort(row, kind="stable")
+        cumulative = np.cumsum(weights[order]) - 0.5 * weights[order]
+        out[channel] = np.interp(levels, cumulative / weights.sum(), row[order])
+    return out
+
+
+STATISTICS = {
+    "gram": Statistic("gram", _raw_moments, _gram_target, _gram_parts, normalised=False),
+    "mean_cov": Statistic("mean_cov", _raw_moments, _gaussian_target, _mean_cov_parts),
+    "wasserstein": Statistic("wasserstein", _raw_moments, lambda s, w: _gaussian_target(s, w, root=True),
+                             _wasserstein_parts),
+    "histogram": Statistic("histogram", _histogram_summary, _histogram_target, _histogram_parts),
+}
+
+
+def layer_loss(statistic: Statistic, features, regions: list[dict], masks, areas, norms):
+    """One layer's style loss, (B,): each region's parts (over its own pixels), / their value at the content.
+
+    ``regions``: one target (dict of tensors) per region; ``masks`` (B, h, w, K)
+    at this layer's resolution, or None (one region: the whole image);
+    ``areas`` (B, K) each region's share of the image, by which it counts;
+    ``norms`` (B, K, P) or None (raw scale).
+    """
+    total = 0.0
+    for k, target in enumerate(regions):
+        parts = statistic.parts(features, target, None if masks is None else masks[..., k])
+        if norms is None:
+            value = tf.add_n(parts)
+        else:  # each part reads 1 at the content, and so does their mean
+            value = tf.add_n([part / norms[:, k, i] for i, part in enumerate(parts)]) / len(parts)
+        total += value if masks is None else areas[:, k] * value
+    return total

@@ -1,0 +1,411 @@
+"""Gradient sources: how one stage of a run turns the current image into losses and one optimiser update.
+
+The run engine (`engine`) owns the state a run carries (the image, the
+optimiser, the best image, the history); a stage's source owns how a step is
+computed. Two kinds, keyed in `SOURCES` by the name a `engine.Stage` gives:
+
+- ``"image"`` (`WholeImage`): the whole image through the network in one
+  compiled `tf.function`, traced once per stage. The image variable, the
+  optimiser's state and the best image all live in TF variables, so a step
+  never returns to Python for more than a few loss scalars. That is where
+  most of the speed over the seed's eager loop comes from: graph mode prunes
+  the filter gradients an eager tape computes and throws away.
+- ``"tiles"`` (`TiledWindows`): for images too large for one pass, a Python
+  loop over shifting tiles (`tiles`), each window's gradient compiled once,
+  blended into one full-size gradient, then one compiled update.
+
+A new kind of stage is one class here, added to `SOURCES`.
+
+Tiled runs, and why they are built as they are:
+
+- **One loss for the whole image.** Content and tv are averaged over the
+  windows by their tiles' areas; the style term keeps one whole-image Gram
+  (its tiled form, `objective.LinearisedStyle`), so overlapping windows agree
+  on the pixels they share, up to their differing context.
+- **Gradient scale.** Each window's gradient is taken unscaled, as if the
+  window were a one-pass run of its own size, so the learning rate and
+  Adam's ε keep the meaning they have at ~600 px whatever the full size (the
+  mean over 11 M pixels of a one-pass loss would shrink gradients towards ε).
+- **Style targets, once per stage**, from the style downscaled (never
+  upscaled) to the window size: the Gram matrix is a per-position average, so
+  a style image of a window's size is compared like with like.
+- **Content targets on the fly**: a forward pass of the content image's same
+  window, inside the same compiled function. The offsets are random, so a
+  window never repeats; caching per offset would mean offsets x tiles feature
+  maps. It adds roughly a quarter of a window's work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..media.tiles import (
+    blend_weights,
+    tile_grid,
+    tile_offsets,
+    window_shape,
+    windows_of,
+)
+
+
+def _jittered(config, image, rng):
+    """Shift by up to ``jitter`` px each step (Mordvintsev et al. 2018): no pixel grid gets special."""
+    import tensorflow as tf
+
+    if not config.jitter:
+        return image
+    shift = rng.uniform([2], -config.jitter, config.jitter + 1, dtype=tf.int32)
+    return tf.roll(image, shift=shift, axis=[1, 2])
+
+
+class WholeImage:
+    """A stage whose step is the whole image's loss, gradient and update as one compiled function."""
+
+    scores_when_stopped = True  # one forward pass: cheap enough to give the last update's image its chance
+    windowed = False  # its targets are the whole image's, computed once per stage
+
+    @staticmethod
+    def gradient_area(stage) -> int:
+        """The pixels each loss term is a mean over: the whole image's (see `optim.Adam.resized`)."""
+        return stage.size[0] * stage.size[1]
+
+    def __init__(self, objective, state, stage, inputs, targets, restored=None):
+        import tensorflow as tf
+
+        config = state.configs[0]
+        weights = tf.constant(objective.weights())  # (B, T)
+        self.jitter_rng = jitter_rng = tf.random.Generator.from_seed(config.seed)
+        if restored is not None:
+            jitter_rng.reset(restored[1]["jitter_state"])
+        param, optimizer, scaler = state.param, state.optimizer, state.loss_scale
+        variable = param.variable
+
+        def loss_terms(image):
+            """(scalar to minimise, (B, 1 + T): each member's total and its weighted terms)."""
+            weighted = weights * objective.values(image, targets)
+            total = tf.reduce_sum(weighted, axis=1)
+            return tf.reduce_sum(total), tf.concat([total[:, None], weighted], axis=1)
+
+        @tf.function(jit_compile=state.jit_compile)
+        def step():
+            with tf.GradientTape() as tape:
+                image = param.image()
+                total, terms = loss_terms(_jittered(config, image, jitter_rng))
+                scaled = scaler.scale_loss(total) if scaler else total
+            gradient = tape.gradient(scaled, variable)
+            state.keep_if_best(image, terms[:, 0])  # the loss belongs to the image before this update
+            if scaler:
+                scaler.apply(optimizer, gradient, variable, state.updates)
+            else:
+                optimizer.apply(gradient, variable, state.updates)
+            param.after_step()
+            state.updates.assign_add(1)
+            state.average_in()
+            return tf.concat([terms, state.best_loss[:, None]], axis=1)
+
+        @tf.function(jit_compile=state.jit_compile)
+        def evaluate(point):
+            """L-BFGS: the loss and gradient at the point scipy picked; that image may win "best"."""
+            variable.assign(point)
+            with tf.GradientTape() as tape:
+                image = param.image()
+                total, terms = loss_terms(image)
+            gradient = tape.gradient(total, variable)
+            state.keep_if_best(image, terms[:, 0])
+            state.updates.assign_add(1)
+            return tf.concat([terms, state.best_loss[:, None]], axis=1), gradient
+
+        @tf.function(jit_compile=state.jit_compile)
+        def score():
+            """Score the last update's image; then the image's moving average (``ema``), which may beat them all."""
+            image = param.image()
+            state.keep_if_best(image, loss_terms(image)[1][:, 0])
+            if state.average is None:
+                return tf.zeros([len(state.configs)], tf.bool)
+            totals = loss_terms(state.average)[1][:, 0]
+            won = totals < state.best_loss
+            state.keep_if_best(state.average, totals)
+            return won
+
+        self.param, self.state, self._score = param, state, score
+        self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
+        self.compiled_step = evaluate if self.lbfgs else step
+        self.ended: str | None = None  # why L-BFGS stopped before the stage's steps, if it did
+        self._driver = None
+        self._evaluations_left = stage.steps - (restored[0].get("evaluations", 0) if restored else 0)
+        self._evaluations = restored[0].get("evaluations", 0) if restored else 0
+        # Evaluations at which L-BFGS restarted its memory (a stalled line search, or a resume).
+        self._restarts: list[int] = list(restored[0].get("lbfgs_restarts", [])) if restored else []
+        self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
+
+    def restart(self, stage) -> None:
+        """Run ``stage`` (the same size) again with this compiled step, after `engine.RunState.restart`: the
+        jitter sequence and L-BFGS's driver start afresh, as a new run's would."""
+        self.jitter_rng.reset_from_seed(self.state.configs[0].seed)
+        self.ended, self._driver, self.average_kept = None, None, None
+        self._evaluations_left, self._evaluations, self._restarts = stage.steps, 0, []
+
+    def step(self) -> np.ndarray | None:
+        """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
+
+        With L-BFGS: one function evaluation at scipy's next point; None once it can go no further.
+        """
+        if not self.lbfgs:
+            return self.compiled_step().numpy()
+        point = self._next_point()
+        if point is None:
+            return None
+        values, gradient = self.compiled_step(point)
+        values = values.numpy()
+        self._driver.answer(values[:, 0].sum(), gradient.numpy())
+        self._evaluations += 1
+        self._evaluations_left -= 1
+        return values
+
+    def _next_point(self) -> np.ndarray | None:
+        """scipy's next point; when it ends early (a line search that cannot improve), one restart of its memory."""
+        from ..optim.optimizers import LBFGSB
+
+        if self._driver is None:  # a stage's start, or a resumed one: from the best point so far
+            if self._evaluations:
+                self._restarts.append(self._evaluations)  # resumed: the memory restarts here
+            self._driver = LBFGSB(self._best_point(None), self.param.bounds(), self._evaluations_left)
+        point = self._driver.next_point()
+        if point is None and self._evaluations_left > 0:
+            ended = self._driver
+            if ended.improved:  # each restart must have gained something: no endless restarts
+                self._restarts.append(self._evaluations)
+                self._driver = LBFGSB(self._best_point(ended), self.param.bounds(), self._evaluations_left)
+                point = self._driver.next_point()
+            if point is None:
+                self.ended = f"L-BFGS-B ended after {self._evaluations} evaluations: {ended.message}"
+        return point
+
+    def _best_point(self, ended) -> np.ndarray:
+        """Where L-BFGS (re)starts: the best image scored so far, never a rejected line-search trial.
+
+        Pixels: the engine's best image is a point of the variable's own space.
+        A spectrum: scipy's best point (``ended``), else the variable as it is.
+        """
+        if self.param.bounds() is not None and np.isfinite(self.state.best_loss.numpy()).all():
+            return self.state.best_image.numpy()
+        if ended is not None:
+            return ended.x.reshape(ended.shape).astype(np.float32)
+        return self.param.variable.numpy()
+
+    def finish(self) -> None:
+        """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
+        if not self.lbfgs:
+            self.average_kept = self._score().numpy().tolist()
+
+    def close(self) -> None:
+        """End L-BFGS's driver thread, if one runs."""
+        if self._driver is not None:
+            self._driver.close()
+
+    def traces(self) -> int:
+        return self.compiled_step.experimental_get_tracing_count()
+
+    def describe(self, member: int) -> dict[str, Any]:
+        if not self.lbfgs:
+            return {"ema_kept": self.average_kept[member]} if self.state.average is not None and self.average_kept else {}
+        return {"lbfgs_restarts": self._restarts, **({"ended": self.ended} if self.ended else {})}
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What a checkpoint needs to take the next step as this source would: the jitter generator's state.
+
+        L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.LBFGSB`).
+        """
+        meta = {"evaluations": self._evaluations, "lbfgs_restarts": self._restarts} if self.lbfgs else {}
+        return meta, {"jitter_state": self.jitter_rng.state.numpy()}
+
+
+class TiledWindows:
+    """A stage that walks the image in tiles whose grid moves every step (see the module docstring)."""
+
+    def __init__(self, objective, state, stage, inputs, targets, restored=None):
+        import tensorflow as tf
+
+        config = state.configs[0]
+        self.objective, self.state, self.targets = objective, state, targets
+        self.tile_size, self.overlap = stage.tile_size, stage.tile_overlap
+        self.image_shape = tuple(inputs.content.shape[1:3])
+        self.window = window_shape(self.image_shape, self.tile_size, self.overlap)
+        self.content = inputs.content  # (B, H, W, 3) caffe BGR; windows are sliced from it
+        self.offsets = tile_offsets(config.seed, self.tile_size)
+        self.offsets_used: list[list[int]] = []
+        self.windows_per_step: list[int] = []
+        self._offsets_after_step = self.offsets.state()  # a stopped step's draw does not count
+        self.style_sizes = [[list(rgb.shape[:2]) for rgb in styles] for styles in inputs.styles]
+        terms = objective.terms
+        self.weights = objective.weights().astype(np.float64)  # (B, T)
+        for term in terms:
+            if term.tiled is not None and term.used:
+                term.tiled.start(targets[term.name])
+        window = tf.TensorSpec([len(state.configs), *self.window, 3], tf.float32)
+
+        def window_parts(image_window, content_window):
+            """Per term, (the window's statistic to average over windows, the value whose gradient is its share)."""
+            features = objective.features(image_window, native=True)  # bfloat16 Grams in a bfloat16 run
+            window_targets = {}
+            for term in terms:  # targets that come from the content's own window (content)
+                if term.used and term.window_targets:
+                    window_targets[term.name] = term.targets(objective, _window_inputs(content_window))
+            parts = {}
+            for term in terms:
+                if not term.used:
+                    continue
+                if term.tiled is not None:
+                    stats = term.tiled.window_stats(features)
+                    parts[term.name] = (stats, term.tiled.window_objective(stats, targets[term.name]))
+                else:
+                    value = term.loss(features, image_window, window_targets.get(term.name, targets.get(term.name)))
+                    parts[term.name] = (value, value)
+            return parts
+
+        weight_of = {term.name: tf.constant(term.weights) for term in terms}
+
+        @tf.function(input_signature=[window, window], jit_compile=state.jit_compile)
+        def window_gradient(image_window, content_window):
+            with tf.GradientTape() as tape:
+                tape.watch(image_window)
+                parts = window_parts(image_window, content_window)
+                total = tf.add_n([tf.reduce_sum(weight_of[name] * share) for name, (_, share) in parts.items()])
+            return tape.gradient(total, image_window), {name: stats for name, (stats, _) in parts.items()}
+
+        @tf.function(input_signature=[window, window], jit_compile=state.jit_compile)
+        def window_stats(image_window, content_window):
+            return {name: stats for name, (stats, _) in window_parts(image_window, content_window).items()}
+
+        variable = state.param.variable
+
+        @tf.function(input_signature=[tf.TensorSpec(variable.shape, tf.float32)])
+        def update(gradient):
+            state.optimizer.apply(gradient, variable, state.updates)
+            state.param.after_step()
+            state.updates.assign_add(1)
+
+        @tf.function(input_signature=[tf.TensorSpec(variable.shape, tf.float32), tf.TensorSpec([None], tf.float32)])
+        def keep(image, totals):
+            state.keep_if_best(image, totals)
+
+        self._window_gradient, self._window_stats, self._update, self._keep = window_gradient, window_stats, update, keep
+        if restored is None:
+            self.score((0, 0))  # the whole image's Grams, which the first step's gradient needs
+        else:
+            meta, arrays = restored
+            self.offsets.restore(meta["offsets"])
+            self._offsets_after_step = self.offsets.state()
+            self.offsets_used, self.windows_per_step = meta["offsets_used"], meta["windows_per_step"]
+            for term in terms:
+                if term.tiled is not None and term.used:
+                    for layer, mismatch in term.tiled.mismatch.items():
+                        mismatch.assign(arrays[f"mismatch/{term.name}/{layer}"])
+
+    compiled_step = None  # a tiled step is a Python loop over compiled windows, not one graph
+    scores_when_stopped = False  # a pass over every window: a stopped run does not wait for it
+    windowed = True  # the content's targets come from each window, never from the full-size image
+
+    @staticmethod
+    def gradient_area(stage) -> int:
+        """Each window's gradient is a mean over the window (see the module docstring)."""
+        height, width = window_shape(stage.size, stage.tile_size, stage.tile_overlap)
+        return height * width
+
+    def traces(self) -> int:
+        return self._window_gradient.experimental_get_tracing_count()
+
+    def close(self) -> None:
+        pass
+
+    def step(self) -> np.ndarray | None:
+        """Every window's gradient into one full-size buffer, then one update; None if stopped mid-step."""
+        offset = next(self.offsets)
+        image = self.state.param.variable.numpy()
+        gradient = np.zeros_like(image)
+        swept = self._sweep(image, offset, gradient)
+        if swept is None:
+            return None
+        values, windows = swept
+        self._keep(image, values[:, 0].astype(np.float32))  # the loss belongs to the image before this update
+        self._update(gradient)
+        self.offsets_used.append(list(offset))
+        self.windows_per_step.append(windows)
+        self._offsets_after_step = self.offsets.state()
+        return np.concatenate([values, self.state.best_loss.numpy()[:, None]], axis=1)
+
+    def score(self, offset: tuple[int, int]) -> None:
+        """The current image's losses (forward passes only); it may win "best"."""
+        image = self.state.param.variable.numpy()
+        swept = self._sweep(image, offset, None)
+        if swept is not None:
+            self._keep(image, swept[0][:, 0].astype(np.float32))
+
+    def finish(self) -> None:
+        self.score(next(self.offsets))  # the last update's image has no loss yet: score it so it can win
+
+    def _sweep(self, image: np.ndarray, offset: tuple[int, int], gradient: np.ndarray | None):
+        """One pass over the windows: ((B, 1 + T) weighted values of the image swept, its terms averaged over the
+        windows by their tiles' areas; the number of windows), None if stopped; with ``gradient``, every
+        window's blended gradient added into it."""
+        height, width = self.window
+        area = self.image_shape[0] * self.image_shape[1]
+        stats: dict[str, Any] = {}
+        windows = windows_of(tile_grid(self.image_shape, self.tile_size, self.overlap, offset))
+        for (top, left), sharing in windows.items():
+            rows, columns = slice(top, top + height), slice(left, left + width)
+            image_window, content_window = image[:, rows, columns], self.content[:, rows, columns]
+            if gradient is None:
+                window_stats = self._window_stats(image_window, content_window)
+            else:
+                window_gradient, window_stats = self._window_gradient(image_window, content_window)
+                blend = sum(blend_weights(tile, self.image_shape, (height, width), self.overlap) for tile in sharing)
+                gradient[:, rows, columns] += blend[None, :, :, None] * window_gradient.numpy()
+            share = sum(tile.area for tile in sharing) / area
+            for name, value in window_stats.items():
+                if isinstance(value, dict):
+                    into = stats.setdefault(name, {})
+                    for layer, gram in value.items():
+                        into[layer] = into.get(layer, 0.0) + share * gram.numpy().astype(np.float64)
+                else:
+                    stats[name] = stats.get(name, 0.0) + share * value.numpy().astype(np.float64)
+            if self.state.stop_event.is_set():
+                return None
+        return self._values(stats), len(windows)
+
+    def _values(self, stats: dict[str, Any]) -> np.ndarray:
+        """(B, 1 + T): the whole image's total and weighted terms from the windows' averaged statistics."""
+        columns = []
+        for term in self.objective.terms:
+            if not term.used:
+                columns.append(np.zeros(len(self.state.configs)))
+            elif term.tiled is not None:
+                columns.append(term.tiled.value(stats[term.name], self.targets[term.name]).numpy().astype(np.float64))
+            else:
+                columns.append(np.asarray(stats[term.name], np.float64))
+        weighted = self.weights * np.stack(columns, axis=1)
+        return np.concatenate([weighted.sum(axis=1, keepdims=True), weighted], axis=1)
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The offset generator (as after the last whole step), the offsets so far, and the Gram mismatch."""
+        meta = {"offsets": self._offsets_after_step, "offsets_used": self.offsets_used,
+                "windows_per_step": self.windows_per_step}
+        arrays = {f"mismatch/{term.name}/{layer}": mismatch.numpy() for term in self.objective.terms
+                  if term.tiled is not None and term.used for layer, mismatch in term.tiled.mismatch.items()}
+        return meta, arrays
+
+    def describe(self, member: int) -> dict[str, Any]:
+        return {"tile_size": self.tile_size, "tile_overlap": self.overlap, "window_size": list(self.window),
+                "style_size": self.style_sizes[member], "offset_seed": self.state.configs[0].seed,
+                "tile_offsets": self.offsets_used, "windows_per_step": self.windows_per_step}
+
+
+def _window_inputs(content_window):
+    from ..objective.terms import StageInputs
+
+    return StageInputs(content=content_window, styles=[], blends=[])
+
+
+SOURCES = {"image": WholeImage, "tiles": TiledWindows}

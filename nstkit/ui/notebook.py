@@ -1,0 +1,306 @@
+"""What the numbered notebooks share: settings from the environment, the cost up front, captioned figures.
+
+Each notebook calls `setup` once, with the size and step count at which its
+experiment shows in showcase mode. One place decides the weights and the
+size of every run, from the environment (in Jupyter or Colab, set them
+before `setup` runs: ``%env NSTKIT_MODE=showcase`` or ``os.environ[...]``):
+
+- ``NSTKIT_MODE``: ``full`` (the default: ImageNet weights, the seed's 512 px
+  and 1000 steps), ``showcase`` (random weights, each notebook's own size and
+  steps, a few minutes on a 2-core CPU: how the stored outputs and the
+  README's figures are made) or ``quick`` (64 px, 20 steps, random weights:
+  how CI checks the notebooks; ``NSTKIT_QUICK=1`` says the same);
+- ``NSTKIT_WEIGHTS``: ``imagenet``, ``random[:SEED]`` or a path, over the mode's;
+- ``NSTKIT_STEPS`` / ``NSTKIT_MAX_DIM``: the run length and size, over the mode's;
+- ``NSTKIT_PRECISION``: ``float32``, ``bfloat16`` or ``float16``; by default
+  the precision that pays on this device in showcase mode and on GPUs
+  (`device.preferred_precision`), float32 (the seed's exact objective) on a CPU otherwise.
+
+With random weights `setup` prints a banner, and every figure's caption says
+so: such images show the mechanics, not what ResNet-50's learned features do.
+A bad setting is one line (no traceback), naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..core import fields
+from ..core.config import OPTIONS, StyleConfig, precision_from_environment
+from ..core.errors import NstkitError
+from ..media.images import BUNDLED_IMAGES, bundled_image
+from ..network.quiet import import_tensorflow_quietly
+
+
+def find_repository(start: os.PathLike | str | None = None) -> Path | None:
+    """The clone of nstkit that ``start`` (default: the working directory, a notebook's own folder) sits in.
+
+    The notebooks are the repository's: they save their figures into its img/results/ and read its stored
+    comparison. The package itself is installed, and reads nothing of a checkout.
+    """
+    for folder in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents]:
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir() and (folder / "img").is_dir():
+            return folder
+    return None
+
+
+IMG = BUNDLED_IMAGES  # the sample images, installed with the package
+REPO = find_repository() or Path.cwd()  # outside a clone, figures and outputs go under the working directory
+RESULTS = REPO / "img" / "results"
+MODES = ("full", "showcase", "quick")
+RANDOM_BANNER = ("RANDOM WEIGHTS: these images show the mechanics of each experiment, not what "
+                 "ResNet-50's ImageNet features do. Set NSTKIT_WEIGHTS=imagenet (the default) for real results.")
+CAPTION_FONT = 8
+
+
+@dataclass(frozen=True)
+class NotebookSettings:
+    weights: str
+    quick: bool
+    steps: int
+    max_dim: int
+    device: str
+    precision: str = "float32"
+    mode: str = "full"
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights.startswith("random")
+
+    @property
+    def showcase(self) -> bool:
+        return self.mode == "showcase"
+
+    def caption(self, text: str, *, steps: int | None = None, max_dim: int | None = None) -> str:
+        """``text`` and what made the figure: the weights, the steps, the size (and a low precision)."""
+        made = "random weights, not ImageNet" if self.random_weights else f"weights: {self.weights}"
+        precision = "" if self.precision == "float32" else f", {self.precision}"
+        return f"{text} ({made}; {steps or self.steps} steps, {max_dim or self.max_dim} px{precision})"
+
+    def run_options(self, **overrides) -> dict:
+        """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
+        return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, "precision": self.precision,
+                **overrides}
+
+
+def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
+    """Read the environment, import TensorFlow without log noise, report the weights and the device.
+
+    ``showcase_steps`` / ``showcase_max_dim``: this notebook's size and length in showcase mode.
+    """
+    import matplotlib
+
+    from ..network import device
+    from .panel import enable_colab_widgets
+
+    settings = settings_from_environment(showcase_steps, showcase_max_dim)
+    import_tensorflow_quietly()
+    enable_colab_widgets()
+    matplotlib.rcParams["figure.dpi"] = 72  # inline figures at screen size keep stored notebooks small
+    with contextlib.suppress(ImportError):  # JPEG: grids of noisy images are ~10x smaller than PNG
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("jpeg", pil_kwargs={"quality": 80})
+    settings = NotebookSettings(**{**vars(settings), "device": device.describe(),
+                                   # "auto" is named for what it is here, so every caption says the real one
+                                   "precision": (device.resolve_precision(StyleConfig())[0].precision
+                                                 if settings.precision == "auto"
+                                                 else settings.precision or _default_precision(settings.mode))})
+    if verbose:
+        print(f"nstkit: mode={settings.mode} weights={settings.weights} steps={settings.steps} "
+              f"max_dim={settings.max_dim} precision={settings.precision}")
+        print(f"device: {settings.device}")
+        if "GPU" not in settings.device.split(":")[0]:
+            print("(On Colab, Runtime > Change runtime type > GPU runs these notebooks many times faster.)")
+        if settings.random_weights:
+            print("*" * 20 + "\n" + RANDOM_BANNER + "\n" + "*" * 20)
+    return settings
+
+
+def settings_from_environment(showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
+    """The mode and its overrides from ``NSTKIT_*``, checked; precision None means "the device's choice"."""
+    mode = (os.environ.get("NSTKIT_MODE") or "").strip().lower()
+    quick_flag = os.environ.get("NSTKIT_QUICK", "") not in ("", "0")
+    if mode and mode not in MODES:
+        raise NstkitError(f"NSTKIT_MODE={mode}: use one of {', '.join(MODES)}")
+    mode = mode or ("quick" if quick_flag else "full")
+    weights, steps, max_dim = {"quick": ("random", 20, 64), "showcase": ("random", showcase_steps, showcase_max_dim),
+                               "full": ("imagenet", 1000, 512)}[mode]
+    weights = os.environ.get("NSTKIT_WEIGHTS") or weights
+    from ..network.backbone import (
+        parse_weights,  # TensorFlow-free: checks a path exists
+    )
+
+    try:
+        parse_weights(weights)
+    except NstkitError as error:
+        raise NstkitError(f"NSTKIT_WEIGHTS: {error}") from None
+    steps = _whole_from_environment("NSTKIT_STEPS", "steps", steps)
+    max_dim = _whole_from_environment("NSTKIT_MAX_DIM", "max_dim", max_dim)
+    return NotebookSettings(weights, mode == "quick", steps, max_dim, "", precision_from_environment(), mode)
+
+
+def _whole_from_environment(variable: str, field: str, default: int) -> int:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    _, spec = OPTIONS[field]
+    value = fields.parse(field, spec, text, source=variable)
+    try:
+        spec.check(variable, value)
+    except NstkitError as error:
+        raise NstkitError(f"{error}: set {variable} to a larger whole number, or unset it") from None
+    return value
+
+
+def _default_precision(mode: str) -> str:
+    """Showcase mode, and any mode on a GPU, use the precision that pays; full mode on a CPU the seed's float32."""
+    from ..network import device
+
+    preferred = device.preferred_precision()
+    return preferred if mode == "showcase" or device.gpu_details() else "float32"
+
+
+def announce_cost(settings: NotebookSettings, runs: int = 1, *, steps: int | Sequence[int] | None = None,
+                  max_dim: int | None = None, preset: str = "robust", batch: int = 1, note: str = "") -> float:
+    """Print what the next cells will cost on this device, from a measured step; return the seconds.
+
+    ``runs`` stylisations of ``steps`` steps each (default: the notebook's;
+    or a list, one count per run) at ``max_dim``, ``batch`` images per step.
+    The step and what each run adds to its steps (building and tracing its
+    step) are measured with a short warm-up run of the same preset and size, not assumed.
+    """
+    from ..measure.timing import expected_seconds, format_duration, measure_run
+
+    max_dim = max_dim or settings.max_dim
+    counts = list(steps) if isinstance(steps, (list, tuple)) else [steps or settings.steps] * runs
+    per_step, per_run = measure_run(preset=preset, max_dim=max_dim, batch=batch, weights=settings.weights,
+                                    precision=settings.precision)
+    seconds = sum(expected_seconds(count, per_step, per_run) for count in counts)
+    print(f"cost: {len(counts)} run(s), {sum(counts)} steps at {max_dim} px; measured here {per_step:.3f} s/step "
+          f"and {per_run:.1f} s to build each run ({preset}{f', batches of {batch}' if batch > 1 else ''}): about "
+          f"{format_duration(seconds)} on {settings.device.split(' (')[0]}.{' ' + note if note else ''}")
+    if seconds >= 600:
+        print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
+              "or Colab's GPU runtime")
+    return seconds
+
+
+def image(name: str, max_dim: int) -> np.ndarray:
+    """A bundled image by file name, e.g. image("hexagons.png", 512)."""
+    return bundled_image(name, max_dim)
+
+
+def _caption(figure, text: str | None) -> None:
+    """The caption under the figure, inside the image, so a stored or saved figure carries it."""
+    if text:
+        figure.text(0.5, 0.0, text, ha="center", va="top", fontsize=CAPTION_FONT, wrap=True)
+
+
+def with_caption(figure, text: str):
+    """``figure`` with ``text`` under it, inside the image (for plots made by hand; grids take ``caption=``)."""
+    _caption(figure, text)
+    return figure
+
+
+def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] = (),
+               col_labels: Sequence[str] = (), title: str = "", cell: float = 2.4, caption: str | None = None):
+    """A contact sheet of images, rows x columns, with labels and (``settings.caption(...)``) a caption."""
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    aspect = max(image.shape[0] / image.shape[1] for row in rows for image in row)  # height/width
+    figsize = (cell * n_cols, cell * n_rows * aspect + (0.5 if title else 0.3))
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(row):
+                ax.imshow(row[c])
+            else:
+                ax.axis("off")
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    _caption(figure, caption)
+    return figure
+
+
+def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "style"), title: str = "",
+                caption: str | None = None):
+    """Loss curves, one panel per term, one line per run (label -> history)."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(terms), figsize=(3.6 * len(terms), 2.8), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        for label, history in histories.items():
+            values = np.asarray(history[term])
+            if np.any(values > 0):
+                ax.plot(np.arange(1, len(values) + 1), values, label=label)
+        ax.set_yscale("log")
+        ax.set_title(term, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0][-1].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    _caption(figure, caption)
+    return figure
+
+
+def table(rows: Sequence[dict], columns: Sequence[str] | None = None, floats: str = "{:.3g}") -> str:
+    """A plain-text table (stable across machines when given stable values)."""
+    columns = list(columns or rows[0].keys())
+    cells = [[floats.format(row[c]) if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def save_figure(figure, name: str, caption: str, settings: NotebookSettings, **made) -> Path | None:
+    """Save a README figure, caption included, with its record to img/results/ (skipped in quick mode).
+
+    ``caption`` is the full caption (``settings.caption(...)``), as drawn under the figure.
+    """
+    if settings.quick:
+        return None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.jpg"  # photos in a grid: JPEG is a tenth of PNG's size
+    figure.savefig(path, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    record = {"figure": str(shown), "caption": caption, "mode": settings.mode,
+              "weights": settings.weights, "random_weights": settings.random_weights, "steps": settings.steps,
+              "max_dim": settings.max_dim, "precision": settings.precision, "device": settings.device, **made}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"saved {shown}")
+    return path
+
+
+def videos_side_by_side(paths: Sequence[os.PathLike | str], labels: Sequence[str], width: int = 256):
+    """Inline HTML5 players for MP4s, side by side and looping, each under its label (stored in the notebook:
+    keep the clips small)."""
+    import base64
+    import html
+
+    from IPython.display import HTML
+
+    cells = []
+    for path, label in zip(paths, labels):
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        cells.append(f'<figure style="display:inline-block;margin:4px"><video width="{width}" autoplay loop muted '
+                     f'playsinline controls src="data:video/mp4;base64,{data}"></video>'
+                     f'<figcaption style="font-size:11px">{html.escape(label)}</figcaption></figure>')
+    return HTML("<div>" + "".join(cells) + "</div>")
