@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ is the
 from nstkit.core.config import VIDEO_TEMPORAL_WEIGHT  # noqa: E402
 from nstkit.media.clips import write_mp4
 from nstkit.media.images import bundled_image  # noqa: E402
-from nstkit.run.video import stylize_video  # noqa: E402
+from nstkit.api.video import stylize_video  # noqa: E402
 from research.sample_clip import camera_move  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,21 +7,14 @@
 
 The package is in layers, one folder each, lowest first: `core` (config, catalog, presets, record; no
 TensorFlow), `media` (images, masks, flow, clips; no TensorFlow), `network`, `objective`, `optim`, `run`,
-`measure`, `sweep`, `ui`. Data flows up that list: no module imports a folder after its own
+`api` (`stylize`, `stylize_video`), `measure`, `sweep`, `ui`. Data flows up that list: no module imports a folder after its own
 (tests/test_layering.py reads the order from the README's map and the modules from the folders).
 TensorFlow is imported only when a run starts, so the CLI answers fast.
 """
 
 from . import _moved
 from ._version import __version__
-from .core.catalog import CATALOG
-from .core.config import StyleConfig
-from .core.errors import NstkitError
-from .core.presets import all_presets, get_preset
-from .measure import metrics
-from .media.images import sample, sample_names
-from .network.support import warn_if_untested_tensorflow
-from .run.stylize import (
+from .api.stylize import (
            Progress,
            Result,
            RunStopped,
@@ -29,7 +22,14 @@ from .run.stylize import (
            stylize_batch,
            stylize_tiled,
 )
-from .run.video import VideoResult, stylize_video
+from .api.video import VideoResult, stylize_video
+from .core.catalog import CATALOG
+from .core.config import StyleConfig
+from .core.errors import NstkitError
+from .core.presets import all_presets, get_preset
+from .measure import metrics
+from .media.images import sample, sample_names
+from .network.support import warn_if_untested_tensorflow
 from .sweep import SweepResult, sweep
 
 _moved.install()

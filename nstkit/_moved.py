@@ -23,11 +23,13 @@ MOVED = {
     "folding": "network.folding", "backbone": "network.backbone", "swag": "network.swag",
     "losses": "objective.losses", "style_stats": "objective.style_stats", "objective": "objective.terms",
     "param": "optim.param", "optim": "optim.optimizers",
-    "sources": "run.gradients", "checkpoint": "run.checkpoint", "engine": "run.loop", "optimize": "run.stylize",
-    "video": "run.video",
+    "sources": "run.gradients", "checkpoint": "run.checkpoint", "engine": "run.loop", "optimize": "api.stylize",
+    "video": "api.video",
     "memory": "measure.memory", "timing": "measure.timing", "metrics": "measure.metrics",
     "analysis": "measure.analysis",
     "cli": "ui.cli", "widgets": "ui.panel", "notebook": "ui.notebook",
+    # 0.2's first layout had the entry points in run/
+    "run.stylize": "api.stylize", "run.video": "api.video", "run.progress": "api.progress",
 }
 
 

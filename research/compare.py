@@ -136,7 +136,7 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
         validate_patch_distance,
     )
     from nstkit.media.images import bundled_image
-    from nstkit.run.stylize import stylize
+    from nstkit.api.stylize import stylize
 
     unknown = [method for method in settings.methods if method not in METHODS]
     if unknown:

@@ -6,9 +6,12 @@ A module of its own (not conftest.py): notebooks/ has a conftest too, and two mo
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +36,33 @@ def run_cli(*args: str, timeout: float = 300, **popen) -> subprocess.CompletedPr
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([sys.executable, "-m", "nstkit", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=popen.get("cwd", ROOT))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def bad_images(tmp_path):
+    """Every kind of bad image input, as (path, expected message fragment)."""
+    good = io.BytesIO()
+    Image.fromarray(smooth_image(8, 64, 64)).save(good, format="PNG")
+    cases = {
+        "missing.png": (None, "not found"),
+        "empty.png": (b"", "empty"),
+        "notes.png": (b"this is a text file, not an image\n" * 4, "not an image"),
+        "truncated.png": (good.getvalue()[: len(good.getvalue()) // 2], "truncated"),
+        "bomb.png": (_png_header_only(40000, 40000), "decompression-bomb"),
+    }
+    out = []
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        out.append((path, message))
+    for name, size in (("dot.png", (1, 1)), ("thin.png", (600, 12))):
+        Image.new("RGB", size, (200, 10, 10)).save(tmp_path / name)
+        out.append((tmp_path / name, "32 px"))
+    return out

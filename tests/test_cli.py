@@ -8,9 +8,8 @@ import sys
 import time
 
 import numpy as np
-from nst_helpers import ROOT, run_cli, sha256
+from nst_helpers import ROOT, bad_images, run_cli, sha256
 from PIL import Image
-from test_images import bad_images
 
 FAST = ["--weights", "random", "--max-dim", "64"]
 

@@ -105,10 +105,10 @@ def tiny(monkeypatch):
 
 @pytest.mark.slow  # the comparison's bookkeeping: no TensorFlow API of its own
 def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputing(tiny, tmp_path, monkeypatch):
-    import nstkit.run.stylize
+    import nstkit.api.stylize
 
     path = tmp_path / "results.json"
-    real = nstkit.run.stylize.stylize
+    real = nstkit.api.stylize.stylize
     calls = []
 
     def stopped_on_the_second(*args, **options):
@@ -117,7 +117,7 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
             raise KeyboardInterrupt
         return real(*args, **options)
 
-    monkeypatch.setattr(nstkit.run.stylize, "stylize", stopped_on_the_second)
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", stopped_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         compare.run(tiny, path, progress=None)
     stored = json.loads(path.read_text())
@@ -126,7 +126,7 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
     assert set(compare.METRICS) <= set(first)
 
     calls.clear()
-    monkeypatch.setattr(nstkit.run.stylize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
     results = compare.run(tiny, path, progress=None)
     assert calls == ["robust"]  # vanilla was not run again
     assert results["runs"][compare._key("vanilla", tiny.pairs[0], 0)]["metrics"] == first
@@ -136,11 +136,11 @@ def test_an_interrupted_comparison_keeps_its_runs_and_resumes_without_recomputin
 def test_a_comparison_made_with_other_settings_is_refused_not_mixed(tiny, tmp_path, monkeypatch):
     import dataclasses
 
-    import nstkit.run.stylize
+    import nstkit.api.stylize
 
     path = tmp_path / "results.json"
     compare._store(path, {"settings": dataclasses.replace(tiny, steps=5).as_dict(), "runs": {}, "validation": None})
-    monkeypatch.setattr(nstkit.run.stylize, "stylize", lambda *a, **o: pytest.fail("ran on mismatched settings"))
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", lambda *a, **o: pytest.fail("ran on mismatched settings"))
     with pytest.raises(NstkitError, match="made with other settings"):
         compare.run(tiny, path, progress=None)
     with pytest.raises(NstkitError, match="unknown method"):
@@ -189,16 +189,16 @@ def test_one_source_for_notebook_06s_verdict():
 
 @pytest.mark.slow  # the comparison's bookkeeping: no TensorFlow API of its own
 def test_a_run_stopped_inside_is_not_stored_as_if_it_had_its_budget(tiny, tmp_path, monkeypatch):
-    import nstkit.run.stylize
+    import nstkit.api.stylize
 
-    real = nstkit.run.stylize.stylize
+    real = nstkit.api.stylize.stylize
 
     def stopped_early(*args, **options):
         result = real(*args, **options)
-        result.record["stopped_early"] = True  # what Ctrl-C during the steps leaves
+        result.record.stopped_early = True  # what Ctrl-C during the steps leaves
         return result
 
-    monkeypatch.setattr(nstkit.run.stylize, "stylize", stopped_early)
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", stopped_early)
     path = tmp_path / "results.json"
     with pytest.raises(KeyboardInterrupt):
         compare.run(tiny, path, progress=None)

@@ -22,7 +22,7 @@ from nst_helpers import ROOT, sha256, smooth_image
 from PIL import Image
 
 import nstkit
-from nstkit.run.loop import OutputNotSaved
+from nstkit.run.result import OutputNotSaved
 
 pytestmark = pytest.mark.slow  # end to end; the oldest-TF CI phase skips it (Makefile)
 
@@ -99,7 +99,7 @@ def test_a_failed_write_keeps_the_result_elsewhere_and_says_where(tmp_path, monk
 
 def test_a_record_that_cannot_be_written_is_rescued_with_the_image(tmp_path, monkeypatch):
     import nstkit.core.files as files
-    import nstkit.run.loop as engine
+    import nstkit.run.result as engine
 
     result = nstkit.stylize(CONTENT, STYLE, steps=1, weights="random", max_dim=64)
     monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
@@ -297,7 +297,7 @@ PHASES = {
     "first trace": ("run.gradients", "WholeImage", "step", 1, "before", "early"),
     "a step": ("run.gradients", "WholeImage", "step", 3, "before", "early"),
     "checkpoint": ("run.checkpoint", "Checkpointing", "write", 1, "before", "early"),
-    "save": ("run.loop", "", "save_image", 1, "before", "finished"),
+    "save": ("run.result", "", "save_image", 1, "before", "finished"),
 }
 
 

@@ -60,6 +60,21 @@ def test_folders_are_one_level_deep_and_small():
         assert len(modules) <= 8, f"{folder} has {len(modules)} modules: split it"
 
 
+def test_the_tests_mirror_the_package():
+    """tests/<layer>/test_<module>.py tests a module of that layer (test_<layer>.py its ``__init__``); end-to-end and
+    cross-cutting tests sit at tests/'s top. Basenames are unique: pytest imports each test file by its name."""
+    tests = ROOT / "tests"
+    folders = sorted(path.name for path in tests.iterdir()
+                     if path.is_dir() and path.name != "data" and not path.name.startswith((".", "_")))
+    assert set(folders) <= set(LAYERS), f"tests/ folders that are no layer of nstkit/: {sorted(set(folders) - set(LAYERS))}"
+    for folder in folders:
+        modules = {path.stem for path in (PACKAGE / folder).glob("*.py") if not path.stem.startswith("_")} | {folder}
+        for path in sorted((tests / folder).glob("*.py")):
+            assert path.stem.removeprefix("test_") in modules, f"tests/{folder}/{path.name} names no module of nstkit/{folder}/"
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), f"test files of one name: {sorted({n for n in names if names.count(n) > 1})}"
+
+
 def _module_name(path: Path) -> str:
     relative = path.relative_to(PACKAGE).with_suffix("")
     return ".".join(relative.parts)

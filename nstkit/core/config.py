@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from . import fields
@@ -36,6 +37,13 @@ DEFAULT_CONTENT_WEIGHT = 1e2
 DEFAULT_STYLE_WEIGHT = 1e7
 # Start images, besides a path (crowsonkb/style-transfer's set): "noise" is the older name of "uniform".
 INIT_CHOICES = ("content", "gray", "uniform", "noise", "style_stats")
+
+
+def init_is_path(init: str) -> bool:
+    """Whether ``init`` names an image file (anything not in `INIT_CHOICES`): the one place that decides it."""
+    return init not in INIT_CHOICES
+
+
 # What of the style's features the style loss matches (nstkit/objective/style_stats.py describes each).
 STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram")
 # The Gram loss keeps the seed's raw scale (its weights: the preset's, else 1e7). Every other statistic's loss
@@ -462,6 +470,30 @@ OPTIONS = fields.options(StyleConfig)
 # of layers with its own weights, zero for layers it does not use), init and seed, colour mode and the images.
 # Everything else shapes the compiled step or the optimiser, so a batch shares it.
 BATCH_VARIES = tuple(name for name, (_, spec) in OPTIONS.items() if spec.batch)
+
+
+# The file keras.applications.ResNet50(include_top=False, weights="imagenet") downloads (`network.backbone` has
+# its origin and md5): the example the weights field's messages give.
+IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def parse_weights(weights: str, *, check_file: bool = True) -> tuple[str, int | str | None]:
+    """Classify a weights string: ("imagenet", None), ("random", seed) or ("file", path). No TensorFlow.
+
+    ``check_file=False`` takes a path as given, unchecked (a cluster's workers may see files this machine does not).
+    """
+    if weights == "imagenet":
+        return "imagenet", None
+    if weights == "random" or weights.startswith("random:"):
+        seed_text = weights.partition(":")[2] or "0"
+        if not seed_text.isdigit():
+            raise NstkitError(f"weights '{weights}': the seed after 'random:' must be a whole number, e.g. random:1")
+        return "random", int(seed_text)
+    path = Path(weights).expanduser()
+    if check_file and not path.is_file():
+        raise NstkitError(f"weights file not found: {weights}: give imagenet, random, or the path of a "
+                          f"ResNet-50 notop .h5 file such as {IMAGENET_FILE}")
+    return "file", str(path)
 
 
 PRECISION_ENV = "NSTKIT_PRECISION"

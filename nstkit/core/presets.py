@@ -46,7 +46,7 @@ SWAG_PAPER_CONTENT_WEIGHT, SWAG_PAPER_STYLE_WEIGHT = 1.0, 1e17
 SWAG_STYLE = ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
 # nstkit's Gram divides by H·W, not C·H·W, so layer l's style loss is C_l² times the paper's: weights (64/C_l)²
 # give the layers the paper's shares. Both weights are then multiplied by one constant, so the objective is the
-# paper's times SWAG_RESCALE: the same minimiser (tests/test_swag.py checks the ratio on two images). 1e-7 puts
+# paper's times SWAG_RESCALE: the same minimiser (tests/network/test_swag.py checks the ratio on two images). 1e-7 puts
 # the total and its pixel gradient where the robust preset's are (6e9 and ~4e3 per pixel at 256 px, random
 # weights), so Adam's lr 20 and ε 0.1 mean what they mean for the seed. The paper's weights themselves leave
 # its content term 3e-32 of the total and its two smoothed layers 4e-17 of the style term there (conv1_relu

@@ -1,18 +1,23 @@
-"""The JSON run record written beside every output image.
+"""The JSON run record written beside every output image: `RunRecord`, typed, with its schema in
+docs/run-record.md.
 
 It answers "what made this picture?" months later: the resolved config
 (feed the record to `StyleConfig.from_record` to rerun), the
 weights (ImageNet, a file with its md5, or seeded random), the inputs with
 their checksums, the package versions, the device and the wall time.
+Clips, sweeps and snapshots write records of their own kinds (`build_record`), stamped the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import INIT_CHOICES
+from .config import init_is_path
+from .errors import NstkitError
 from .files import atomic_write
 
-RECORD_VERSION = 3  # 2: one schema for every run: `stages` (was `levels`), tile fields per stage; 3: swag
-# "softmax" is the paper's Eq. 11 (was nstkit's relative form, now "softmax_relative"; `StyleConfig.from_record`)
+RECORD_VERSION = 4  # what each version changed, and how older ones are read: `_upgrade`, docs/run-record.md
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
 
 
@@ -58,16 +63,19 @@ def record_path(image_path: os.PathLike | str) -> Path:
     return Path(image_path).with_suffix(".json")
 
 
-def write_record(image_path: os.PathLike | str, record: dict[str, Any]) -> Path:
+def write_record(image_path: os.PathLike | str, record: Mapping[str, Any]) -> Path:
     """Write the record beside the image, atomically, with canonical (sorted, indented) JSON."""
     path = record_path(image_path)
+    data = record.to_dict() if isinstance(record, RunRecord) else dict(record)
     with atomic_write(path, "w") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True, default=_jsonable)
+        json.dump(data, handle, indent=2, sort_keys=True, default=_jsonable)
         handle.write("\n")
     return path
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, RunRecord):
+        return value.to_dict()
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -80,5 +88,134 @@ def describe_inputs(content: Any, styles: list, init: str, mask: str | None = No
     return {"content": describe_input(content),
             **({"style": describe_input(styles[0])} if len(styles) == 1 else
                {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
-            **({"init": describe_input(init)} if init not in INIT_CHOICES else {}),
+            **({"init": describe_input(init)} if init_is_path(init) else {}),
             **({"mask": describe_input(mask)} if mask is not None else {})}
+
+
+@dataclass
+class RunRecord(Mapping):
+    """What made one output image: the JSON written beside it (``out.png`` -> ``out.json``), typed.
+
+    Every field is described here, once; docs/run-record.md shows the schema with an example, and a test
+    checks the two agree. Fields that do not apply to a run are None and left out of the JSON. A record reads
+    as a mapping too (``record["best_step"]``, ``{**record}``), as records did before version 4. `read` takes
+    any version nstkit has written (1 to `RECORD_VERSION`) and upgrades it; `StyleConfig.from_record`
+    replays its config.
+    """
+
+    # What ran.
+    config: dict[str, Any]  # the resolved `StyleConfig` (`to_dict`): replay with `StyleConfig.from_record`
+    inputs: dict[str, dict[str, Any]]  # content, style (or style_1, style_2 ...), init and mask if files: path or
+    #                                    array shape, and sha256
+    weights: dict[str, Any] | None  # the backbone's weights: description, source, and its md5 or seed
+    style_blend: list[float]  # each style's share of the target statistics
+    image_size: list[int]  # the output's (height, width)
+    terms: list[str]  # the loss terms, in the order of `final_losses` and the history
+    stages: list[dict[str, Any]]  # per stage: size, scale, source ("image" or "tiles"), steps, steps_run,
+    #                               step_traces, seconds_per_step, and what its source adds (tiles, L-BFGS, EMA)
+    device: str  # the GPU's name, or the CPU's model and features
+    jit_compile: bool  # whether the step ran through XLA
+    # How it went.
+    steps_planned: int  # over all stages
+    steps_run: int  # over all stages (fewer if stopped, or if L-BFGS could go no further)
+    stopped_early: bool  # stopped (Ctrl-C, SIGTERM, stop()) before its planned steps
+    best_stage: int  # the stage the output comes from (the last)
+    best_step: int  # updates before the best image, over all stages (0: the start image itself)
+    best_loss: float | None  # its loss at that stage's size; None if it was never scored
+    final_losses: dict[str, float]  # the last step's weighted terms and their total
+    step_traces: int  # how often a stage's step was traced: 1, unless something retraced
+    wall_time_s: float  # from the call to the result, network building and tracing included
+    seconds_per_step: float | None  # the last stage's median step (its first, the trace, left out)
+    preset_overridden: list[str] = field(default_factory=list)  # fields given over the preset's values
+    style_sizes: list[list[int]] = field(default_factory=list)  # (height, width) each style's statistics came from
+    # What only some runs have (left out of the JSON when None).
+    precision_chosen: str | None = None  # why precision "auto" chose what it chose
+    regions: list[dict[str, Any]] | None = None  # a mask's regions: colour, style, share of the image
+    batch: dict[str, int] | None = None  # a `stylize_batch` member: size and index
+    stopped_by: str | None = None  # the signal that stopped it: SIGINT or SIGTERM
+    resumed_at_step: int | None = None  # the checkpoint's step this run resumed from
+    checkpoints: dict[str, Any] | None = None  # path, every, written, seconds_writing, failure
+    output: str | None = None  # where the image was saved (`Result.save`)
+    asked_for: str | None = None  # where it was asked for, when it had to be saved elsewhere
+    encoding: dict[str, Any] | None = None  # format, bit depth, JPEG quality and subsampling, ICC profile
+    # Stamped by nstkit.
+    record_version: int = RECORD_VERSION
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    versions: dict[str, str] = field(default_factory=lambda: versions())
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of a newer nstkit, kept as they were
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field that applies (None and empty optional fields left out), ``extra`` merged."""
+        data = {}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.name == "extra" or (spec.name in _OPTIONAL and value in (None, [], {})):
+                continue
+            data[spec.name] = value
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
+        """A record of any version nstkit has written, upgraded to this one's fields (see `_upgrade`)."""
+        data = _upgrade(dict(data))
+        known = {spec.name for spec in dataclasses.fields(cls)} - {"extra"}
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise NstkitError(f"not an nstkit run record: it has no {', '.join(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+    @classmethod
+    def read(cls, path: os.PathLike | str) -> "RunRecord":
+        """The record in ``path`` (a .json, or the image it sits beside), one line if it is not one."""
+        path = Path(path)
+        path = path if path.suffix == ".json" else record_path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise NstkitError(f"cannot read run record {path} ({error}): give the .json written beside an "
+                              "nstkit output") from None
+        if not isinstance(data, dict):
+            raise NstkitError(f"{path} is not an nstkit run record (not a JSON object)")
+        return cls.from_dict(data)
+
+    # Read as a mapping, as records were before version 4.
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+_OPTIONAL = ("precision_chosen", "regions", "batch", "stopped_by", "resumed_at_step", "checkpoints", "output",
+             "asked_for", "encoding")
+_REQUIRED = ("config", "inputs", "steps_run")
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """An older record's fields as this version names them. What each version changed:
+
+    - 1 -> 2: ``levels`` ([{scale, steps}]) became ``stages`` (with size, source, steps_run, ...), and
+      ``steps_planned`` and ``best_stage`` were added;
+    - 2 -> 3: swag "softmax" changed meaning (the config keeps the old name; `StyleConfig.from_record` maps it);
+    - 3 -> 4: the record became this dataclass; no field changed its name.
+    """
+    version = data.setdefault("record_version", 1)  # the first records had it too; a file without it is old
+    if version < 2 and "levels" in data and "stages" not in data:
+        height, width = data.get("image_size", [0, 0])
+        data["stages"] = [{"size": [round(height * level["scale"]), round(width * level["scale"])],
+                           "scale": level["scale"], "source": "image", "steps": level["steps"]}
+                          for level in data.pop("levels")]
+        data.setdefault("steps_planned", sum(stage["steps"] for stage in data["stages"]))
+        data.setdefault("best_stage", len(data["stages"]) - 1)
+    data.setdefault("terms", list(data.get("final_losses", {}).keys() - {"total"}))
+    for name, default in (("steps_planned", data.get("steps_run")), ("best_stage", 0), ("stages", []),
+                          ("style_blend", [1.0]), ("image_size", []), ("device", "unknown"),
+                          ("jit_compile", False), ("stopped_early", False), ("best_step", 0), ("best_loss", None),
+                          ("final_losses", {}), ("step_traces", 1), ("wall_time_s", 0.0),
+                          ("seconds_per_step", None), ("weights", None)):
+        data.setdefault(name, default)
+    return data

@@ -20,7 +20,7 @@ On the calibration machine the estimate is within 10% of the measured peak
 from 256 to 2048 px (BENCHMARKS.md); ``runtime`` is that machine's Python,
 TensorFlow and oneDNN, so other builds may shift it by some 100 MiB.
 
-A batch of B variants (`optimize.stylize_batch`) holds B members'
+A batch of B variants (`api.stylize.stylize_batch`) holds B members'
 activations, targets and image buffers (measured: within 13%). The model is
 for CPU runs, where everything lives in host RAM. On a GPU the activations
 live in GPU memory, which this module does not estimate.

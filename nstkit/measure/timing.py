@@ -5,7 +5,7 @@ cut), the size, the precision and the batch, and it drifts 10-40% between
 runs on a shared machine; so it is measured here, with a short warm-up run
 of the same configuration on a synthetic image, never assumed. The first
 step (the trace) is left out, as the run record's ``seconds_per_step`` does.
-A running run's own estimate is `run.progress.RunTimeEstimate`.
+A running run's own estimate is `api.progress.RunTimeEstimate`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..run.progress import WARM_UP_STEPS, expected_seconds, format_duration
+from ..api.progress import WARM_UP_STEPS, expected_seconds, format_duration
 
 __all__ = ["measure_run", "expected_seconds", "format_duration"]
 
@@ -28,7 +28,7 @@ def measure_run(*, preset: str = "robust", max_dim: int = 512, batch: int = 1, w
     ImageNet weights cost the same per step as random ones, so random weights
     stand in for them (no download just to time a step).
     """
-    from ..run.stylize import stylize, stylize_batch
+    from ..api.stylize import stylize, stylize_batch
 
     weights = weights if weights.startswith("random") else "random"
     rng = np.random.default_rng(0)

@@ -20,8 +20,11 @@ GRAY = 127.5
 
 
 def initial_image(config: StyleConfig, content_rgb: np.ndarray, style_rgbs: list[np.ndarray] = (),
-                  blend: list[float] = ()) -> np.ndarray:
-    """The start image as float RGB at the content's size (``style_rgbs`` and ``blend`` for ``style_stats``)."""
+                  blend: list[float] = (), *, init_rgb: np.ndarray | None = None) -> np.ndarray:
+    """The start image as float RGB at the content's size (``style_rgbs`` and ``blend`` for ``style_stats``).
+
+    ``init_rgb``: an init path's image as `checks.check_inputs` read it (else it is read here).
+    """
     if config.init == "content":
         return content_rgb
     if config.init in ("uniform", "noise"):
@@ -31,11 +34,19 @@ def initial_image(config: StyleConfig, content_rgb: np.ndarray, style_rgbs: list
         return np.full(content_rgb.shape, GRAY, np.float32)
     if config.init == "style_stats":
         return style_stats_noise(content_rgb.shape, style_rgbs, blend, config.seed)
-    if not Path(config.init).exists():
-        raise NstkitError(f"init must be 'content', 'gray', 'uniform', 'style_stats' or an image path; "
-                          f"{config.init} does not exist")
-    start = load_image(config.init, None, what="init image", check_min_size=False)  # resized to the content
+    start = init_rgb if init_rgb is not None else load_init_image(config.init)
     return resize_to(start, *content_rgb.shape[:2])
+
+
+def load_init_image(path: str) -> np.ndarray:
+    """An init path's image as float RGB at its own size (`initial_image` resizes it to the content's).
+
+    A missing file is most often a start image's name mistyped, so the message names them.
+    """
+    if not Path(path).exists():
+        raise NstkitError(f"init must be 'content', 'gray', 'uniform', 'style_stats' or an image path; "
+                          f"{path} does not exist")
+    return load_image(path, None, what="init image", check_min_size=False)
 
 
 def style_stats_noise(shape: tuple[int, ...], style_rgbs: list[np.ndarray], blend: list[float],

@@ -23,12 +23,13 @@ from typing import Sequence
 import numpy as np
 
 from ..core.catalog import CATALOGS, check_layer_name, deepest
+from ..core.config import IMAGENET_FILE, parse_weights
 from ..core.errors import NstkitError
 from .quiet import import_tensorflow_quietly
 
-# The file keras.applications.ResNet50(include_top=False, weights="imagenet") downloads.
+# The file keras.applications.ResNet50(include_top=False, weights="imagenet") downloads (its name is in
+# core.config, beside the weights spec's parser `parse_weights`, which is TensorFlow-free).
 # Same name, origin and md5 as keras/src/applications/resnet.py; tests pin them to Keras' own.
-IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
 IMAGENET_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 # The VGG19 baseline's file (keras/src/applications/vgg19.py).
@@ -103,22 +104,6 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def parse_weights(weights: str) -> tuple[str, int | str | None]:
-    """Classify a weights string: ("imagenet", None), ("random", seed) or ("file", path)."""
-    if weights == "imagenet":
-        return "imagenet", None
-    if weights == "random" or weights.startswith("random:"):
-        seed_text = weights.partition(":")[2] or "0"
-        if not seed_text.isdigit():
-            raise NstkitError(f"weights '{weights}': the seed after 'random:' must be a whole number, e.g. random:1")
-        return "random", int(seed_text)
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise NstkitError(f"weights file not found: {weights}: give imagenet, random, or the path of a "
-                          f"ResNet-50 notop .h5 file such as {IMAGENET_FILE}")
-    return "file", str(path)
 
 
 _BACKBONES: dict[tuple[str, str], tuple[object, WeightsInfo]] = {}

@@ -23,7 +23,6 @@ from typing import Iterable
 
 import numpy as np
 
-
 # Keras dtype policies: variables stay float32, compute runs in the low precision.
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 

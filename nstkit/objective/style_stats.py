@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from ..network.quiet import import_tensorflow_quietly
-from .losses import covariance, histogram_loss, moments, wasserstein_loss
+from .losses import covariance, gram_loss, histogram_loss, moments, wasserstein_loss
 
 tf, _ = import_tensorflow_quietly()
 
@@ -65,7 +65,7 @@ def _gram_target(summaries, shares):
 
 def _gram_parts(features, target, weights):
     _, second = moments(features, weights)
-    return [tf.reduce_mean(tf.square(second - target["second"]), axis=[1, 2])]
+    return [gram_loss(second, target["second"])]
 
 
 def _gaussian_target(summaries, shares, root: bool = False):

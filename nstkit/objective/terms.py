@@ -85,8 +85,24 @@ def content_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
 def style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Gatys et al. 2016: Gram matrices (channel co-activations) carry texture and palette, not layout.
 
-    Another ``style_loss``, or a mask, takes the general form (`statistic_style_term`); the plain Gram
-    keeps this one, the seed's exact arithmetic, with its tiled form.
+    The one switch between the style loss's two forms. Another ``style_loss``, or a mask, takes the general
+    form (`statistic_style_term`, `style_stats.STATISTICS`). The Gram loss is in both, the same maths from
+    the same pieces (the products ``FᵀF`` of `losses._self_products`, the squared difference of
+    `losses.gram_loss`, the layers' weighted mean), and the plain Gram (no mask) keeps this form, for
+    measured reasons:
+
+    - its bytes: this is the seed's exact arithmetic, which tests/test_behaviour_kept.py pins. The general
+      form takes its targets in float64 (numpy) and its products in float32, so the same maths through it
+      would move every plain run's image;
+    - bfloat16: here the image's Grams multiply bfloat16 features natively (the Gram products ran 2-3x
+      faster; a step 0.30 -> 0.245 s at 512 px, BENCHMARKS.md, "What changed, and why bfloat16 now pays");
+      the general form's moments are float32;
+    - tiles: a Gram averages over positions, so the windows' Grams add up to the whole image's, and this
+      form has the tiled form that uses it (`LinearisedStyle`); tiled runs take style_loss gram and no
+      mask only. Per-layer normalisation (``normalize_style_layers``) is this form's too.
+
+    A mask needs the general form: each region's Gram over its own pixels (`losses.moments` with the
+    region's weights), against its own style's, counted by its area.
     """
     if configs[0].style_loss != "gram" or configs[0].mask is not None:
         return statistic_style_term(name, configs)

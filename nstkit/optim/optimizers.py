@@ -260,3 +260,58 @@ class LBFGSB:
         if self._thread.is_alive():
             self._answers.put(None)  # the objective call waiting for it (or the next one) raises _Closed
             self._thread.join()
+
+
+class RestartingLBFGSB:
+    """L-BFGS-B over one stage's budget of evaluations, restarted when it ends before the budget.
+
+    scipy ends a run when its line search cannot improve (an "ABNORMAL" stop), often far from done on this
+    objective. Then the memory restarts once from the best point so far, if the run that ended gained
+    anything (so restarts never loop); a resumed stage restarts it too (scipy's memory is not in a
+    checkpoint). ``best_point(ended)`` gives the point to (re)start from: the caller knows the best image
+    scored so far, never a rejected line-search trial.
+    """
+
+    def __init__(self, bounds, evaluations: int, done: int = 0, restarts: list[int] | None = None):
+        self.bounds, self.left, self.done = bounds, evaluations - done, done
+        self.restarts: list[int] = list(restarts or [])  # evaluations at which the memory restarted
+        self.ended: str | None = None  # why it stopped before the budget, if it did
+        self._driver: LBFGSB | None = None
+
+    def reset(self, evaluations: int) -> None:
+        """A new run of the same stage (video's next frame): the whole budget, no history."""
+        self.close()
+        self.left, self.done, self.restarts, self.ended, self._driver = evaluations, 0, [], None, None
+
+    def next_point(self, best_point) -> np.ndarray | None:
+        """The next point to evaluate; None once L-BFGS can go no further within the budget."""
+        if self._driver is None:  # a stage's start, or a resumed one: from the best point so far
+            if self.done:
+                self.restarts.append(self.done)  # resumed: the memory restarts here
+            self._driver = LBFGSB(best_point(None), self.bounds, self.left)
+        point = self._driver.next_point()
+        if point is None and self.left > 0:
+            ended = self._driver
+            if ended.improved:  # each restart must have gained something: no endless restarts
+                self.restarts.append(self.done)
+                self._driver = LBFGSB(best_point(ended), self.bounds, self.left)
+                point = self._driver.next_point()
+            if point is None:
+                self.ended = f"L-BFGS-B ended after {self.done} evaluations: {ended.message}"
+        return point
+
+    def answer(self, loss: float, gradient: np.ndarray) -> None:
+        self._driver.answer(loss, gradient)
+        self.done += 1
+        self.left -= 1
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+
+    def describe(self) -> dict:
+        return {"lbfgs_restarts": self.restarts, **({"ended": self.ended} if self.ended else {})}
+
+    def snapshot(self) -> dict:
+        return {"evaluations": self.done, "lbfgs_restarts": self.restarts}
+

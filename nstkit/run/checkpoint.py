@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,9 @@ class Checkpointing:
             with np.load(self.path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {name: data[name] for name in data.files if name != "meta"}
-        except (OSError, ValueError, KeyError) as error:
-            raise NstkitError(f"checkpoint {self.path} is damaged ({error}): delete it and run again "
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # cut short, corrupted
+            why = "not a checkpoint file" if "pickle" in str(error) else str(error) or type(error).__name__
+            raise NstkitError(f"checkpoint {self.path} is damaged ({why}): delete it and run again "
                               "without resume") from None
         if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
             raise NstkitError(f"checkpoint {self.path} was written by another nstkit version: delete it and run "

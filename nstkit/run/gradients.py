@@ -1,8 +1,8 @@
 """Gradient sources: how one stage of a run turns the current image into losses and one optimiser update.
 
-The run engine (`engine`) owns the state a run carries (the image, the
+The run loop (`loop`, with `state.RunState`) owns the state a run carries (the image, the
 optimiser, the best image, the history); a stage's source owns how a step is
-computed. Two kinds, keyed in `SOURCES` by the name a `engine.Stage` gives:
+computed. Two kinds, keyed in `SOURCES` by the name a `schedule.Stage` gives; each is a `GradientSource`:
 
 - ``"image"`` (`WholeImage`): the whole image through the network in one
   compiled `tf.function`, traced once per stage. The image variable, the
@@ -37,7 +37,7 @@ Tiled runs, and why they are built as they are:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,6 +48,46 @@ from ..media.tiles import (
     window_shape,
     windows_of,
 )
+from ..optim.optimizers import RestartingLBFGSB
+
+
+@runtime_checkable
+class GradientSource(Protocol):
+    """What a stage's source is to the loop (`loop.run_stages`); `SOURCES` names the kinds.
+
+    Built once per stage with the stage's targets, it owns how a step is computed; the run's carried state
+    (`state.RunState`: the image, the optimiser, the best image) is the loop's, which the source updates
+    inside its compiled step. Each method returns what it computed: the loop keeps the history.
+    """
+
+    windowed: ClassVar[bool]  # targets come from each window (the content's), not the full-size image
+    scores_when_stopped: ClassVar[bool]  # whether a stopped stage still scores its last image (cheap enough)
+    compiled_step: Any  # the step as one tf.function, for tools that read its graph (None for tiles)
+
+    @staticmethod
+    def gradient_area(stage) -> int:
+        """The pixels each loss term is a mean over (what `optim.optimizers.Adam.resized` rescales moments by)."""
+
+    def restart(self, stage) -> None:
+        """Run ``stage`` again in the same compiled step (`state.Compiled`: video frames)."""
+
+    def step(self) -> np.ndarray | None:
+        """One step: (B, 2 + T) each member's total, weighted terms and best loss so far; None if it stopped."""
+
+    def finish(self) -> None:
+        """Score the last update's image, which has no loss yet, so it can win "best"."""
+
+    def close(self) -> None:
+        """Release what the stage holds (L-BFGS's driver thread)."""
+
+    def traces(self) -> int:
+        """How often its step was traced: 1, unless something retraced."""
+
+    def describe(self, member: int) -> dict[str, Any]:
+        """What this stage adds to a member's run record."""
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays) a checkpoint needs to take the next step as this source would."""
 
 
 def _jittered(config, image, rng):
@@ -68,31 +108,47 @@ class WholeImage:
 
     @staticmethod
     def gradient_area(stage) -> int:
-        """The pixels each loss term is a mean over: the whole image's (see `optim.Adam.resized`)."""
+        """The pixels each loss term is a mean over: the whole image's (see `optim.optimizers.Adam.resized`)."""
         return stage.size[0] * stage.size[1]
 
     def __init__(self, objective, state, stage, inputs, targets, restored=None):
         import tensorflow as tf
 
-        config = state.configs[0]
-        weights = tf.constant(objective.weights())  # (B, T)
-        self.jitter_rng = jitter_rng = tf.random.Generator.from_seed(config.seed)
+        self.objective, self.state, self.param, self.targets = objective, state, state.param, targets
+        self.weights = tf.constant(objective.weights())  # (B, T)
+        self.jitter_rng = tf.random.Generator.from_seed(state.configs[0].seed)
         if restored is not None:
-            jitter_rng.reset(restored[1]["jitter_state"])
-        param, optimizer, scaler = state.param, state.optimizer, state.loss_scale
-        variable = param.variable
+            self.jitter_rng.reset(restored[1]["jitter_state"])
+        # No in-graph optimiser: scipy's L-BFGS-B drives, one evaluation per step (`optim.RestartingLBFGSB`).
+        self.lbfgs = None
+        if state.optimizer is None:
+            meta = restored[0] if restored else {}
+            self.lbfgs = RestartingLBFGSB(self.param.bounds(), stage.steps, meta.get("evaluations", 0),
+                                          meta.get("lbfgs_restarts"))
+        self.compiled_step = self._evaluate_function() if self.lbfgs else self._step_function()
+        self._score = self._score_function()
+        self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
 
-        def loss_terms(image):
-            """(scalar to minimise, (B, 1 + T): each member's total and its weighted terms)."""
-            weighted = weights * objective.values(image, targets)
-            total = tf.reduce_sum(weighted, axis=1)
-            return tf.reduce_sum(total), tf.concat([total[:, None], weighted], axis=1)
+    def _loss_terms(self, image):
+        """(scalar to minimise, (B, 1 + T): each member's total and its weighted terms)."""
+        import tensorflow as tf
+
+        weighted = self.weights * self.objective.values(image, self.targets)
+        total = tf.reduce_sum(weighted, axis=1)
+        return tf.reduce_sum(total), tf.concat([total[:, None], weighted], axis=1)
+
+    def _step_function(self):
+        """Adam's step: the loss at the current image (jittered), its gradient, one update, the best kept."""
+        import tensorflow as tf
+
+        state, param, config = self.state, self.param, self.state.configs[0]
+        optimizer, scaler, variable = state.optimizer, state.loss_scale, param.variable
 
         @tf.function(jit_compile=state.jit_compile)
         def step():
             with tf.GradientTape() as tape:
                 image = param.image()
-                total, terms = loss_terms(_jittered(config, image, jitter_rng))
+                total, terms = self._loss_terms(_jittered(config, image, self.jitter_rng))
                 scaled = scaler.scale_loss(total) if scaler else total
             gradient = tape.gradient(scaled, variable)
             state.keep_if_best(image, terms[:, 0])  # the loss belongs to the image before this update
@@ -103,85 +159,70 @@ class WholeImage:
             param.after_step()
             state.updates.assign_add(1)
             state.average_in()
-            return tf.concat([terms, state.best_loss[:, None]], axis=1)
+            return tf.concat([terms, state.best.loss[:, None]], axis=1)
+
+        return step
+
+    def _evaluate_function(self):
+        """L-BFGS: the loss and gradient at the point scipy picked; that image may win "best"."""
+        import tensorflow as tf
+
+        state, param, variable = self.state, self.param, self.param.variable
 
         @tf.function(jit_compile=state.jit_compile)
         def evaluate(point):
-            """L-BFGS: the loss and gradient at the point scipy picked; that image may win "best"."""
             variable.assign(point)
             with tf.GradientTape() as tape:
                 image = param.image()
-                total, terms = loss_terms(image)
+                total, terms = self._loss_terms(image)
             gradient = tape.gradient(total, variable)
             state.keep_if_best(image, terms[:, 0])
             state.updates.assign_add(1)
-            return tf.concat([terms, state.best_loss[:, None]], axis=1), gradient
+            return tf.concat([terms, state.best.loss[:, None]], axis=1), gradient
+
+        return evaluate
+
+    def _score_function(self):
+        """Score the last update's image; then the image's moving average (``ema``), which may beat them all."""
+        import tensorflow as tf
+
+        state, param = self.state, self.param
 
         @tf.function(jit_compile=state.jit_compile)
         def score():
-            """Score the last update's image; then the image's moving average (``ema``), which may beat them all."""
             image = param.image()
-            state.keep_if_best(image, loss_terms(image)[1][:, 0])
+            state.keep_if_best(image, self._loss_terms(image)[1][:, 0])
             if state.average is None:
                 return tf.zeros([len(state.configs)], tf.bool)
-            totals = loss_terms(state.average)[1][:, 0]
-            won = totals < state.best_loss
-            state.keep_if_best(state.average, totals)
+            totals = self._loss_terms(state.average.variable)[1][:, 0]
+            won = totals < state.best.loss
+            state.keep_if_best(state.average.variable, totals)
             return won
 
-        self.param, self.state, self._score = param, state, score
-        self.lbfgs = optimizer is None  # the engine's state has no in-graph optimiser: scipy's L-BFGS-B drives
-        self.compiled_step = evaluate if self.lbfgs else step
-        self.ended: str | None = None  # why L-BFGS stopped before the stage's steps, if it did
-        self._driver = None
-        self._evaluations_left = stage.steps - (restored[0].get("evaluations", 0) if restored else 0)
-        self._evaluations = restored[0].get("evaluations", 0) if restored else 0
-        # Evaluations at which L-BFGS restarted its memory (a stalled line search, or a resume).
-        self._restarts: list[int] = list(restored[0].get("lbfgs_restarts", [])) if restored else []
-        self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
+        return score
 
     def restart(self, stage) -> None:
-        """Run ``stage`` (the same size) again with this compiled step, after `engine.RunState.restart`: the
-        jitter sequence and L-BFGS's driver start afresh, as a new run's would."""
+        """Run ``stage`` (the same size) again with this compiled step, after `state.RunState.restart`: the
+        jitter sequence and L-BFGS start afresh, as a new run's would."""
         self.jitter_rng.reset_from_seed(self.state.configs[0].seed)
-        self.ended, self._driver, self.average_kept = None, None, None
-        self._evaluations_left, self._evaluations, self._restarts = stage.steps, 0, []
+        self.average_kept = None
+        if self.lbfgs is not None:
+            self.lbfgs.reset(stage.steps)
 
     def step(self) -> np.ndarray | None:
         """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
 
         With L-BFGS: one function evaluation at scipy's next point; None once it can go no further.
         """
-        if not self.lbfgs:
+        if self.lbfgs is None:
             return self.compiled_step().numpy()
-        point = self._next_point()
+        point = self.lbfgs.next_point(self._best_point)
         if point is None:
             return None
         values, gradient = self.compiled_step(point)
         values = values.numpy()
-        self._driver.answer(values[:, 0].sum(), gradient.numpy())
-        self._evaluations += 1
-        self._evaluations_left -= 1
+        self.lbfgs.answer(values[:, 0].sum(), gradient.numpy())
         return values
-
-    def _next_point(self) -> np.ndarray | None:
-        """scipy's next point; when it ends early (a line search that cannot improve), one restart of its memory."""
-        from ..optim.optimizers import LBFGSB
-
-        if self._driver is None:  # a stage's start, or a resumed one: from the best point so far
-            if self._evaluations:
-                self._restarts.append(self._evaluations)  # resumed: the memory restarts here
-            self._driver = LBFGSB(self._best_point(None), self.param.bounds(), self._evaluations_left)
-        point = self._driver.next_point()
-        if point is None and self._evaluations_left > 0:
-            ended = self._driver
-            if ended.improved:  # each restart must have gained something: no endless restarts
-                self._restarts.append(self._evaluations)
-                self._driver = LBFGSB(self._best_point(ended), self.param.bounds(), self._evaluations_left)
-                point = self._driver.next_point()
-            if point is None:
-                self.ended = f"L-BFGS-B ended after {self._evaluations} evaluations: {ended.message}"
-        return point
 
     def _best_point(self, ended) -> np.ndarray:
         """Where L-BFGS (re)starts: the best image scored so far, never a rejected line-search trial.
@@ -189,36 +230,36 @@ class WholeImage:
         Pixels: the engine's best image is a point of the variable's own space.
         A spectrum: scipy's best point (``ended``), else the variable as it is.
         """
-        if self.param.bounds() is not None and np.isfinite(self.state.best_loss.numpy()).all():
-            return self.state.best_image.numpy()
+        if self.param.bounds() is not None and np.isfinite(self.state.best.loss.numpy()).all():
+            return self.state.best.image.numpy()
         if ended is not None:
             return ended.x.reshape(ended.shape).astype(np.float32)
         return self.param.variable.numpy()
 
     def finish(self) -> None:
         """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
-        if not self.lbfgs:
+        if self.lbfgs is None:
             self.average_kept = self._score().numpy().tolist()
 
     def close(self) -> None:
         """End L-BFGS's driver thread, if one runs."""
-        if self._driver is not None:
-            self._driver.close()
+        if self.lbfgs is not None:
+            self.lbfgs.close()
 
     def traces(self) -> int:
         return self.compiled_step.experimental_get_tracing_count()
 
     def describe(self, member: int) -> dict[str, Any]:
-        if not self.lbfgs:
-            return {"ema_kept": self.average_kept[member]} if self.state.average is not None and self.average_kept else {}
-        return {"lbfgs_restarts": self._restarts, **({"ended": self.ended} if self.ended else {})}
+        if self.lbfgs is not None:
+            return self.lbfgs.describe()
+        return {"ema_kept": self.average_kept[member]} if self.state.average is not None and self.average_kept else {}
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """What a checkpoint needs to take the next step as this source would: the jitter generator's state.
 
-        L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.LBFGSB`).
+        L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.optimizers.LBFGSB`).
         """
-        meta = {"evaluations": self._evaluations, "lbfgs_restarts": self._restarts} if self.lbfgs else {}
+        meta = self.lbfgs.snapshot() if self.lbfgs is not None else {}
         return meta, {"jitter_state": self.jitter_rng.state.numpy()}
 
 
@@ -226,8 +267,6 @@ class TiledWindows:
     """A stage that walks the image in tiles whose grid moves every step (see the module docstring)."""
 
     def __init__(self, objective, state, stage, inputs, targets, restored=None):
-        import tensorflow as tf
-
         config = state.configs[0]
         self.objective, self.state, self.targets = objective, state, targets
         self.tile_size, self.overlap = stage.tile_size, stage.tile_overlap
@@ -239,47 +278,63 @@ class TiledWindows:
         self.windows_per_step: list[int] = []
         self._offsets_after_step = self.offsets.state()  # a stopped step's draw does not count
         self.style_sizes = [[list(rgb.shape[:2]) for rgb in styles] for styles in inputs.styles]
-        terms = objective.terms
         self.weights = objective.weights().astype(np.float64)  # (B, T)
-        for term in terms:
+        for term in objective.terms:
             if term.tiled is not None and term.used:
                 term.tiled.start(targets[term.name])
-        window = tf.TensorSpec([len(state.configs), *self.window, 3], tf.float32)
+        self._window_gradient, self._window_stats = self._window_functions()
+        self._update, self._keep = self._image_functions()
+        if restored is None:
+            self.score((0, 0))  # the whole image's Grams, which the first step's gradient needs
+        else:
+            self._restore(*restored)
 
-        def window_parts(image_window, content_window):
-            """Per term, (the window's statistic to average over windows, the value whose gradient is its share)."""
-            features = objective.features(image_window, native=True)  # bfloat16 Grams in a bfloat16 run
-            window_targets = {}
-            for term in terms:  # targets that come from the content's own window (content)
-                if term.used and term.window_targets:
-                    window_targets[term.name] = term.targets(objective, _window_inputs(content_window))
-            parts = {}
-            for term in terms:
-                if not term.used:
-                    continue
-                if term.tiled is not None:
-                    stats = term.tiled.window_stats(features)
-                    parts[term.name] = (stats, term.tiled.window_objective(stats, targets[term.name]))
-                else:
-                    value = term.loss(features, image_window, window_targets.get(term.name, targets.get(term.name)))
-                    parts[term.name] = (value, value)
-            return parts
+    def _window_parts(self, image_window, content_window):
+        """Per term, (the window's statistic to average over windows, the value whose gradient is its share)."""
+        objective, targets = self.objective, self.targets
+        features = objective.features(image_window, native=True)  # bfloat16 Grams in a bfloat16 run
+        window_targets = {}
+        for term in objective.terms:  # targets that come from the content's own window (content)
+            if term.used and term.window_targets:
+                window_targets[term.name] = term.targets(objective, _window_inputs(content_window))
+        parts = {}
+        for term in objective.terms:
+            if not term.used:
+                continue
+            if term.tiled is not None:
+                stats = term.tiled.window_stats(features)
+                parts[term.name] = (stats, term.tiled.window_objective(stats, targets[term.name]))
+            else:
+                value = term.loss(features, image_window, window_targets.get(term.name, targets.get(term.name)))
+                parts[term.name] = (value, value)
+        return parts
 
-        weight_of = {term.name: tf.constant(term.weights) for term in terms}
+    def _window_functions(self):
+        """A window's gradient and statistics, and its statistics alone: compiled once for the window's shape."""
+        import tensorflow as tf
 
-        @tf.function(input_signature=[window, window], jit_compile=state.jit_compile)
+        window = tf.TensorSpec([len(self.state.configs), *self.window, 3], tf.float32)
+        weight_of = {term.name: tf.constant(term.weights) for term in self.objective.terms}
+
+        @tf.function(input_signature=[window, window], jit_compile=self.state.jit_compile)
         def window_gradient(image_window, content_window):
             with tf.GradientTape() as tape:
                 tape.watch(image_window)
-                parts = window_parts(image_window, content_window)
+                parts = self._window_parts(image_window, content_window)
                 total = tf.add_n([tf.reduce_sum(weight_of[name] * share) for name, (_, share) in parts.items()])
             return tape.gradient(total, image_window), {name: stats for name, (stats, _) in parts.items()}
 
-        @tf.function(input_signature=[window, window], jit_compile=state.jit_compile)
+        @tf.function(input_signature=[window, window], jit_compile=self.state.jit_compile)
         def window_stats(image_window, content_window):
-            return {name: stats for name, (stats, _) in window_parts(image_window, content_window).items()}
+            return {name: stats for name, (stats, _) in self._window_parts(image_window, content_window).items()}
 
-        variable = state.param.variable
+        return window_gradient, window_stats
+
+    def _image_functions(self):
+        """The whole image's update from a blended gradient, and keeping it as best: compiled once."""
+        import tensorflow as tf
+
+        state, variable = self.state, self.state.param.variable
 
         @tf.function(input_signature=[tf.TensorSpec(variable.shape, tf.float32)])
         def update(gradient):
@@ -291,18 +346,17 @@ class TiledWindows:
         def keep(image, totals):
             state.keep_if_best(image, totals)
 
-        self._window_gradient, self._window_stats, self._update, self._keep = window_gradient, window_stats, update, keep
-        if restored is None:
-            self.score((0, 0))  # the whole image's Grams, which the first step's gradient needs
-        else:
-            meta, arrays = restored
-            self.offsets.restore(meta["offsets"])
-            self._offsets_after_step = self.offsets.state()
-            self.offsets_used, self.windows_per_step = meta["offsets_used"], meta["windows_per_step"]
-            for term in terms:
-                if term.tiled is not None and term.used:
-                    for layer, mismatch in term.tiled.mismatch.items():
-                        mismatch.assign(arrays[f"mismatch/{term.name}/{layer}"])
+        return update, keep
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """The offsets and the Gram mismatch as a checkpoint left them."""
+        self.offsets.restore(meta["offsets"])
+        self._offsets_after_step = self.offsets.state()
+        self.offsets_used, self.windows_per_step = meta["offsets_used"], meta["windows_per_step"]
+        for term in self.objective.terms:
+            if term.tiled is not None and term.used:
+                for layer, mismatch in term.tiled.mismatch.items():
+                    mismatch.assign(arrays[f"mismatch/{term.name}/{layer}"])
 
     compiled_step = None  # a tiled step is a Python loop over compiled windows, not one graph
     scores_when_stopped = False  # a pass over every window: a stopped run does not wait for it
@@ -316,6 +370,9 @@ class TiledWindows:
 
     def traces(self) -> int:
         return self._window_gradient.experimental_get_tracing_count()
+
+    def restart(self, stage) -> None:
+        raise NotImplementedError("a tiled stage is built for one run (video frames run whole, one pass each)")
 
     def close(self) -> None:
         pass
@@ -334,7 +391,7 @@ class TiledWindows:
         self.offsets_used.append(list(offset))
         self.windows_per_step.append(windows)
         self._offsets_after_step = self.offsets.state()
-        return np.concatenate([values, self.state.best_loss.numpy()[:, None]], axis=1)
+        return np.concatenate([values, self.state.best.loss.numpy()[:, None]], axis=1)
 
     def score(self, offset: tuple[int, int]) -> None:
         """The current image's losses (forward passes only); it may win "best"."""

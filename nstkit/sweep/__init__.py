@@ -19,8 +19,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
-import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +26,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..core.config import INIT_CHOICES, StyleConfig
+from ..api.progress import wanted
+from ..core.config import StyleConfig
 from ..core.errors import NstkitError
-from ..media.images import ImageInput, check_output_path, load_image
-from ..run.progress import wanted
+from ..media.checks import INPUT_FIELDS, check_inputs
+from ..media.images import ImageInput, check_output_path
+from ..run.signals import sigterm_as_interrupt
 from .grid import FIELDS, SweepJob, expand_grid, grid_axes, parse_grid, short_value
 from .jobs import (
     METRIC_COLUMNS,
@@ -132,7 +132,7 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
 def _save_summary(result: SweepResult, out_dir: Path) -> None:
     """The table, sheet and sweep.json in ``out_dir``; if it cannot take them, in a rescue folder, and say so."""
     from ..core.files import reason, rescue_paths
-    from ..run.loop import OutputNotSaved
+    from ..run.result import OutputNotSaved
 
     try:
         result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
@@ -160,7 +160,7 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row, bar=None) -
     outcomes: dict[int, JobOutcome] = {}
     futures: dict[concurrent.futures.Future, SweepJob] = {}
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # SIGTERM stops the sweep, its worker processes too, as Ctrl-C does
             futures = {executor.submit(run_job, job, content, style): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):
                 job = futures[future]
@@ -187,7 +187,7 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row, bar=None) -
 
 def _save(outcome: JobOutcome, path: Path, inputs: tuple) -> str | None:
     """Save a finished job's image and record; if that fails, where the result went instead goes in the row."""
-    from ..run.loop import OutputNotSaved
+    from ..run.result import OutputNotSaved
 
     if outcome.result is None:
         return None
@@ -204,7 +204,7 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
 
     from ..media.images import load_image
     from ..network.device import resolve_precision
-    from ..run.loop import Result
+    from ..run.result import Result
 
     done = {}
     for job in jobs:
@@ -225,53 +225,19 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
     return done
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """While a sweep waits on its jobs, SIGTERM ends it like Ctrl-C (so its worker processes stop too)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> None:
-    """Fail on a bad image or weights file before any job starts.
+    """Fail on a bad image, mask or weights file before any job starts, as `stylize` would (`checks.check_inputs`).
 
-    A path is checked only when the jobs run here (the default pool): a
-    cluster's workers may see files this machine does not.
+    Each distinct set of the fields the check reads is checked once. A path is read only when the jobs run
+    here (the default pool): a cluster's workers may see files this machine does not.
     """
-    from ..network.backbone import parse_weights  # TensorFlow-free
-
-    images = [(content, "content image"),
-              *((s, "style image" if len(styles) == 1 else f"style image {i + 1}") for i, s in enumerate(styles))]
-    for max_dim in sorted({job.config.max_dim for job in jobs}):
-        for source, what in images:
-            if local or not isinstance(source, (str, os.PathLike)):
-                load_image(source, max_dim, what=what)
-    for weights in dict.fromkeys(job.config.weights for job in jobs):
-        if local or weights == "imagenet" or weights.startswith("random"):
-            parse_weights(weights)
-    if local:
-        for init in dict.fromkeys(job.config.init for job in jobs):
-            if init not in INIT_CHOICES:
-                load_image(init, None, what="init image", check_min_size=False)
-        for job in jobs:  # a mask must fit the content and the styles, as `stylize` reads it
-            if job.config.mask is not None and isinstance(content, (str, os.PathLike)):
-                from ..media.masks import load_regions
-
-                shape = load_image(content, job.config.max_dim, what="content image").shape[:2]
-                try:
-                    load_regions(job.config.mask, shape, len(styles))
-                except NstkitError as error:
-                    raise NstkitError(f"grid point {job.label()}: {error}") from None
+    checked = set()
+    for job in jobs:
+        config = job.config.resolved()
+        key = repr([getattr(config, name) for name in INPUT_FIELDS])
+        if key not in checked:
+            checked.add(key)
+            check_inputs(content, styles, config, read_paths=local, point=job.label())
 
 
 def _plan_outputs(out_dir: Path, jobs: Sequence[SweepJob], overwrite: bool) -> dict[int, Path]:

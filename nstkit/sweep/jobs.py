@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..api.stylize import Result, stylize
 from ..core.errors import NstkitError
 from ..media.images import ImageInput
 from ..objective.terms import HISTORY_KEYS
-from ..run.stylize import Result, stylize
 from .grid import SweepJob
 
 # The row's columns after the grid's own: what a run measured (no name a StyleConfig field has).
@@ -226,18 +226,19 @@ def _answer(process, connection, on_progress=None):
     """("ok", result) / ("error", exception) from the worker, or None if it died first; its progress reports on
     the way go to ``on_progress``."""
     while True:
-        if connection.poll(0.2):
-            try:
-                message = connection.recv()
-            except (EOFError, OSError):
+        if not connection.poll(0.2):
+            if process.is_alive():
+                continue
+            if not connection.poll(0):  # it died, and said everything it had to say
                 return None
-            if message[0] != "progress":
-                return message
-            if on_progress is not None:
-                on_progress(*message[1:])
-            continue
-        if not process.is_alive():
-            return connection.recv() if connection.poll(0) else None
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return None
+        if message[0] != "progress":
+            return message
+        if on_progress is not None:
+            on_progress(*message[1:])
 
 
 def _how_it_ended(process) -> str:

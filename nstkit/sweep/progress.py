@@ -68,6 +68,9 @@ def check_main_guard() -> None:
     path = getattr(main, "__file__", None)
     if path is None or not path.endswith(".py"):
         return
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return  # `python -m package`: spawn never runs a package's __main__ again (multiprocessing.spawn)
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__") != "__main__":
         frame = frame.f_back

@@ -1,15 +1,14 @@
 """The `nstkit` command line: stylize, video, estimate, sweep, layers, presets.
 
 Every flag maps to one `StyleConfig` field and shows its default in --help.
-All input is checked before TensorFlow is imported, so a typo costs a
-fraction of a second and one line on stderr (exit status 2), never a traceback.
+All input is checked before TensorFlow is imported (`media.checks.check_inputs`, as the API checks it), so
+a typo costs a fraction of a second and one line on stderr (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,12 +16,13 @@ from typing import Any, Iterable
 from .._version import __version__
 from ..core import fields
 from ..core.catalog import BACKBONES, CATALOGS, LAYER_KINDS, layers_to_spec
-from ..core.config import INIT_CHOICES, OPTIONS, StyleConfig
+from ..core.config import OPTIONS, StyleConfig, init_is_path
 from ..core.errors import NstkitError
 from ..core.presets import all_presets
 from ..media.images import SUBSAMPLING, sample, sample_names
 from ..network.quiet import import_tensorflow_quietly
-from ..run.loop import RunStopped
+from ..run.result import RunStopped
+from ..run.signals import Interrupted, exit_status, on_signals
 
 # The fields that decide a run's memory: `nstkit estimate` takes these of stylize's flags.
 ESTIMATE_FIELDS = ("max_dim", "preset", "backbone", "style_layers", "content_layers", "precision")
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   'nstkit stylize "$(nstkit samples chelsea.jpg)" ...')
     samples.add_argument("name", nargs="?", help="one sample's file name, e.g. chelsea.jpg")
 
-    # `nstkit video`: a clip, each frame warm-started from the previous one, with a temporal loss (nstkit/run/video.py).
+    # `nstkit video`: a clip, each frame warm-started from the previous one, with a temporal loss (nstkit/api/video.py).
     video = commands.add_parser("video", help="stylize a clip (a video, a folder of frames or a glob) without "
                                               "flicker: warm starts along the optical flow and a temporal loss")
     video.add_argument("input", help="a video file (MP4, MOV, WebM, AVI...), a folder of frames, or a quoted glob "
@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except NstkitError as error:
         print(f"nstkit: error: {error}", file=sys.stderr)
         return error.exit_code
-    except _Interrupted as interrupted:
+    except Interrupted as interrupted:
         print(f"nstkit: interrupted ({interrupted.name}) before anything was computed; nothing saved",
               file=sys.stderr)
-        return 128 + interrupted.signum
+        return interrupted.exit_status
     except KeyboardInterrupt:
         print("nstkit: interrupted", file=sys.stderr)
         return 130
@@ -217,12 +217,6 @@ def _list_samples(name: str | None) -> int:
     return 0
 
 
-class _Interrupted(KeyboardInterrupt):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum, self.name = signum, signal.Signals(signum).name
-
-
 class _Signals:
     """Ctrl-C and SIGTERM around a stylize command, outside the run's own "stop after this step" handling.
 
@@ -231,45 +225,35 @@ class _Signals:
     then on (the run's own handling ends with its loop; then its record is
     built and the result saved) a signal only counts, so the result is saved
     whole: a signal never loses a computed result or leaves it half saved.
-    The exit status is 128 + the first signal's number (130, 143).
+    The exit status is 128 + the first signal's number (130, 143). The handler
+    is installed, and the status counted, by `run.signals` (`on_signals`, `exit_status`).
     """
 
     def __init__(self):
         self.received: int | None = None
         self.saving = False  # from the run's first step on: a result exists, so signals only count
 
-    def __enter__(self) -> "_Signals":
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame) -> None:
+    def handle(self, signum, frame) -> None:
         self.received = self.received or signum
         if not self.saving:
-            raise _Interrupted(signum)
+            raise Interrupted(signum)
 
 
 def _stylize(args: argparse.Namespace) -> int:
-    with _Signals() as signals:
+    signals = _Signals()
+    with on_signals(signals.handle):
         return _stylize_run(args, signals)
 
 
 def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
-    from ..media.images import (
-        Encoding,
-        check_output_path,
-        load_image,
-        scaled_style_shape,
-    )
+    from ..media.checks import check_inputs
+    from ..media.images import Encoding, check_output_path
     from ..run.checkpoint import checkpoint_path_for
 
     config = StyleConfig(**config_from_flags(args))
     resolved = config.resolved()
     styles = args.style
-    init = (resolved.init,) if resolved.init not in INIT_CHOICES else ()
+    init = (resolved.init,) if init_is_path(resolved.init) else ()
     mask = (resolved.mask,) if resolved.mask else ()
     inputs = (args.content, *styles, *init, *mask)
     output = check_output_path(args.output, inputs)
@@ -279,23 +263,9 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     if args.resume and not checkpoint.exists():
         raise NstkitError(f"--resume: no checkpoint {checkpoint} (the run finished, or never wrote one): "
                           "run without --resume")
-    resolved.blend_weights(len(styles))  # one weight per style image
-    # fail on a bad image before loading TensorFlow
-    content_shape = load_image(args.content, resolved.max_dim, what="content image").shape[:2]
-    style_shapes = [load_image(style, resolved.max_dim, what="style image").shape[:2] for style in styles]
-    scales = resolved.style_scales(len(styles))
-    if scales is not None:  # the sizes the run will take the statistics at, checked (and estimated) before TF
-        style_shapes = [scaled_style_shape(load_image(style, None, what="style image", check_min_size=False).shape[:2],
-                                           factor, content_shape) for style, factor in zip(styles, scales)]
-    for path in init:
-        load_image(path, resolved.max_dim, what="init image", check_min_size=False)
-    if mask:
-        from ..media.masks import load_regions
-
-        load_regions(resolved.mask, content_shape, len(styles))
-    from ..network.backbone import parse_weights
-
-    parse_weights(resolved.weights)
+    checked = check_inputs(args.content, styles, resolved)  # a bad input: one line, before TensorFlow loads
+    content_shape, style_shapes = checked.content.shape[:2], checked.style_shapes  # the sizes the run takes
+    del checked  # the run reads its own: these pixels would only hold memory while it runs
 
     import_tensorflow_quietly()
     from ..network.device import resolve_precision
@@ -303,8 +273,8 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     resolved = resolve_precision(resolved)[0]  # "auto" as this device makes it, for the estimate and snapshots
     if not resolved.tile_size:  # a tiled run holds one window's activations, not the whole image's
         _warn_if_short_of_memory(resolved, content_shape, max(style_shapes, key=lambda shape: shape[0] * shape[1]))
-    from ..run.loop import OutputNotSaved
-    from ..run.stylize import stylize
+    from ..api.stylize import stylize
+    from ..run.result import OutputNotSaved
 
     def result_exists(progress) -> None:
         signals.saving = True  # a step has run: a signal from here on must not lose its result
@@ -318,7 +288,7 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     signals.saving = True
     record = result.record
     stopped_by = record.get("stopped_by")
-    interrupted = 128 + signal.Signals[stopped_by].value if stopped_by else None
+    interrupted = exit_status(stopped_by) if stopped_by else None
     try:
         saved = result.save(output, protect=inputs, encoding=encoding)
     except OutputNotSaved as lost:
@@ -333,24 +303,21 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     if result.no_improvement:
         print(f"nstkit: warning: {result.no_improvement}", file=sys.stderr)
     if signals.received and interrupted is None:
-        interrupted = 128 + signals.received  # it came while saving: the save finished first
+        interrupted = exit_status(signals.received)  # it came while saving: the save finished first
     return interrupted or 0
 
 
 def _video_command(args: argparse.Namespace) -> int:
     """Stylise a clip; Ctrl-C keeps the finished frames and writes the clip so far (exit 130)."""
+    from ..api.video import VIDEO_FRAME_STEPS, stylize_video, video_config
+    from ..media.checks import check_inputs
     from ..media.clips import check_video_output, read_clip
-    from ..media.images import load_image
-    from ..run.video import VIDEO_FRAME_STEPS, stylize_video, video_config
 
     config = video_config(StyleConfig(**config_from_flags(args)))
     resolved = config.resolved()
     check_video_output(args.output, (args.input, *args.style))
     clip = read_clip(args.input, fps=args.fps, max_dim=resolved.max_dim)  # a bad clip: one line before TF
-    style_shapes = [load_image(style, resolved.max_dim, what="style image").shape[:2] for style in args.style]
-    from ..network.backbone import parse_weights
-
-    parse_weights(resolved.weights)
+    style_shapes = check_inputs(clip.frames[0], args.style, resolved).style_shapes  # a frame stands for each
     import_tensorflow_quietly()
     _warn_if_short_of_memory(resolved, clip.size,
                              max(style_shapes, key=lambda shape: shape[0] * shape[1]))  # one frame's run at a time
@@ -442,11 +409,12 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
 def _estimate_command(args: argparse.Namespace) -> int:
     """`nstkit estimate`: the predicted peak memory of the stylize run these flags describe, and its parts."""
-    from ..media.images import load_image
+    from ..media.checks import check_inputs
 
     config = StyleConfig(**config_from_flags(args, ESTIMATE_FIELDS)).resolved()
-    height, width = load_image(args.content, config.max_dim, what="content image").shape[:2]
-    style_shape = load_image(args.style, config.max_dim, what="style image").shape[:2] if args.style else None
+    checked = check_inputs(args.content, [args.style] if args.style else [], config)  # before TensorFlow loads
+    height, width = checked.content.shape[:2]
+    style_shape = checked.style_shapes[0] if args.style else None
     import_tensorflow_quietly()
     from ..measure.memory import available_memory_bytes, estimate_peak_bytes, gpu_note
 

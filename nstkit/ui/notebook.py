@@ -33,7 +33,12 @@ from typing import Sequence
 import numpy as np
 
 from ..core import fields
-from ..core.config import OPTIONS, StyleConfig, precision_from_environment
+from ..core.config import (
+    OPTIONS,
+    StyleConfig,
+    parse_weights,
+    precision_from_environment,
+)
 from ..core.errors import NstkitError
 from ..media.images import BUNDLED_IMAGES, bundled_image
 from ..network.quiet import import_tensorflow_quietly
@@ -134,10 +139,6 @@ def settings_from_environment(showcase_steps: int = 200, showcase_max_dim: int =
     weights, steps, max_dim = {"quick": ("random", 20, 64), "showcase": ("random", showcase_steps, showcase_max_dim),
                                "full": ("imagenet", 1000, 512)}[mode]
     weights = os.environ.get("NSTKIT_WEIGHTS") or weights
-    from ..network.backbone import (
-        parse_weights,  # TensorFlow-free: checks a path exists
-    )
-
     try:
         parse_weights(weights)
     except NstkitError as error:

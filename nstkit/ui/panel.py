@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..api.progress import RunTimeEstimate
 from ..core.catalog import CATALOG
 from ..core.config import (
     OPTIONS,
@@ -32,7 +33,6 @@ from ..core.config import (
     precision_from_environment,
 )
 from ..core.errors import NstkitError
-from ..run.progress import RunTimeEstimate
 from ..media.images import BUNDLED_IMAGES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -241,7 +241,7 @@ class StylePanel:
         If the folder cannot take it (full, read-only, gone), the result goes to a rescue folder and the
         status line says so: nothing computed is lost.
         """
-        from ..run.loop import OutputNotSaved
+        from ..run.result import OutputNotSaved
 
         if self.result is None:
             self.status.value = "nothing to save yet: press Run first"
@@ -267,8 +267,8 @@ class StylePanel:
         return not self.running
 
     def _work(self, config: StyleConfig, earlier: "StylePanel | None") -> None:
-        from ..run.loop import RunStopped
-        from ..run.stylize import stylize
+        from ..api.stylize import stylize
+        from ..run.result import RunStopped
 
         message = "stopped"
         try:

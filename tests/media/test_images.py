@@ -1,10 +1,7 @@
-import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
-from nst_helpers import sha256, smooth_image
+from nst_helpers import bad_images, sha256, smooth_image
 from PIL import Image
 
 from nstkit.core.errors import NstkitError
@@ -73,36 +70,6 @@ def test_downscales_to_max_dim_and_never_upscales():
     rgb = smooth_image(7, 100, 200)
     assert load_image(rgb, 64).shape == (32, 64, 3)
     assert load_image(rgb, 400).shape == (100, 200, 3)
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
-def bad_images(tmp_path):
-    """Every kind of bad image input, as (path, expected message fragment)."""
-    good = io.BytesIO()
-    Image.fromarray(smooth_image(8, 64, 64)).save(good, format="PNG")
-    cases = {
-        "missing.png": (None, "not found"),
-        "empty.png": (b"", "empty"),
-        "notes.png": (b"this is a text file, not an image\n" * 4, "not an image"),
-        "truncated.png": (good.getvalue()[: len(good.getvalue()) // 2], "truncated"),
-        "bomb.png": (_png_header_only(40000, 40000), "decompression-bomb"),
-    }
-    out = []
-    for name, (data, message) in cases.items():
-        path = tmp_path / name
-        if data is not None:
-            path.write_bytes(data)
-        out.append((path, message))
-    for name, size in (("dot.png", (1, 1)), ("thin.png", (600, 12))):
-        Image.new("RGB", size, (200, 10, 10)).save(tmp_path / name)
-        out.append((tmp_path / name, "32 px"))
-    return out
 
 
 def test_bad_images_give_one_clear_line(tmp_path):

@@ -46,7 +46,7 @@ def test_temporal_loss_is_zero_for_a_perfectly_warped_frame_and_only_counts_wher
 
 @pytest.mark.slow
 def test_a_clip_end_to_end_keeps_count_size_and_rate_and_compiles_one_step(clip, tmp_path):
-    from nstkit.run.video import stylize_video
+    from nstkit.api.video import stylize_video
 
     out = tmp_path / "styled.mp4"
     result = stylize_video(clip, STYLE, out, weights="random", steps=4, frame_steps=2, max_dim=96,
@@ -153,7 +153,7 @@ def test_the_temporal_loss_on_an_image_is_refused_in_one_line(tmp_path):
                                      dict(style_loss="histogram"), dict(param="fourier"),
                                      dict(precision="bfloat16")], ids=lambda o: "-".join(map(str, o.values())))
 def test_the_image_options_work_for_a_clip_and_keep_one_compiled_step(tmp_path, options):
-    from nstkit.run.video import stylize_video
+    from nstkit.api.video import stylize_video
 
     source = write_mp4(tmp_path / "pan.mp4", pan(3), fps=10)
     result = stylize_video(source, STYLE, None, weights="random", steps=3, frame_steps=2, max_dim=64,
@@ -164,7 +164,7 @@ def test_the_image_options_work_for_a_clip_and_keep_one_compiled_step(tmp_path, 
 
 
 def test_a_frames_folder_that_is_not_ours_or_holds_the_inputs_is_refused(tmp_path):
-    from nstkit.run.video import stylize_video
+    from nstkit.api.video import stylize_video
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -185,13 +185,13 @@ def test_a_frames_folder_that_is_not_ours_or_holds_the_inputs_is_refused(tmp_pat
 def test_temporal_weight_zero_given_is_kept_and_none_takes_the_video_default():
     from nstkit import StyleConfig
     from nstkit.core.config import VIDEO_TEMPORAL_WEIGHT
-    from nstkit.run.video import video_config
+    from nstkit.api.video import video_config
 
     assert video_config().temporal_weight == VIDEO_TEMPORAL_WEIGHT
     assert video_config(StyleConfig(temporal_weight=0.0)).temporal_weight == 0.0
     assert video_config(temporal_weight=0.0).temporal_weight == 0.0
     assert StyleConfig().resolved().temporal_weight == 0.0  # an image has no temporal term
     with pytest.raises(NstkitError, match="drop lr_decay for video"):
-        from nstkit.run.video import _check
+        from nstkit.api.video import _check
 
         _check(video_config(lr_decay=0.5))

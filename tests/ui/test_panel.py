@@ -23,9 +23,30 @@ def test_pickers_list_the_bundled_images(panel):
     assert "astronaut.jpg" in dict(panel.content.options)
 
 
+def _wait_for(condition, seconds=120):
+    import time
+
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def _upload(widget, name: str, data: bytes) -> None:
+    """What the browser sends when a user picks a file: the FileUpload's new value, as JSON (ipywidgets 8)."""
+    widget.set_state({"value": [{"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+                                 "last_modified": 0}]})
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_run_updates_preview_and_plot_then_finishes(panel):
     panel.steps.value = 6
-    panel.run()
+    panel.run_button.click()
     assert panel.run_button.disabled and not panel.stop_button.disabled
     assert panel.wait(180)
     assert panel.error is None, panel.error
@@ -40,17 +61,14 @@ def test_run_updates_preview_and_plot_then_finishes(panel):
 
 def test_stop_ends_a_long_run_early(panel):
     panel.steps.value = 2000
-    seen = []
-    panel.run()
-    import time
-
-    deadline = time.time() + 120
-    while panel.previews < 2 and time.time() < deadline:
-        time.sleep(0.1)
-    seen.append(panel.previews)
-    panel.stop()
+    panel.run_button.click()
+    assert _wait_for(lambda: panel.previews >= 2)  # under way: steps 1 and 2 drawn
+    steps_seen = len(panel.history["total"])
+    panel.stop_button.click()
     assert panel.wait(60)
-    assert panel.result.stopped_early and panel.result.record["steps_run"] < 2000
+    assert panel.result.stopped_early and steps_seen <= panel.result.record["steps_run"] < 2000
+    assert panel.status.value.startswith("stopped: ")
+    assert not panel.run_button.disabled and panel.stop_button.disabled and not panel.save_button.disabled
 
 
 def test_settings_map_onto_the_config(panel):
@@ -65,18 +83,19 @@ def test_settings_map_onto_the_config(panel):
 
 
 def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
-    buffer = io.BytesIO()
-    Image.fromarray(smooth_image(3, 64, 64)).save(buffer, format="PNG")
-    panel._add_upload({"new": [{"name": "mine.png", "content": memoryview(buffer.getvalue())}]}, panel.content)
-    assert panel.content.value == "uploaded: mine.png"
-    panel._add_upload({"new": [{"name": "junk.png", "content": memoryview(b"nope")}]}, panel.style)
+    mine = smooth_image(3, 64, 64)
+    _upload(panel.upload_content, "mine.png", _png(mine))
+    assert panel.content.value == "uploaded: mine.png" and "uploaded: mine.png" in dict(panel.content.options)
+    styles = list(panel.style.options)
+    _upload(panel.upload_style, "junk.png", b"nope")
     assert "could not use junk.png: junk.png is not an image Pillow can read" in panel.status.value
     assert "BytesIO" not in panel.status.value
-    panel.layers.value = ()
+    assert list(panel.style.options) == styles  # a bad file adds no option
     panel.style_weight.value = 1.0
     panel.steps.value = 2
-    panel.run()
+    panel.run_button.click()
     assert panel.wait(120) and panel.result is not None
+    assert panel.result.record["inputs"]["content"]["array_shape"] == list(mine.shape)  # the upload was the content
 
 
 def test_choosing_a_preset_moves_the_weights_and_learning_rate_to_its_values(panel):
@@ -101,60 +120,62 @@ def test_the_panel_follows_nstkit_precision(monkeypatch):
     assert panel.precision.value == "bfloat16" and panel.config().precision == "bfloat16"
 
 
-def _wait_for(condition, seconds=120):
-    import time
-
-    deadline = time.time() + seconds
-    while not condition() and time.time() < deadline:
-        time.sleep(0.1)
-    return condition()
-
-
 def test_one_run_per_kernel_a_new_panel_stops_the_earlier_run(panel):
     panel.steps.value = 2000
-    panel.run()
+    panel.run_button.click()
     assert _wait_for(lambda: panel.previews >= 1)
     second = StylePanel(ROOT / "nstkit" / "media" / "samples", weights="random", display=False, preview_every=2)
     assert panel.wait(60) and panel.result.stopped_early  # the earlier run ended, its best image kept
     assert "stopped the run of an earlier panel" in second.status.value
     second.max_dim.value, second.steps.value = 64, 2000
-    second.run()
+    second.run_button.click()
     assert _wait_for(lambda: second.previews >= 1)
     panel.steps.value = 2
-    panel.run()  # Run on the first panel stops the second's run before it starts its own
+    panel.run_button.click()  # Run on the first panel stops the second's run before it starts its own
     assert second.wait(60) and second.result.stopped_early
     assert panel.wait(120) and panel.result is not None and not panel.result.stopped_early
 
 
 def test_stop_during_the_model_build_ends_the_run_before_its_first_step(panel):
     panel.steps.value = 2000
-    panel.run()
-    panel.stop()  # the run is still loading the backbone and building the step
+    panel.run_button.click()
+    panel.stop_button.click()  # the run is still loading the backbone and building the step
     assert panel.wait(120)
     assert panel.error is None and panel.result is None
     assert panel.status.value.startswith("stopped before")
     assert not panel.run_button.disabled and panel.stop_button.disabled
 
 
-def test_uploads_in_the_formats_of_ipywidgets_8_and_7():
-    """ipywidgets 8 gives a tuple of {name, content}; 7 (what Colab ships) a dict of name -> {metadata, content}."""
-    from nstkit.ui.panel import _uploaded
+def test_uploads_in_the_formats_of_ipywidgets_8_and_7(panel):
+    """ipywidgets 8 gives a tuple of {name, content}; 7 (what Colab ships) a dict of name -> {metadata, content}.
 
-    eight = ({"name": "a.png", "type": "image/png", "content": memoryview(b"x")},)
-    seven = {"a.png": {"metadata": {"name": "a.png", "type": "image/png"}, "content": b"x"}}
-    assert _uploaded(eight) == [{"name": "a.png", "content": memoryview(b"x")}]
-    assert _uploaded(seven) == [{"name": "a.png", "content": b"x"}]
+    The ipywidgets installed here (8) cannot hold a 7-style value, so that change is delivered as a 7 FileUpload
+    would deliver it to the panel's observer."""
+    from traitlets import Bunch
+
+    _upload(panel.upload_content, "eight.png", _png(smooth_image(4, 40, 56)))
+    assert panel.content.value == "uploaded: eight.png"
+    seven = {"seven.png": {"metadata": {"name": "seven.png", "type": "image/png", "size": 0, "lastModified": 0},
+                           "content": _png(smooth_image(5, 32, 48))}}
+    panel.upload_style.notify_change(Bunch(name="value", old={}, new=seven, owner=panel.upload_style, type="change"))
+    assert panel.style.value == "uploaded: seven.png"
+    config = panel.config()
+    assert "could not use" not in panel.status.value and config.weights == "random"
 
 
 def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(panel, tmp_path, monkeypatch):
     import nstkit.core.files as files
 
+    assert panel.save_button.disabled  # nothing to save before a run; a script that asks is told so
     assert panel.save(tmp_path / "early.png") is None and "nothing to save yet" in panel.status.value
     panel.steps.value = 2
-    panel.run()
-    assert panel.wait(120) and panel.result is not None
-    saved = panel.save(tmp_path / "mine.png")
-    assert saved.exists() and saved.with_suffix(".json").exists() and "saved" in panel.status.value
+    panel.run_button.click()
+    assert panel.wait(120) and panel.result is not None and not panel.save_button.disabled
+    panel.save_path.value = str(tmp_path / "mine.png")
+    panel.save_button.click()
+    saved = tmp_path / "mine.png"
+    assert saved.exists() and saved.with_suffix(".json").exists()
+    assert panel.status.value == f"saved {saved} and {saved.with_suffix('.json')}"
     monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
     gone = tmp_path / "gone" / "deeper"
     monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(30, "Read-only file system"))

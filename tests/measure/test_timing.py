@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 from nst_helpers import smooth_image
 
-from nstkit.run import progress
+from nstkit.api import progress
 from nstkit.ui import cli
-from nstkit.run.loop import Stage
+from nstkit.run.schedule import Stage
 
 
 class FakeClock:

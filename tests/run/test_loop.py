@@ -59,7 +59,7 @@ def test_a_variant_that_changes_the_step_is_refused():
 def test_best_images_are_kept_per_member():
     import tensorflow as tf
 
-    from nstkit.run.loop import kept_images
+    from nstkit.run.state import kept_images
 
     images, best = tf.ones((3, 2, 2, 3)), tf.zeros((3, 2, 2, 3))
     mixed = kept_images(tf.constant([True, False, True]), images, best).numpy()

@@ -1,4 +1,6 @@
-"""The style statistics beyond the Gram (#14): each small function against an independent reference."""
+"""Style statistics (`nstkit.objective.style_stats`, #14): each small function against an independent reference;
+each statistic 0 for the style's own features and positive otherwise, on known small cases; a blend's target is the
+mixture's statistics; a layer's loss over mask regions and normalised parts."""
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from nstkit.objective.losses import (
     trace_sqrt,
     wasserstein_loss,
 )
-from nstkit.objective.style_stats import STATISTICS, quantile_functions
+from nstkit.objective.style_stats import STATISTICS, layer_loss, quantile_functions
 
 
 def _spd(rng, channels, condition=50.0):
@@ -148,3 +150,100 @@ def test_every_statistic_has_zero_loss_at_its_own_target():
         other = statistic.parts(tf.constant(features[None] * 1.5), {k: tf.constant(v[None]) for k, v in target.items()},
                                 None)
         assert sum(float(p.numpy()[0]) for p in parts) < 1e-4 * sum(float(p.numpy()[0]) for p in other), statistic.name
+
+
+def _parts(name, features, *styles, shares=None, weights=None) -> list[float]:
+    """A statistic's loss parts for ``features`` (H, W, C) against the target of ``styles`` (each (H, W, C))."""
+    statistic = STATISTICS[name]
+    target = statistic.target([statistic.summarise(np.asarray(s, np.float32)) for s in styles],
+                              shares or [1.0 / len(styles)] * len(styles))
+    tensors = {key: tf.constant(value[None]) for key, value in target.items()}
+    parts = statistic.parts(tf.constant(np.asarray(features, np.float32)[None]), tensors, weights)
+    return [float(part.numpy()[0]) for part in parts]
+
+
+def _column(*values, height=2):
+    """One channel, ``values`` along the width, repeated over ``height`` rows: (height, len(values), 1)."""
+    return np.tile(np.asarray(values, np.float32)[None, :, None], (height, 1, 1))
+
+
+def test_the_statistics_are_the_documented_four_and_only_the_gram_keeps_its_raw_scale():
+    assert list(STATISTICS) == ["gram", "mean_cov", "wasserstein", "histogram"]
+    assert [s.name for s in STATISTICS.values()] == list(STATISTICS)
+    assert [name for name, s in STATISTICS.items() if not s.normalised] == ["gram"]
+
+
+@pytest.mark.parametrize("name", list(STATISTICS))
+def test_every_part_is_zero_for_the_styles_own_features_wherever_they_are_and_positive_otherwise(name):
+    rng = np.random.default_rng(9)
+    style = rng.gamma(2.0, size=(10, 12, 4)).astype(np.float32)
+    rearranged = style.reshape(-1, 4)[rng.permutation(120)].reshape(10, 12, 4)  # statistics have no layout
+    other = rng.normal(1.0, 0.5, size=(10, 12, 4)).astype(np.float32) ** 2
+    differs = _parts(name, other, style)
+    assert len(differs) == {"mean_cov": 2, "histogram": 2}.get(name, 1)
+    assert all(part > 1e-3 for part in differs), differs
+    # The histogram's target is 512 points of the quantile function: each rank reads it between two samples.
+    tolerance = 1e-3 if name == "histogram" else 1e-5
+    for same in (_parts(name, style, style), _parts(name, rearranged, style)):
+        assert all(abs(part) < tolerance * min(differs) for part in same), (same, differs)
+
+
+# One channel: values 0, 2 (mean 1, variance 1) against the style's 3, 5 (mean 4, variance 1), and so on.
+@pytest.mark.parametrize("name, features, style, expected", [
+    ("gram", _column(1, 1), _column(3, 3), [(1 - 9) ** 2]),
+    ("gram", _column(0, 2), _column(3, 5), [(2 - 17) ** 2]),  # E[x²]: 2 and 17
+    ("mean_cov", _column(0, 2), _column(3, 5), [(1 - 4) ** 2, 0.0]),  # same spread: only the means differ
+    ("mean_cov", _column(0, 2), _column(-1, 3), [0.0, (1 - 4) ** 2]),  # same mean, variance 1 against 4
+    ("wasserstein", _column(0, 2), _column(3, 5), [(1 - 4) ** 2]),  # W2² of N(1, 1) and N(4, 1)
+    ("wasserstein", _column(0, 2), _column(-1, 3), [(1 - 2) ** 2]),  # of N(1, 1) and N(1, 4): (σ - σₜ)²
+    ("histogram", _column(1, 2, 3, 4), _column(2, 3, 4, 5), [(7.5 - 13.5) ** 2, 1.0]),  # each value one below its rank's
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_known_small_cases(name, features, style, expected):
+    assert _parts(name, features, style) == pytest.approx(expected, rel=1e-2, abs=1e-4)
+
+
+def test_a_blend_of_styles_targets_the_mixtures_statistics_not_the_average_of_theirs():
+    zeros, twos = _column(0, 0), _column(2, 2)  # each style alone: no spread at all
+    # Half and half: the mixture has mean 1 and variance 1 (not the styles' average variance, 0).
+    assert _parts("mean_cov", _column(0, 2), zeros, twos, shares=[0.5, 0.5]) == pytest.approx([0, 0], abs=1e-6)
+    assert _parts("mean_cov", _column(1, 1), zeros, twos, shares=[0.5, 0.5]) == pytest.approx([0, 1], abs=1e-6)
+    assert _parts("wasserstein", _column(0, 2), zeros, twos, shares=[0.5, 0.5]) == pytest.approx([0], abs=1e-4)
+    # Raw second moments mix linearly: 0.25 * 1 + 0.75 * 9 = 7.
+    assert _parts("gram", _column(7 ** 0.5, 7 ** 0.5), _column(1, 1), _column(3, 3),
+                  shares=[0.25, 0.75]) == pytest.approx([0], abs=1e-5)
+    # A share of 0 leaves a style out; the histogram's quantiles are the mixture's too.
+    for name in STATISTICS:
+        assert _parts(name, _column(0, 2), _column(3, 5), twos, shares=[1.0, 0.0]) == pytest.approx(
+            _parts(name, _column(0, 2), _column(3, 5)), rel=1e-5, abs=1e-6), name
+    assert _parts("histogram", _column(0, 0, 2, 2), zeros, twos, shares=[0.5, 0.5])[1] == pytest.approx(0, abs=1e-4)
+
+
+def test_a_layers_loss_is_each_regions_own_pixels_weighed_by_its_area():
+    # Left half of the image 1, right half 3; two regions (the halves), their targets constant 1 and 3.
+    features = tf.constant(np.concatenate([np.ones((1, 4, 2, 1)), np.full((1, 4, 2, 1), 3.0)], axis=2), tf.float32)
+    masks = np.zeros((1, 4, 4, 2), np.float32)
+    masks[:, :, :2, 0], masks[:, :, 2:, 1] = 1, 1
+    areas = tf.constant([[0.5, 0.5]])
+    gram = STATISTICS["gram"]
+    one, three = ({"second": tf.constant([[[value]]], tf.float32)} for value in (1.0, 9.0))
+    matched = layer_loss(gram, features, [one, three], tf.constant(masks), areas, None)
+    swapped = layer_loss(gram, features, [three, one], tf.constant(masks), areas, None)
+    assert float(matched.numpy()[0]) == pytest.approx(0, abs=1e-5)
+    assert float(swapped.numpy()[0]) == pytest.approx(0.5 * 64 + 0.5 * 64, rel=1e-5)
+    whole = layer_loss(gram, features, [three], None, None, None)  # no mask: the whole image, E[x²] = 5
+    assert float(whole.numpy()[0]) == pytest.approx((5 - 9) ** 2, rel=1e-5)
+
+
+def test_normalised_parts_read_1_at_the_image_they_were_measured_on():
+    rng = np.random.default_rng(10)
+    features = tf.constant(rng.gamma(2.0, size=(1, 6, 6, 3)), tf.float32)
+    style = rng.normal(2.0, 1.0, size=(6, 6, 3)).astype(np.float32) ** 2
+    for name in ("mean_cov", "wasserstein", "histogram"):
+        statistic = STATISTICS[name]
+        target = {k: tf.constant(v[None]) for k, v in statistic.target([statistic.summarise(style)], [1.0]).items()}
+        norms = tf.stack(statistic.parts(features, target, None), axis=1)[:, None, :]  # (B, K=1, P)
+        assert float(layer_loss(statistic, features, [target], None, None, norms).numpy()[0]) == pytest.approx(
+            1.0, rel=1e-5), name
+        doubled = layer_loss(statistic, features, [target], None, None, norms / 2)
+        assert float(doubled.numpy()[0]) == pytest.approx(2.0, rel=1e-5), name
+

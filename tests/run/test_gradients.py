@@ -1,8 +1,7 @@
-"""Tiled stylisation (nstkit/media/tiles.py, the "tiles" stage of nstkit/run/gradients.py): the tile geometry, the stitched
-gradient, and runs end to end, through the public API."""
+"""Gradient sources (`nstkit.run.gradients`), the tiled one above all: the "tiles" stage's stitched gradient, and
+tiled runs end to end, through the public API. The tile geometry itself is tests/media/test_tiles.py."""
 
 import json
-from itertools import islice
 
 import numpy as np
 import pytest
@@ -10,9 +9,7 @@ from nst_helpers import run_cli, smooth_image
 from PIL import Image
 
 import nstkit
-import nstkit.media.tiles as tiling
 from nstkit import stylize_tiled
-from nstkit.media.tiles import tile_grid, tile_offsets, window_shape, windows_of
 from nstkit.objective.terms import Objective
 
 CONTENT, STYLE = smooth_image(1, 96, 128), smooth_image(2, 64, 64)
@@ -35,64 +32,6 @@ def four_steps():
         result = stylize_tiled(CONTENT, STYLE, steps=4, callbacks=[lambda p: compiled_steps.append(p.compiled_step)],
                                **TILED)
     return result, len(calls), compiled_steps
-
-
-def _coverage(shape, tiles):
-    covered = np.zeros(shape, int)
-    for tile in tiles:
-        covered[tile.top:tile.bottom, tile.left:tile.right] += 1
-    return covered
-
-
-@pytest.mark.parametrize("shape, tile_size, overlap", [((96, 128), 48, 16), ((3072, 4096), 512, 64),
-                                                      ((40, 300), 64, 8)])
-def test_every_pixel_is_in_exactly_one_tile_and_the_borders_move_every_step(shape, tile_size, overlap):
-    height, width = window_shape(shape, tile_size, overlap)
-    offsets = list(islice(tile_offsets(seed=0, tile_size=tile_size), 20))
-    borders_seen = []
-    for offset in offsets:
-        tiles = tile_grid(shape, tile_size, overlap, offset)
-        assert (_coverage(shape, tiles) == 1).all()
-        for tile in tiles:  # inside its window, with `overlap` px of context wherever the image has them
-            assert 0 <= tile.window_top and tile.window_top + height <= shape[0]
-            assert 0 <= tile.window_left and tile.window_left + width <= shape[1]
-            assert tile.top - tile.window_top >= min(overlap, tile.top)
-            assert tile.window_top + height - tile.bottom >= min(overlap, shape[0] - tile.bottom)
-            assert tile.left - tile.window_left >= min(overlap, tile.left)
-            assert tile.window_left + width - tile.right >= min(overlap, shape[1] - tile.right)
-        borders_seen.append({tile.top for tile in tiles} | {-tile.left for tile in tiles})
-    assert all(a != b for a, b in zip(offsets, offsets[1:]))
-    assert all(a != b for a, b in zip(borders_seen, borders_seen[1:]))  # no border stays where it was
-
-
-@pytest.mark.parametrize("shape, tile_size, overlap", [((96, 128), 48, 16), ((2728, 4096), 512, 64),
-                                                      ((100, 100), 32, 40), ((96, 128), 48, 0)])
-def test_blend_weights_share_out_each_pixels_gradient_exactly_once(shape, tile_size, overlap):
-    height, width = window_shape(shape, tile_size, overlap)
-    for offset in islice(tile_offsets(seed=1, tile_size=tile_size), 5):
-        total = np.zeros(shape)
-        for tile in tile_grid(shape, tile_size, overlap, offset):
-            weights = tiling.blend_weights(tile, shape, (height, width), overlap)
-            assert weights.min() >= 0 and weights.shape == (height, width)
-            total[tile.window_top:tile.window_top + height, tile.window_left:tile.window_left + width] += weights
-            if overlap == 0:  # no blend: each tile keeps exactly its own pixels
-                own = np.zeros(shape)
-                own[tile.top:tile.bottom, tile.left:tile.right] = 1
-                assert (own[tile.window_top:tile.window_top + height,
-                            tile.window_left:tile.window_left + width] == weights).all()
-        np.testing.assert_allclose(total, 1.0, atol=1e-6)
-
-
-def test_offsets_come_from_the_seed():
-    assert list(islice(tile_offsets(3, 512), 10)) == list(islice(tile_offsets(3, 512), 10))
-    assert list(islice(tile_offsets(3, 512), 10)) != list(islice(tile_offsets(4, 512), 10))
-    assert all(0 <= o < 512 for offset in islice(tile_offsets(3, 512), 50) for o in offset)
-
-
-def test_a_sliver_at_the_edge_shares_its_neighbours_window():
-    tiles = tile_grid((96, 128), 48, 16, offset=(40, 0))  # rows: 8 px sliver, 48, 40
-    assert [tile.bottom - tile.top for tile in tiles[::3]] == [8, 48, 40]
-    assert len(windows_of(tiles)) == 2 * 3
 
 
 def _first_update(start, **options):

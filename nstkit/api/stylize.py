@@ -3,7 +3,7 @@
 Data flows one way: images -> features -> losses -> step -> result. These
 functions load and prepare the inputs, turn the config into a schedule of
 stages (coarse-to-fine levels; a tiled run's one-pass start, then its tiles)
-and hand both to the run engine (`engine.run_stages`), which runs every kind
+and hand both to the run loop (`loop.run_stages`), which runs every kind
 of stage with one loop.
 
 ::
@@ -21,25 +21,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..core.catalog import MIN_IMAGE_SIDE
 from ..core.config import BATCH_VARIES, DEFAULT_TILE_SIZE, PRESET_FIELDS, StyleConfig
 from ..core.errors import NstkitError
 from ..core.record import describe_inputs
+from ..media.checks import check_inputs
 from ..media.color import prepare_for_color_mode, restore_color
-from ..media.images import ImageInput, load_image, resize_to, scaled_style_shape
-from ..media.masks import load_regions
+from ..media.images import ImageInput
 from ..media.start import initial_image
-from ..media.tiles import window_shape
-from .loop import (
-    Callback,
-    Member,
-    Progress,
-    Result,
-    RunStopped,
-    Stage,
-    run_stages,
-    scaled,
-)
+from ..run.loop import run_stages
+from ..run.result import Callback, Progress, Result, RunStopped
+from ..run.schedule import Member, schedule
 from .progress import progress_bar
 
 __all__ = ["stylize", "stylize_batch", "stylize_tiled", "schedule", "Progress", "Result", "RunStopped"]
@@ -64,11 +55,11 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     the run finishes. ``resume=True`` continues from it: the same bytes as an
     uninterrupted run, on the CPU (`checkpoint`).
 
-    ``progress``: a bar with the loss terms and the time left (`run.progress`); None (the default) shows it
+    ``progress``: a bar with the loss terms and the time left (`api.progress`); None (the default) shows it
     in notebooks and terminals only.
     """
     requested = (config or StyleConfig()).replace(**options)
-    member = _prepare(content, style, requested)
+    member = prepare(content, style, requested)
     with progress_bar(progress) as bar:
         return run_stages([member], schedule(member.config, member.content_rgb.shape[:2]), _with(callbacks, bar),
                           stop_event, _checkpointing(checkpoint, checkpoint_every, resume))[0]
@@ -114,7 +105,7 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
     for variant in variants:
         variant = dict(variant)
         member_content, member_style = variant.pop("content", content), variant.pop("style", style)
-        members.append(_prepare(member_content, member_style, base.replace(**variant)))
+        members.append(prepare(member_content, member_style, base.replace(**variant)))
     _check_batchable(members)
     with progress_bar(progress) as bar:
         return run_stages(members, schedule(members[0].config, members[0].content_rgb.shape[:2]),
@@ -125,42 +116,10 @@ def _with(callbacks: Iterable[Callback], bar) -> list[Callback]:
     return [*callbacks, bar] if bar is not None else list(callbacks)
 
 
-def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
-    """A resolved config's stages for a content of ``shape`` (height, width), in the order they run.
-
-    - ``tile_size``: a one-pass start at ``tile_start_dim`` (if the image is
-      larger; ``tile_start_steps`` steps), then ``steps`` tiled steps at full
-      size, the styles at the window's size;
-    - ``coarse_levels`` N: below the first one-pass stage (the full size, or a
-      tiled run's start), N stages at 1/Fᴺ … 1/F of its size (F:
-      ``coarse_factor``), each with ``coarse_steps`` steps (default: half of
-      its steps) and none with a side under 32 px.
-    """
-    stages = []
-    if not config.tile_size:
-        stages.append(Stage(tuple(shape), config.steps, "image"))
-    else:
-        if config.tile_start_dim and max(shape) > config.tile_start_dim:
-            factor = config.tile_start_dim / max(shape)
-            stages.append(Stage(scaled(shape, factor), config.tile_start_steps, "image", scale=factor))
-        window = window_shape(shape, config.tile_size, config.tile_overlap)
-        stages.append(Stage(tuple(shape), config.steps, "tiles", tile_size=config.tile_size,
-                            tile_overlap=config.tile_overlap, style_max_dim=max(window)))
-    first = stages[0]
-    if first.source == "image":
-        for level in range(1, config.coarse_levels + 1):
-            factor = first.scale / config.coarse_factor ** level
-            if min(shape) * factor < MIN_IMAGE_SIDE:
-                break
-            steps = config.coarse_steps or max(1, first.steps // 2)
-            stages.insert(0, Stage(scaled(shape, factor), steps, "image", scale=factor))
-    return stages
-
-
 def _checkpointing(path, every: int | None, resume: bool):
     import sys
 
-    from .checkpoint import Checkpointing
+    from ..run.checkpoint import Checkpointing
 
     if path is None:
         if resume:
@@ -170,26 +129,29 @@ def _checkpointing(path, every: int | None, resume: bool):
                          on_failure=lambda line: print(f"nstkit: warning: {line}", file=sys.stderr))
 
 
-def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, video: bool = False) -> Member:
+def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, video: bool = False) -> Member:
     """Load one member's images at the config's size and prepare them for its colour mode.
 
-    ``video``: a frame of `video.stylize_video`, which gives it the previous frame for the temporal loss.
+    The inputs are read and checked (`checks.check_inputs`) before anything imports TensorFlow, so a bad
+    one is one line in milliseconds. ``video``: a frame of `video.stylize_video`, which gives it the
+    previous frame for the temporal loss.
     """
-    from ..network.device import resolve_precision
-
     if requested.temporal_weight and not video:
         raise NstkitError("temporal_weight ties a video frame to the previous one, and an image has none: "
                           "use nstkit video (stylize_video), or set temporal_weight 0")
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    checked = check_inputs(content, styles, requested.resolved())
+    from ..network.device import resolve_precision
+
     on_device, precision_reason = resolve_precision(requested)
     config = on_device.resolved()
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
     blend = config.blend_weights(len(styles))
-    original_content_rgb = load_image(content, config.max_dim, what="content image")
-    style_rgbs = _load_styles(styles, config, original_content_rgb.shape[:2])
-    regions = load_regions(config.mask, original_content_rgb.shape[:2], len(styles)) if config.mask else None
+    original_content_rgb = checked.content
+    style_rgbs = checked.style_images()
+    regions = checked.regions
     content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(  # Gatys et al. 2017
         config.preserve_color, original_content_rgb, style_rgbs,
-        initial_image(config, original_content_rgb, style_rgbs, blend))
+        initial_image(config, original_content_rgb, style_rgbs, blend, init_rgb=checked.init))
     if config.init == "style_stats" and config.preserve_color != "none":
         init_rgb = initial_image(config, content_rgb, style_rgbs, blend)  # the palette the run matches
     inputs = describe_inputs(content, styles, config.init, config.mask)
@@ -202,24 +164,6 @@ def _prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, 
              **({"precision_chosen": precision_reason} if precision_reason else {}),
              **({"regions": regions.describe([_name(s, i) for i, s in enumerate(styles)])} if regions else {})}
     return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish, extra=extra, regions=regions)
-
-
-def _load_styles(styles: list, config: StyleConfig, content_shape: tuple[int, int]) -> list:
-    """The style images, downscaled to ``max_dim``; with ``style_scale`` F, resized to F times the output's long side.
-
-    A scaled style is read at full resolution first, so F > 1 enlarges the
-    texture from the real pixels where the file has them.
-    """
-    scales = config.style_scales(len(styles))
-    loaded = []
-    for i, source in enumerate(styles):
-        what = "style image" if len(styles) == 1 else f"style image {i + 1}"
-        if scales is None:
-            loaded.append(load_image(source, config.max_dim, what=what))
-            continue
-        rgb = load_image(source, None, what=what, check_min_size=False)
-        loaded.append(resize_to(rgb, *scaled_style_shape(rgb.shape[:2], scales[i], content_shape, what)))
-    return loaded
 
 
 def _name(source, index: int) -> str:
@@ -252,3 +196,5 @@ def _check_batchable(members: list[Member]) -> None:
         # One line search for all members would couple them: each would no longer move as it would alone.
         raise NstkitError("optimizer lbfgs runs one image at a time (its line search would couple the members): "
                           "use optimizer adam for batches, or stylize each variant")
+
+

@@ -7,7 +7,7 @@ Each frame optimised on its own lands in another local minimum, so the clip flic
 - **temporal loss** (``temporal_weight``, `objective.temporal_term`): ||c * (x_t - warp(x_{t-1}))||², with c
   0 at occlusions and motion boundaries (`flow.reliable`), keeps it there where the flow holds;
 - **compiled once**: the network, the style targets and the compiled step are built for the first frame
-  and reused by every later frame of the clip (`engine.Compiled`): a frame costs its steps only;
+  and reused by every later frame of the clip (`state.Compiled`): a frame costs its steps only;
 - **fewer steps after the first frame** (``frame_steps``, default 150, against ``steps`` for the first):
   each later frame starts near its answer.
 
@@ -175,10 +175,7 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
     weighs the temporal loss. Independent frames are ``warm_start=False, temporal_weight=0``. ``progress``: a
     bar over every step of every frame, as in `stylize`.
     """
-    from ..core.record import build_record, describe_input, write_record
-    from ..media.flow import optical_flow, reliable, warp, warping_error
-    from .loop import Compiled, RunStopped, Stage, run_stages
-    from .stylize import _prepare
+    from ..core.record import describe_input, write_record
 
     config = video_config(config, **options)
     _check(config)
@@ -195,92 +192,129 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
                    (output.with_name(f".{output.stem}.frames") if output is not None else None))
     folder = (_FramesFolder(folder_path, signature, resume, kept=frames_dir is not None, source=clip.source)
               if folder_path else None)
+    run = _ClipRun(clip, styles, config, frame_steps, warm_start, folder, list(callbacks),
+                   stop_event or threading.Event())
+    with progress_bar(progress) as bar:
+        if bar is not None:
+            run.callbacks.append(bar)
+        try:
+            stopped = run.frames()
+        except KeyboardInterrupt:  # between two frames' runs (a run's own steps stop on the signal themselves)
+            stopped = True
+    record = run.record(stopped, {"source": clip.source, "frames_sha256": frames_sha256, "styles": style_inputs})
+    path = None
+    if output is not None and run.outputs:
+        path = write_mp4(output, run.outputs, clip.fps)
+        write_record(path, record)
+    if folder is not None and not stopped and len(run.outputs) == len(clip.frames):
+        folder.remove()
+    return VideoResult(run.outputs, clip.fps, record, path, stopped_early=stopped)
 
-    count = len(clip.frames)
-    plan = [config.steps] + [frame_steps] * (count - 1)
-    stop_event = stop_event or threading.Event()
-    compiled = Compiled()
-    outputs: list[np.ndarray] = []
-    facts: list[dict] = []
-    started = time.perf_counter()
 
-    def run_frames() -> bool:
+class _ClipRun:
+    """One clip's frames, in order: each warm-started and tied to the one before, on one compiled step."""
+
+    def __init__(self, clip: Clip, styles: list, config: StyleConfig, frame_steps: int, warm_start: bool,
+                 folder: "_FramesFolder | None", callbacks: list, stop_event: threading.Event):
+        from ..run.state import Compiled
+
+        self.clip, self.styles, self.config, self.frame_steps = clip, styles, config, frame_steps
+        self.warm_start, self.folder, self.callbacks, self.stop_event = warm_start, folder, callbacks, stop_event
+        self.plan = [config.steps] + [frame_steps] * (len(clip.frames) - 1)
+        self.compiled = Compiled()
+        self.outputs: list[np.ndarray] = []
+        self.facts: list[dict] = []
+        self.started = time.perf_counter()
+
+    def frames(self) -> bool:
         """Stylise the frames not finished yet, in order; True if something stopped it."""
-        unrounded_previous = None
-        for index, frame in enumerate(clip.frames):
-            if folder is not None and folder.done(index):
-                image, unrounded_previous, frame_facts = folder.load(index)
-                outputs.append(image)
-                facts.append({**frame_facts, "resumed": True})
+        from ..run.result import RunStopped
+
+        previous = None  # the previous frame's best image, unrounded: what this frame warps
+        for index, frame in enumerate(self.clip.frames):
+            if self.folder is not None and self.folder.done(index):
+                image, previous, frame_facts = self.folder.load(index)
+                self.outputs.append(image)
+                self.facts.append({**frame_facts, "resumed": True})
                 continue
-            if stop_event.is_set():
+            if self.stop_event.is_set():
                 return True
-            member = _prepare(frame, styles if len(styles) > 1 else styles[0], config.replace(steps=plan[index]),
-                              video=True)
-            flows = None
-            if index > 0:
-                backward = optical_flow(frame, clip.frames[index - 1])  # where frame t's pixels were in t-1
-                mask = reliable(backward, optical_flow(clip.frames[index - 1], frame))
-                warped = warp(unrounded_previous, backward)
-                flows = (backward, mask)
-                if warm_start:
-                    member.init_rgb = warped
-                if config.temporal_weight:
-                    member.previous = (warped, mask)
-            elif config.temporal_weight:  # the first frame has no past: its term reads 0, compiled as the rest's
-                member.previous = (np.zeros_like(member.content_rgb),
-                                   np.zeros(member.content_rgb.shape[:2], np.float32))
-            kept_best: list[np.ndarray] = []  # the unrounded best image, before the colour mode's finish
-            finish = member.finish
-            member.finish = lambda best, finish=finish: (kept_best.append(best), finish(best))[1]
-            done_before = sum(plan[:index])
-
-            def report(progress, index=index, done_before=done_before):
-                for callback in callbacks:
-                    callback(FrameProgress(index, count, done_before + progress.step, sum(plan), progress.losses,
-                                           time.perf_counter() - started))
-
+            member, flows = self.member(index, frame, previous)
             try:
-                result = run_stages([member], [Stage(tuple(member.content_rgb.shape[:2]), plan[index], "image")],
-                                    [report], stop_event, None, compiled)[0]
+                result = self.run(index, member)
             except RunStopped:
                 return True
             if result.stopped_early:  # its steps were cut short: not a finished frame
                 return True
-            # Flicker: how far this output is from the previous one warped onto it, where the flow holds.
-            error = warping_error(result.image, outputs[-1], *flows) if flows is not None else None
-            frame_facts = {"frame": index + 1, "steps": plan[index], "seconds": result.record["wall_time_s"],
-                           "start_loss": result.history["total"][0],  # the loss of its start image
-                           "final_losses": result.record["final_losses"], "step_traces": result.record["step_traces"],
-                           "warping_error": error}
-            unrounded_previous = kept_best[0]
-            outputs.append(result.image)
-            facts.append(frame_facts)
-            if folder is not None:
-                folder.store(index, result.image, unrounded_previous, frame_facts)
+            previous = result.best_rgb  # unrounded, before the colour mode's finish
+            self.keep(index, result, flows, previous)
         return False
 
-    with progress_bar(progress) as bar:
-        if bar is not None:
-            callbacks = [*callbacks, bar]
-        try:
-            stopped = run_frames()
-        except KeyboardInterrupt:  # between two frames' runs (a run's own steps stop on the signal themselves)
-            stopped = True
-    record = build_record(
-        kind="video", config=config.to_dict(), frame_steps=frame_steps, warm_start=warm_start, flow=FLOW_METHOD,
-        inputs={"source": clip.source, "frames_sha256": frames_sha256, "styles": style_inputs},
-        fps=clip.fps, size=list(clip.size), frames_planned=count, frames_done=len(outputs),
-        stopped_early=stopped, seconds_per_frame=_seconds_per_frame(facts), frames=facts,
-        compiled_steps=compiled.built,  # 1: every frame this process ran stepped one compiled function
-        weights=vars(compiled.objective.weights_info) if compiled.objective is not None else None)
-    path = None
-    if output is not None and outputs:
-        path = write_mp4(output, outputs, clip.fps)
-        write_record(path, record)
-    if folder is not None and not stopped and len(outputs) == count:
-        folder.remove()
-    return VideoResult(outputs, clip.fps, record, path, stopped_early=stopped)
+    def member(self, index: int, frame: np.ndarray, previous: np.ndarray | None):
+        """Frame ``index`` as a run's member: the previous frame warped onto it as its start and its temporal
+        target, where the optical flow holds; (member, (backward flow, reliable mask) or None)."""
+        from ..media.flow import optical_flow, reliable, warp
+        from .stylize import prepare
+
+        styles = self.styles if len(self.styles) > 1 else self.styles[0]
+        member = prepare(frame, styles, self.config.replace(steps=self.plan[index]), video=True)
+        if index == 0:
+            if self.config.temporal_weight:  # the first frame has no past: its term reads 0, compiled as the rest's
+                member.previous = (np.zeros_like(member.content_rgb),
+                                   np.zeros(member.content_rgb.shape[:2], np.float32))
+            return member, None
+        before = self.clip.frames[index - 1]
+        backward = optical_flow(frame, before)  # where frame t's pixels were in t-1
+        mask = reliable(backward, optical_flow(before, frame))
+        warped = warp(previous, backward)
+        if self.warm_start:
+            member.init_rgb = warped
+        if self.config.temporal_weight:
+            member.previous = (warped, mask)
+        return member, (backward, mask)
+
+    def run(self, index: int, member):
+        """One frame's run, on the clip's compiled step; its progress reported over the whole clip."""
+        from ..run.loop import run_stages
+        from ..run.schedule import Stage
+
+        done_before, count, planned = sum(self.plan[:index]), len(self.clip.frames), sum(self.plan)
+
+        def report(progress):
+            for callback in self.callbacks:
+                callback(FrameProgress(index, count, done_before + progress.step, planned, progress.losses,
+                                       time.perf_counter() - self.started))
+
+        stage = Stage(tuple(member.content_rgb.shape[:2]), self.plan[index], "image")
+        return run_stages([member], [stage], [report], self.stop_event, None, self.compiled)[0]
+
+    def keep(self, index: int, result, flows, unrounded: np.ndarray) -> None:
+        """A finished frame: its output and facts, and on disk if the clip keeps a frames folder."""
+        from ..media.flow import warping_error
+
+        # Flicker: how far this output is from the previous one warped onto it, where the flow holds.
+        error = warping_error(result.image, self.outputs[-1], *flows) if flows is not None else None
+        frame_facts = {"frame": index + 1, "steps": self.plan[index], "seconds": result.record["wall_time_s"],
+                       "start_loss": result.history["total"][0],  # the loss of its start image
+                       "final_losses": result.record["final_losses"], "step_traces": result.record["step_traces"],
+                       "warping_error": error}
+        self.outputs.append(result.image)
+        self.facts.append(frame_facts)
+        if self.folder is not None:
+            self.folder.store(index, result.image, unrounded, frame_facts)
+
+    def record(self, stopped: bool, inputs: dict) -> dict[str, Any]:
+        """The clip's run record."""
+        from ..core.record import build_record
+
+        objective = self.compiled.objective
+        return build_record(
+            kind="video", config=self.config.to_dict(), frame_steps=self.frame_steps, warm_start=self.warm_start,
+            flow=FLOW_METHOD, inputs=inputs, fps=self.clip.fps, size=list(self.clip.size),
+            frames_planned=len(self.clip.frames), frames_done=len(self.outputs), stopped_early=stopped,
+            seconds_per_frame=_seconds_per_frame(self.facts), frames=self.facts,
+            compiled_steps=self.compiled.built,  # 1: every frame this process ran stepped one compiled function
+            weights=vars(objective.weights_info) if objective is not None else None)
 
 
 def signature_of_frames(clip: Clip) -> str:
