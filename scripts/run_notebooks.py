@@ -30,6 +30,7 @@ def run(path: Path, mode: str, timeout: int) -> float:
     os.environ["NSTKIT_MODE"] = mode
     os.environ.pop("NSTKIT_QUICK", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["NSTKIT_PROGRESS"] = "0"  # stored outputs show results, not progress bars
     started = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
                    ).execute()

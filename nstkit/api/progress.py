@@ -9,10 +9,13 @@ ends however it ends.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import numpy as np
+
+from ..core.errors import NstkitError
 
 WARM_UP_STEPS = 4
 LONG_RUN_SECONDS = 60.0  # a run expected to take longer says so, once its warm-up steps are measured
@@ -77,10 +80,19 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+PROGRESS_ENV = "NSTKIT_PROGRESS"  # 0 or 1: the default for every run of this process (stored notebook outputs: 0)
+
+
 def wanted(progress: bool | None) -> bool:
-    """``progress`` as given, or, for None, whether anyone is watching: a Jupyter kernel or a terminal."""
+    """``progress`` as given; for None, ``NSTKIT_PROGRESS`` (0 or 1) if set, else whether anyone is watching:
+    a Jupyter kernel or a terminal."""
     if progress is not None:
         return bool(progress)
+    setting = os.environ.get(PROGRESS_ENV, "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting:
+        raise NstkitError(f"{PROGRESS_ENV}={setting}: use 0 (no progress bars) or 1 (always)")
     return _in_jupyter() or _stderr_is_a_terminal()
 
 

@@ -46,7 +46,7 @@ class SweepBar:
         with self._lock:
             self.ended += 1
             self.failed += bool(row.get("error"))
-            self.at[index] = self.planned[index] = max(self.at[index], row.get("steps") or self.at[index]) or 1
+            self.at[index] = self.planned[index] = max(self.at[index], row.get("steps_run") or self.at[index]) or 1
             self._show()
 
     def _show(self) -> None:
