@@ -145,3 +145,24 @@ def test_sigterm_stops_early_and_saves_the_best_so_far(tiny_pair, tmp_path):
     assert record["stopped_early"] and 1 <= record["steps_run"] < 5000
     assert Image.open(out).size == Image.open(content).size
     assert "stopped (SIGTERM) at step" in stdout
+
+
+def test_fewer_coarse_levels_than_asked_is_one_warning_line(tiny_pair, tmp_path):
+    content, style = tiny_pair
+    done = run_cli("stylize", content, style, "-o", tmp_path / "out.png", "--weights", "random", "--steps", "1",
+                   "--max-dim", "64", "--coarse-levels", "8", "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    warned = [line for line in done.stderr.splitlines() if "coarse_levels 8" in line]
+    assert warned == ["nstkit: warning: coarse_levels 8: 0 coarse level(s) run, since level 1 would be under 32 px "
+                      "at 64x48 px; lower coarse_levels or raise max_dim"], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
+
+
+def test_estimate_says_when_the_image_is_smaller_than_max_dim_and_offers_no_other_backbone(tiny_pair):
+    content, _ = tiny_pair  # 64x48
+    done = run_cli("estimate", content, "--max-dim", "4096")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "is 64x48 px and nstkit never upscales, so this is the estimate at 64x48, not at --max-dim 4096" \
+        in done.stderr and "at 64x48" in done.stdout
+    refused = run_cli("estimate", content, "--backbone", "vgg19")
+    assert refused.returncode == 2 and "unrecognized arguments: --backbone" in refused.stderr

@@ -12,12 +12,15 @@ weight 1e7, 1000 steps, the ``robust`` layer set.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._version import RECORD_VERSION
 from . import fields
 from .catalog import BACKBONES, MAX_STYLE_SIDE, LayerSpec, parse_layers
 from .errors import NstkitError
@@ -290,14 +293,19 @@ class StyleConfig:
 
     def resolved(self) -> "StyleConfig":
         """Fill in and check every field, in four explicit steps: preset, layers, defaults, validate."""
-        preset, backbone = self._preset()
-        style, content, swag_layers = self._layers(preset, backbone)
-        resolved = dataclasses.replace(self, preset=preset.name, backbone=backbone, style_layers=style,
-                                       content_layers=content, swag_layers=swag_layers, **self._defaults(preset))
-        if self.swag_layers is None and resolved.swag == "none":
-            resolved.swag_layers = []  # nothing smoothed: the default layers would only clutter the record
+        resolved = self._filled()
         resolved.validate()
         return resolved
+
+    def _filled(self) -> "StyleConfig":
+        """Steps 1-3 of `resolved`: every field filled in from the preset and the defaults, not yet checked."""
+        preset, backbone = self._preset()
+        style, content, swag_layers = self._layers(preset, backbone)
+        filled = dataclasses.replace(self, preset=preset.name, backbone=backbone, style_layers=style,
+                                     content_layers=content, swag_layers=swag_layers, **self._defaults(preset))
+        if self.swag_layers is None and filled.swag == "none":
+            filled.swag_layers = []  # nothing smoothed: the default layers would only clutter the record
+        return filled
 
     def _preset(self) -> tuple[Preset, str]:
         """Step 1: the preset (by name, else the backbone's default) and the backbone it implies."""
@@ -417,7 +425,9 @@ class StyleConfig:
         The run record lists them, so ``"preset": "robust"`` with other layers never reads as the robust set.
         """
         resolved = self.resolved()
-        plain = dataclasses.replace(self, **{name: None for name in PRESET_FIELDS}).resolved()
+        # The preset's own values, not checked: the user's fields may be what makes the run valid (swag_layers
+        # with the swag the user chose, say), and a preset's plain values are valid by construction.
+        plain = dataclasses.replace(self, swag_layers=None, **{name: None for name in PRESET_FIELDS})._filled()
         return [name for name in PRESET_FIELDS
                 if getattr(self, name) is not None and getattr(resolved, name) != getattr(plain, name)]
 
@@ -448,7 +458,19 @@ class StyleConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StyleConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, newer: bool = False) -> "StyleConfig":
+        """The config ``data`` describes (a record's, a hand-edited file's). An unknown field is refused in one
+        line, so a typo never replays with the default; ``newer`` (a record a later nstkit wrote): one warning
+        naming the fields this version does not know, and the rest replays."""
+        unknown = [key for key in data if key not in FIELD_NAMES]
+        if unknown and newer:
+            warnings.warn(f"config fields {', '.join(unknown)} come from a newer nstkit and are ignored here: "
+                          "upgrade nstkit to replay them", stacklevel=3)
+        elif unknown:
+            close = difflib.get_close_matches(unknown[0], FIELD_NAMES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise NstkitError(f"unknown config field '{unknown[0]}': {hint}the fields are those of "
+                              "`nstkit stylize --help` (with _ for -)")
         config = cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
         return dataclasses.replace(config, swag=SWAG_RENAMED.get(config.swag, config.swag))
 
@@ -459,9 +481,10 @@ class StyleConfig:
         Before record version 3, swag "softmax" meant what is now "softmax_relative".
         """
         data = dict(record["config"])
-        if record.get("record_version", 0) < 3 and data.get("swag") == "softmax":
+        version = record.get("record_version", 0)
+        if version < 3 and data.get("swag") == "softmax":
             data["swag"] = "softmax_relative"
-        return cls.from_dict(data)
+        return cls.from_dict(data, newer=version > RECORD_VERSION)
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(StyleConfig))

@@ -16,3 +16,14 @@ class NstkitError(ValueError):
     def _render_traceback_(self) -> list[str]:
         """IPython shows these lines instead of a traceback: in a notebook too, a user's mistake is one line."""
         return [f"nstkit: error: {self}"]
+
+
+class NstkitWarning(UserWarning):
+    """Something nstkit did other than asked, said once in one line (the CLI prints ``nstkit: warning: ...``):
+    nothing is ever dropped or changed without a word."""
+
+
+def warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, NstkitWarning, stacklevel=3)

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from .._version import RECORD_VERSION
 from .config import init_is_path
 from .errors import NstkitError
 from .files import atomic_write
 
-RECORD_VERSION = 4  # what each version changed, and how older ones are read: `_upgrade`, docs/run-record.md
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
 
 

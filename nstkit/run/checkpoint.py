@@ -145,7 +145,14 @@ class Checkpointing:
         return Saved(meta, arrays)
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Remove a finished run's checkpoint. A folder that refuses (read-only now, gone, a failing disk) keeps
+        it, with one warning: the result is not at stake, and a stale checkpoint only refuses a --resume."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as error:
+            self.failure = f"could not remove checkpoint {self.path} ({reason(error)}): delete it by hand"
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
 
 
 def _difference(meta: dict, configs: list[dict]) -> str:

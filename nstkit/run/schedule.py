@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.catalog import MIN_IMAGE_SIDE
 from ..core.config import StyleConfig
+from ..core.errors import warn
 from ..media.images import resize_to
 from ..media.tiles import window_shape
 from ..objective.terms import StageInputs
@@ -76,6 +77,9 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
         for level in range(1, config.coarse_levels + 1):
             factor = first.scale / config.coarse_factor ** level
             if min(shape) * factor < MIN_IMAGE_SIDE:
+                warn(f"coarse_levels {config.coarse_levels}: {level - 1} coarse level(s) run, since level {level} "
+                     f"would be under {MIN_IMAGE_SIDE} px at {shape[1]}x{shape[0]} px; lower coarse_levels or "
+                     "raise max_dim")
                 break
             steps = config.coarse_steps or max(1, first.steps // 2)
             stages.insert(0, Stage(scaled(shape, factor), steps, "image", scale=factor))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,7 +18,7 @@ from .._version import __version__
 from ..core import fields
 from ..core.catalog import BACKBONES, CATALOGS, LAYER_KINDS, layers_to_spec
 from ..core.config import OPTIONS, StyleConfig, init_is_path
-from ..core.errors import NstkitError
+from ..core.errors import NstkitError, NstkitWarning
 from ..core.presets import all_presets
 from ..media.images import SUBSAMPLING, sample, sample_names
 from ..network.quiet import import_tensorflow_quietly
@@ -25,7 +26,8 @@ from ..run.result import RunStopped
 from ..run.signals import Interrupted, exit_status, on_signals
 
 # The fields that decide a run's memory: `nstkit estimate` takes these of stylize's flags.
-ESTIMATE_FIELDS = ("max_dim", "preset", "backbone", "style_layers", "content_layers", "precision")
+# The fields that decide memory. Not backbone: estimates are calibrated for ResNet-50 only (`measure.memory`).
+ESTIMATE_FIELDS = ("max_dim", "preset", "style_layers", "content_layers", "precision")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", NstkitWarning)
+        warnings.showwarning = _show_warning
+        return _command(args)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """nstkit's own warnings as one line each (`errors.NstkitWarning`); any other as Python shows it."""
+    if issubclass(category, NstkitWarning):
+        print(f"nstkit: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "layers":
             return _list_layers(args)
@@ -415,6 +432,9 @@ def _estimate_command(args: argparse.Namespace) -> int:
     checked = check_inputs(args.content, [args.style] if args.style else [], config)  # before TensorFlow loads
     height, width = checked.content.shape[:2]
     style_shape = checked.style_shapes[0] if args.style else None
+    if config.max_dim > max(height, width):
+        print(f"nstkit: note: {args.content} is {width}x{height} px and nstkit never upscales, so this is the "
+              f"estimate at {width}x{height}, not at --max-dim {config.max_dim}", file=sys.stderr)
     import_tensorflow_quietly()
     from ..measure.memory import available_memory_bytes, estimate_peak_bytes, gpu_note
 

@@ -49,3 +49,27 @@ def test_unknown_option_lists_the_valid_ones():
 def test_both_weights_zero_is_refused():
     with pytest.raises(NstkitError, match="nothing to optimise"):
         StyleConfig(content_weight=0, style_weight=0).resolved()
+
+
+@pytest.mark.parametrize("preset", ["robust", "vanilla", "conv", "relu", "conv_relu:0.5"])
+def test_the_fields_given_win_over_the_preset(preset):
+    """swag and swag_layers given with a preset that has no swag: both kept (#24: "swag is none" before)."""
+    layer = next(iter(StyleConfig(preset=preset).resolved().style_layers))  # one the preset's losses read
+    config = StyleConfig(preset=preset, swag="softmax", swag_layers=layer)
+    resolved = config.resolved()
+    assert (resolved.swag, resolved.swag_layers) == ("softmax", [layer])
+    assert config.overridden_preset_fields() == ["swag"]
+
+
+def test_an_unknown_field_in_a_dict_is_refused_in_one_line():
+    """A typo in a hand-edited config or record would replay with the default: refused, with the near name."""
+    with pytest.raises(NstkitError, match="unknown config field 'style_wieght': did you mean style_weight?"):
+        StyleConfig.from_dict({"style_wieght": 1e6})
+    with pytest.raises(NstkitError, match="unknown config field 'zzz': the fields"):
+        StyleConfig.from_record({"record_version": 4, "config": {"zzz": 1}})
+
+
+def test_a_record_of_a_newer_nstkit_replays_with_one_warning():
+    with pytest.warns(UserWarning, match="config fields palette come from a newer nstkit") as caught:
+        config = StyleConfig.from_record({"record_version": 99, "config": {"steps": 5, "palette": "a.png"}})
+    assert config.steps == 5 and len(caught) == 1

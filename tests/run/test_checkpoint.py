@@ -200,3 +200,27 @@ def test_a_run_killed_while_writing_leaves_a_whole_checkpoint(tmp_path):
     back = Checkpointing(path, resume=True).read("s", [])
     assert back.meta["steps_done"] >= 1
     assert (back.arrays["image"] == back.meta["steps_done"]).all()  # the image of the step its meta names
+
+
+def test_a_checkpoint_that_cannot_be_removed_costs_one_warning_not_the_result(tmp_path, monkeypatch, capsys):
+    """The folder turned read-only during the run: the result comes back, the checkpoint stays, one line says so."""
+    import pathlib
+
+    import nstkit
+    from nst_helpers import smooth_image
+
+    path = tmp_path / "run.checkpoint.npz"
+    real_unlink = pathlib.Path.unlink
+
+    def refuse(self, missing_ok=False):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", refuse)
+    result = nstkit.stylize(smooth_image(1), smooth_image(2, 40, 40), steps=2, max_dim=48, weights="random",
+                            checkpoint=path, checkpoint_every=1, progress=False)
+    assert result.record["steps_run"] == 2 and path.exists()
+    assert "could not remove checkpoint" in result.record["checkpoints"]["failure"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "could not remove checkpoint" in line]
+    assert len(warnings) == 1 and "Permission denied" in warnings[0] and "delete it by hand" in warnings[0]
