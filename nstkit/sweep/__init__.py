@@ -32,19 +32,20 @@ from ..core.errors import NstkitError
 from ..media.checks import INPUT_FIELDS, check_inputs
 from ..media.images import ImageInput, check_output_path
 from ..run.signals import sigterm_as_interrupt
+from .bar import SweepBar
 from .grid import FIELDS, SweepJob, expand_grid, grid_axes, parse_grid, short_value
 from .jobs import (
     METRIC_COLUMNS,
     JobOutcome,
     LocalPool,
     WorkerDied,
+    check_main_guard,
     dask_client,
     default_executor,
     failed_row,
     row_from_record,
     run_job,
 )
-from .progress import SweepBar, check_main_guard
 from .results import SUMMARY_FILES, SweepResult
 from .sheet import SHEET_GAP, thumbnail
 

@@ -8,12 +8,14 @@ row's ``error``: one bad point must not sink the sweep.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import multiprocessing
 import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -306,3 +308,41 @@ def _one_line(error: BaseException) -> str:
     if isinstance(error, NstkitError) and text:
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def check_main_guard() -> None:
+    """Refuse, in one line, a sweep started at a script's top level without ``if __name__ == "__main__":``.
+
+    The local pool starts its workers with "spawn" (TensorFlow is not fork-safe), and each worker imports the
+    main script again: unguarded, the script's sweep runs once more inside every worker, which fails while
+    starting and leaves the sweep waiting. Notebooks, the REPL and ``python -c`` have no script to import.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or not path.endswith(".py"):
+        return
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return  # `python -m package`: spawn never runs a package's __main__ again (multiprocessing.spawn)
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") != "__main__":
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_name != "<module>":
+        return  # called from a function of the script: a guard (or no import-time call) is the script's choice
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.lineno <= line <= (node.end_lineno or 0):
+            return
+    raise NstkitError(f"{path} starts a sweep at its top level: put the sweep under "
+                      "`if __name__ == \"__main__\":` (its worker processes import the script again), or pass "
+                      "executor= (e.g. a Dask client's)")
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    names = {getattr(node, "id", None) for node in ast.walk(test)} | \
+        {getattr(node, "value", None) for node in ast.walk(test)}
+    return "__name__" in names and "__main__" in names
