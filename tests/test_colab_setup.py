@@ -8,6 +8,7 @@ with an exception that has ``_render_traceback_``: show only its lines.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -60,6 +61,8 @@ def fresh_venv(path: Path, preinstalled: Path, with_pip: bool = False) -> Path:
     """A new venv whose own site-packages is empty but for a .pth pointing at `preinstalled`."""
     subprocess.run([sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(path)], check=True)
     site = next(path.glob("lib/python*/site-packages"))
+    for bundled in site.glob("setuptools*"):  # ensurepip's old setuptools (65 on 3.11) would shadow Colab's own
+        shutil.rmtree(bundled) if bundled.is_dir() else bundled.unlink()
     (site / "preinstalled.pth").write_text(f"{preinstalled}\n")
     return path / "bin" / "python"
 

@@ -55,7 +55,8 @@ def test_an_unguarded_sweep_stops_at_once_with_one_line(tmp_path):
     assert not (tmp_path / "sweep").exists(), "nothing may start before the refusal"
 
 
-def test_the_stylize_block_runs_in_a_notebook(tmp_path):
+def test_the_stylize_block_runs_in_a_notebook(tmp_path, monkeypatch):
+    monkeypatch.delenv("NSTKIT_PROGRESS", raising=False)  # `make test` turns bars off; a user's notebook has them
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     code = _shrunk(next(b for b in BLOCKS if "nstkit.stylize(" in b))

@@ -80,6 +80,8 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     a sweep at a script's top level must sit under ``if __name__ == "__main__":``, and is refused at once
     without it.
     """
+    if executor is None:
+        check_main_guard()  # before anything is read or made: the refusal leaves nothing behind
     jobs = expand_grid(grid, config, **options)
     # PIL images become arrays (plain data to pickle); paths stay paths.
     content = _portable(content)
@@ -107,7 +109,6 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     to_run = [job for job in jobs if job.index not in done]
     own_executor = executor is None and bool(to_run)
     if own_executor:
-        check_main_guard()
         executor = default_executor(workers, len(to_run))
     try:
         with SweepBar(to_run, len(done)) if wanted(progress) and to_run else contextlib.nullcontext() as bar:

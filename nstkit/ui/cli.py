@@ -432,13 +432,13 @@ def _estimate_command(args: argparse.Namespace) -> int:
     checked = check_inputs(args.content, [args.style] if args.style else [], config)  # before TensorFlow loads
     height, width = checked.content.shape[:2]
     style_shape = checked.style_shapes[0] if args.style else None
-    if config.max_dim > max(height, width):
-        print(f"nstkit: note: {args.content} is {width}x{height} px and nstkit never upscales, so this is the "
-              f"estimate at {width}x{height}, not at --max-dim {config.max_dim}", file=sys.stderr)
     import_tensorflow_quietly()
     from ..measure.memory import available_memory_bytes, estimate_peak_bytes, gpu_note
 
     estimate = estimate_peak_bytes(height, width, config, style_shape=style_shape)  # random weights: same memory
+    if config.max_dim > max(height, width):
+        print(f"nstkit: note: {args.content} is {width}x{height} px and nstkit never upscales, so this is the "
+              f"estimate at {width}x{height}, not at --max-dim {config.max_dim}", file=sys.stderr)
     print(estimate.describe(available_memory_bytes()))
     print("\n".join(estimate.breakdown_lines()))
     note = gpu_note()

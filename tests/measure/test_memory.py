@@ -152,7 +152,7 @@ def test_estimate_command_prints_the_prediction(content_file, monkeypatch, capsy
     (["{content}", "--style", "nowhere.jpg"], "style image not found"),
     (["{content}", "--max-dim", "8"], "max_dim"),
     (["{content}", "--precision", "float64"], "invalid choice"),
-    (["{content}", "--backbone", "vgg19"], "resnet50 only"),
+    (["{content}", "--preset", "vgg19"], "resnet50 only"),
 ])
 def test_estimate_command_bad_input_is_one_line_exit_2(content_file, tmp_path, args, message):
     done = run_cli("estimate", *[str(a).format(content=content_file) for a in args], cwd=tmp_path)
