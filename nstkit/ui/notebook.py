@@ -50,7 +50,8 @@ def find_repository(start: os.PathLike | str | None = None) -> Path | None:
     The notebooks are the repository's: they save their figures into its img/results/ and read its stored
     comparison. The package itself is installed, and reads nothing of a checkout.
     """
-    for folder in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents]:
+    here = Path(start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
         if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir() and (folder / "img").is_dir():
             return folder
     return None
