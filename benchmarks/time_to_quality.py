@@ -1,6 +1,9 @@
 """Time to quality: wall time for nstkit to reach the loss the seed's loop reaches, side by side in one run.
 
-    python benchmarks/time_to_quality.py [--size 512] [--seed-steps 500] [--plot img/results/time_to_quality.png]
+    python benchmarks/time_to_quality.py                 # nstkit with no flags vs the seed's loop: 256 and 512 px,
+                                                         # three bundled pairs (about 40 min on 2 cores)
+    python benchmarks/time_to_quality.py --sizes 512 --pairs chelsea.jpg:mosaic.png --candidates all \
+        [--seed-steps 500] [--plot img/results/time_to_quality.png]
     python benchmarks/time_to_quality.py --quick        # 96 px, a few steps: checks the script, measures nothing
 
 1. A weights file saved from a random ResNet-50 whose BatchNorm statistics
@@ -23,9 +26,11 @@
    target; the seed's loop is timed from its first step, which includes its
    own first-call overhead.
 
-Prints a table of seconds and ratios to the seed's wall time, with the
-machine, and saves a plot of loss against wall time. Random weights: this is
-about the optimiser and the arithmetic, not about looks.
+Prints, per size and pair, a table of seconds and ratios to the seed's wall
+time and each candidate's seconds per step (an evaluation, for L-BFGS), then
+the defaults' ratios over all of them, with the machine; saves a plot of loss
+against wall time for the last one. Random weights: this is about the
+optimiser and the arithmetic, not about looks.
 """
 
 from __future__ import annotations
@@ -45,8 +50,11 @@ import numpy as np  # noqa: E402
 from seed_loop import SeedLoop  # noqa: E402
 
 MULTI_SCALE = dict(coarse_levels=3, coarse_factor=2 ** 0.5, coarse_steps=60)  # crowsonkb's √2 growth
+DEFAULTS = "nstkit defaults (no flags)"
 CANDIDATES = {  # label -> stylize options (besides the shared ones)
+    DEFAULTS: {},
     "adam float32 (the seed's exact path)": dict(optimizer="adam", precision="float32"),
+    "lbfgsb float32 (scipy, the reference)": dict(optimizer="lbfgsb", precision="float32"),
     "adam bfloat16": dict(optimizer="adam", precision="bfloat16"),
     "lbfgs float32": dict(optimizer="lbfgs", precision="float32"),
     "lbfgs bfloat16": dict(optimizer="lbfgs", precision="bfloat16"),
@@ -56,6 +64,8 @@ CANDIDATES = {  # label -> stylize options (besides the shared ones)
     "lbfgs bfloat16, multi-scale": dict(optimizer="lbfgs", precision="bfloat16", **MULTI_SCALE),
 }
 CHECK_STEPS = 30
+RUN_BY_DEFAULT = (DEFAULTS, "adam float32 (the seed's exact path)", "lbfgsb float32 (scipy, the reference)")
+PAIRS = ("chelsea.jpg:mosaic.png", "astronaut.jpg:hexagons.png", "coffee.jpg:strokes.png")  # content:style
 
 
 def weights_file(folder: Path, seed: int = 0) -> Path:
@@ -77,12 +87,13 @@ def weights_file(folder: Path, seed: int = 0) -> Path:
     return path
 
 
-def images(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bundled content and style at ``size`` px on the long side (float32 RGB), as both loops get them."""
+def images(size: int, pair: str = PAIRS[0]) -> tuple[np.ndarray, np.ndarray]:
+    """A bundled content and style ("content.jpg:style.png") at ``size`` px on the long side (float32 RGB), as both
+    loops get them."""
     from nstkit.media.images import bundled_image
 
-    return (bundled_image("chelsea.jpg", size).astype(np.float32),
-            bundled_image("mosaic.png", size).astype(np.float32))
+    content, style = pair.split(":")
+    return bundled_image(content, size).astype(np.float32), bundled_image(style, size).astype(np.float32)
 
 
 def check_same_objective(loop: SeedLoop, content, style, weights: str, size: int) -> dict:
@@ -102,8 +113,9 @@ def check_same_objective(loop: SeedLoop, content, style, weights: str, size: int
 
     seed_losses, path = [], []
     loop.run(CHECK_STEPS, on_step=lambda step, seconds, loss: seed_losses.append(loss))
-    ours = nstkit.stylize(content, style, preset="robust", precision="float32", steps=CHECK_STEPS, max_dim=size,
-                          weights=weights, callbacks=[lambda p: path.append(p.image(as_float=True))]).history["total"]
+    ours = nstkit.stylize(content, style, preset="robust", optimizer="adam", precision="float32", steps=CHECK_STEPS,
+                          max_dim=size, weights=weights, progress=False,
+                          callbacks=[lambda p: path.append(p.image(as_float=True))]).history["total"]
     first = abs(ours[0] - seed_losses[0]) / seed_losses[0]
     along = max(abs(loop.loss(preprocess(rgb)) - ours[step + 1]) / ours[step + 1]
                 for step, rgb in enumerate(path[:-1]))
@@ -122,7 +134,10 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
                   loop: SeedLoop, every: int) -> dict:
     """Run until the float32 judge's loss of some kept image reaches ``target`` (or ``steps``)."""
     import nstkit
+    from nstkit.core.config import StyleConfig
+    from nstkit.network.device import resolve_precision
 
+    float32 = resolve_precision(StyleConfig(**options))[0].precision == "float32"  # "auto" as this CPU makes it
     snapshots: list[tuple[int, float, np.ndarray]] = []
     started = time.perf_counter()
     judging = [0.0]  # seconds spent scoring inside the run: taken off its clock
@@ -131,24 +146,27 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
         if progress.stage != len(progress.schedule) - 1:
             return  # coarse stages: their time counts, their images are not full size
         # A float32 run's own loss is the judge's (checked above, to 1e-5): judge it when it says it is there.
-        says_reached = options["precision"] == "float32" and progress.best_loss <= target
+        says_reached = float32 and progress.best_loss <= target
         if says_reached or progress.step % every == 0 or progress.step == progress.steps:
             snapshots.append((progress.step, time.perf_counter() - started - judging[0],
                               progress.best_image(as_float=True)))  # what the run would return now
-            if says_reached or (options["precision"] != "float32" and len(snapshots) % 4 == 0):
+            if says_reached or (not float32 and len(snapshots) % 4 == 0):
                 judged = time.perf_counter()
                 if _judge(loop, snapshots[-1][2]) <= target:
                     progress.stop()
                 judging[0] += time.perf_counter() - judged  # the judge's time is not the run's
 
     result = nstkit.stylize(content, style, preset="robust", steps=steps, max_dim=size, weights=weights,
-                            callbacks=[keep], **options)
+                            callbacks=[keep], progress=False, **options)
     # The judged loss of the image the run would have returned at each snapshot (its own best so far: in
     # bfloat16, the judge may rank an earlier one better, but the run returns this one).
     curve = [(seconds, _judge(loop, rgb)) for _, seconds, rgb in snapshots]
     reached = next((seconds for seconds, loss in curve if loss <= target), None)
-    return {"seconds_to_target": reached, "steps_run": result.record["steps_run"], "curve": curve,
-            "seconds_per_step": result.record["seconds_per_step"], "final_loss": curve[-1][1] if curve else None}
+    record = result.record
+    return {"seconds_to_target": reached, "steps_run": record["steps_run"], "curve": curve,
+            "seconds_per_step": record["seconds_per_step"], "final_loss": curve[-1][1] if curve else None,
+            "optimizer": record["config"]["optimizer"], "precision": record["config"]["precision"],
+            "optimizer_chosen": record.get("optimizer_chosen")}
 
 
 def _judge(loop: SeedLoop, rgb: np.ndarray) -> float:
@@ -159,61 +177,84 @@ def _judge(loop: SeedLoop, rgb: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), help="bundled content:style pairs")
     parser.add_argument("--seed-steps", type=int, default=500, help="the seed loop's steps that set the target")
     parser.add_argument("--every", type=int, default=5, help="score a candidate's image every N steps")
-    parser.add_argument("--only", nargs="*", help="labels of the candidates to run (default: all)")
-    parser.add_argument("--plot", type=Path, default=None, help="save loss against wall time here (PNG)")
+    parser.add_argument("--candidates", nargs="*", default=list(RUN_BY_DEFAULT),
+                        help=f"labels to run, or 'all' (default: {', '.join(RUN_BY_DEFAULT)})")
+    parser.add_argument("--plot", type=Path, default=None, help="save loss against wall time here (PNG), last run")
     parser.add_argument("--json", type=Path, default=None, help="save the numbers here")
-    parser.add_argument("--quick", action="store_true", help="96 px and 20 seed steps: a check of the script")
+    parser.add_argument("--quick", action="store_true", help="96 px, one pair and 20 seed steps: a check of the script")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.seed_steps, args.every = 96, 20, 2
+        args.sizes, args.pairs, args.seed_steps, args.every = [96], args.pairs[:1], 20, 2
+    labels = list(CANDIDATES) if args.candidates == ["all"] else args.candidates
+    unknown = [label for label in labels if label not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}: choose from {list(CANDIDATES)} or 'all'")
 
-    from nstkit.media.images import preprocess
     from nstkit.network.device import describe
 
     print(f"machine: {describe()}")
-    content, style = images(args.size)
+    runs = []
     with tempfile.TemporaryDirectory() as folder:
         weights = str(weights_file(Path(folder)))
-        loop = SeedLoop(preprocess(content), preprocess(style), weights)
-        check = check_same_objective(loop, content, style, weights, args.size)
-        seed_curve = []
-        loop.run(args.seed_steps, on_step=lambda step, seconds, loss: seed_curve.append((seconds, loss)))
-        seed_best = np.minimum.accumulate([loss for _, loss in seed_curve])
-        target = float(seed_best[-1])
-        # The seed's time to its own best: the first step that reached it (Adam at lr 20 may get there early).
-        first = int(np.argmax(seed_best <= target))
-        seed_seconds = seed_curve[first][0]
-        print(f"seed loop: {args.seed_steps} steps at {args.size} px, {seed_curve[-1][0] / args.seed_steps:.3f} "
-              f"s/step; target loss {target:.4g}, its best, first reached at step {first + 1} after "
-              f"{seed_seconds:.1f} s")
-        for precision in sorted({options["precision"] for options in CANDIDATES.values()}):
-            # Build and cache each precision's folded network once, so no candidate pays it for another.
-            import nstkit
-
-            nstkit.stylize(content, style, preset="robust", steps=2, max_dim=args.size, weights=weights,
-                           precision=precision)
-        rows = {}
-        for label, options in CANDIDATES.items():
-            if args.only and label not in args.only:
-                continue
-            row = run_candidate(options, content, style, weights, args.size, args.seed_steps, target, loop,
-                                args.every)
-            rows[label] = row
+        for size in args.sizes:
+            for pair in args.pairs:
+                runs.append(compare(pair, size, weights, labels, args))
+    print(f"\nthe defaults against the seed's loop, one run each (ratio of wall times to its {args.seed_steps}-step "
+          "best loss):")
+    for run in runs:
+        row = run["candidates"].get(DEFAULTS)
+        if row:
             reached = row["seconds_to_target"]
-            ratio = f"{seed_seconds / reached:.1f}x" if reached else "not reached"
-            print(f"{label:32s} {row['steps_run']:5d} steps, {row['seconds_per_step'] or 0:.3f} s/step, "
-                  f"to target: {f'{reached:.1f} s' if reached else '-':>8s}  vs the seed's loop: {ratio}"
-                  f"  (best float32 loss {row['final_loss']:.4g})")
-    summary = {"machine": describe(), "size": args.size, "seed_steps": args.seed_steps, "target_loss": target,
-               "seed_seconds": seed_seconds, "objective_check": check,
-               "seed_curve": [(s, float(b)) for (s, _), b in zip(seed_curve, seed_best)], "candidates": rows}
+            ratio = f"{run['seed_seconds'] / reached:.1f}x" if reached else "not reached"
+            print(f"  {run['size']:4d} px  {run['pair']:28s} {ratio:>12s}  ({row['optimizer']}, {row['precision']}, "
+                  f"{row['seconds_per_step']:.3f} s/evaluation; the seed's loop {run['seed_seconds_per_step']:.3f} "
+                  "s/step)")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1))
+        args.json.write_text(json.dumps({"machine": describe(), "runs": runs}, indent=1))
     if args.plot:
-        plot(summary, args.plot)
+        plot(runs[-1], args.plot)
+
+
+def compare(pair: str, size: int, weights: str, labels: list[str], args) -> dict:
+    """One pair at one size: the objective checked, the seed's target, then each candidate against it."""
+    import nstkit
+    from nstkit.media.images import preprocess
+
+    print(f"\n{pair} at {size} px")
+    content, style = images(size, pair)
+    loop = SeedLoop(preprocess(content), preprocess(style), weights)
+    check = check_same_objective(loop, content, style, weights, size)
+    seed_curve = []
+    loop.run(args.seed_steps, on_step=lambda step, seconds, loss: seed_curve.append((seconds, loss)))
+    seed_best = np.minimum.accumulate([loss for _, loss in seed_curve])
+    target = float(seed_best[-1])
+    # The seed's time to its own best: the first step that reached it (Adam at lr 20 may get there early).
+    first = int(np.argmax(seed_best <= target))
+    seed_seconds = seed_curve[first][0]
+    print(f"seed loop: {args.seed_steps} steps, {seed_curve[-1][0] / args.seed_steps:.3f} s/step; target loss "
+          f"{target:.4g}, its best, first reached at step {first + 1} after {seed_seconds:.1f} s")
+    for precision in sorted({CANDIDATES[label].get("precision", "auto") for label in labels}):
+        # Build and cache each precision's folded network once, so no candidate pays it for another.
+        nstkit.stylize(content, style, preset="robust", steps=2, max_dim=size, weights=weights, precision=precision,
+                       progress=False)
+    rows = {}
+    for label in labels:
+        row = run_candidate(CANDIDATES[label], content, style, weights, size, args.seed_steps, target, loop,
+                            args.every)
+        rows[label] = row
+        reached = row["seconds_to_target"]
+        ratio = f"{seed_seconds / reached:.1f}x" if reached else "not reached"
+        print(f"{label:38s} {row['steps_run']:5d} steps, {row['seconds_per_step'] or 0:.3f} s/step, "
+              f"to target: {f'{reached:.1f} s' if reached else '-':>8s}  vs the seed's loop: {ratio}"
+              f"  (best float32 loss {row['final_loss']:.4g})")
+    return {"pair": pair, "size": size, "seed_steps": args.seed_steps, "target_loss": target,
+            "seed_seconds": seed_seconds, "seed_seconds_per_step": seed_curve[-1][0] / args.seed_steps,
+            "objective_check": check, "seed_curve": [(s, float(b)) for (s, _), b in zip(seed_curve, seed_best)],
+            "candidates": rows}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -230,9 +271,12 @@ def plot(summary: dict, path: Path) -> None:
             axes.plot(*zip(*row["curve"]), label=label)
     axes.axhline(summary["target_loss"], color="grey", ls=":", lw=1)
     axes.set(xscale="log", yscale="log", xlabel="wall time (s)", ylabel="best loss so far (seed's float32 objective)",
-             title=f"time to quality, robust preset, {summary['size']} px, random weights (BN randomised)")
+             title=f"time to quality, robust preset, {summary['pair']}, {summary['size']} px, random weights "
+                   "(BN randomised)")
     axes.legend(fontsize=7)
-    figure.text(0.01, 0.01, summary["machine"], fontsize=6)
+    from nstkit.network.device import describe
+
+    figure.text(0.01, 0.01, describe(), fontsize=6)
     figure.tight_layout(rect=(0, 0.03, 1, 1))
     figure.savefig(path)
 

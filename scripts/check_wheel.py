@@ -83,7 +83,7 @@ def main() -> int:
                           for name in ("chelsea.jpg", "mosaic.png"))
         run([str(nstkit), "stylize", content, style, "-o", "out.png", "--weights", "random", "--steps", "3",
              "--max-dim", "64", "--quiet"], cwd=elsewhere, env=env)
-        for made in ("out.png", "out.json"):
+        for made in ("out.png", "out.png.json"):
             if not (elsewhere / made).is_file():
                 raise SystemExit(f"check_wheel: nstkit stylize wrote no {made}")
         print(f"check_wheel: {version} stylized {Path(content).name} x {Path(style).name} at 64 px in {elsewhere}")

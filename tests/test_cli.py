@@ -11,6 +11,8 @@ import numpy as np
 from nst_helpers import ROOT, bad_images, run_cli, sha256
 from PIL import Image
 
+from nstkit.core.record import record_path
+
 FAST = ["--weights", "random", "--max-dim", "64"]
 
 
@@ -22,13 +24,13 @@ def test_stylize_end_to_end_with_snapshots(tiny_pair, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (sha256(content), sha256(style)) == before
     assert Image.open(out).size == Image.open(content).size
-    record = json.loads(out.with_suffix(".json").read_text())
+    record = json.loads(record_path(out).read_text())
     assert record["weights"]["source"] == "random" and record["steps_run"] == 4
     assert record["config"]["seed"] == 5 and record["config"]["steps"] == 4
     assert record["inputs"]["content"]["sha256"] == before[0]
     for step in (2, 4):
         snapshot = tmp_path / f"out_step{step:05d}.png"
-        assert snapshot.exists() and json.loads(snapshot.with_suffix(".json").read_text())["step"] == step
+        assert snapshot.exists() and json.loads(record_path(snapshot).read_text())["step"] == step
     assert "random" in done.stdout and str(out) in done.stdout
     assert "step/s" in done.stderr or "s/step" in done.stderr  # the tqdm bar with its rate and ETA
     # TF's C++ start-up lines (oneDNN notice, CUDA probing) are kept off the terminal.
@@ -141,7 +143,7 @@ def test_sigterm_stops_early_and_saves_the_best_so_far(tiny_pair, tmp_path):
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr  # 128 + SIGTERM: `nstkit stylize ... && next` does not carry on
-    record = json.loads(out.with_suffix(".json").read_text())
+    record = json.loads(record_path(out).read_text())
     assert record["stopped_early"] and 1 <= record["steps_run"] < 5000
     assert Image.open(out).size == Image.open(content).size
     assert "stopped (SIGTERM) at step" in stdout

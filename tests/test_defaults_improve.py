@@ -25,7 +25,9 @@ CASES = {
     "robust luminance": dict(preset="robust", preserve_color="luminance"),
     "noise start": dict(init="noise"),
     "bfloat16": dict(precision="bfloat16"),
-    "lbfgs": dict(optimizer="lbfgs"),
+    "adam": dict(optimizer="adam"),  # the default is "auto": L-BFGS here, Adam for the tiled case
+    "adam fourier": dict(optimizer="adam", param="fourier"),
+    "lbfgsb": dict(optimizer="lbfgsb"),
     "coarse levels": dict(coarse_levels=1, max_dim=128),
     "tiled": dict(tile_size=64, tile_overlap=16, tile_start_dim=64, tile_start_steps=10, max_dim=128),
 }

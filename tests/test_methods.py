@@ -31,7 +31,7 @@ def _run(**options):
 METHODS = [
     (dict(preset="swag"), dict()),
     (dict(preset="swag", swag="softmax2d"), dict(preset="swag")),
-    (dict(preset="swag", optimizer="lbfgs"), dict(preset="swag")),
+    (dict(preset="swag", optimizer="lbfgs"), dict(preset="swag", optimizer="adam")),
     # nstkit's relative softmax makes the loss steep: at the seed's lr of 20 the first step overshoots by 1e4x.
     (dict(preset="swag", swag="softmax_relative", learning_rate=5.0), dict(preset="swag", learning_rate=5.0)),
     (dict(swag="softmax2d_relative", swag_temperature=0.5), dict()),

@@ -37,7 +37,7 @@ def test_each_block_runs_as_a_script(index, tmp_path):
     done = _run_script(_shrunk(BLOCKS[index]), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     if "result.save(\"cat.png\")" in BLOCKS[index]:
-        assert (tmp_path / "cat.png").stat().st_size > 0 and (tmp_path / "cat.json").exists()
+        assert (tmp_path / "cat.png").stat().st_size > 0 and (tmp_path / "cat.png.json").exists()
     if "out_dir=\"sweep/\"" in BLOCKS[index]:
         assert (tmp_path / "sweep.csv").exists() and (tmp_path / "sweep" / "contact_sheet.png").exists()
 

@@ -133,6 +133,8 @@ class ProgressBar:
 
             self.bar = tqdm(total=progress.steps, initial=progress.step - 1, unit="step", dynamic_ncols=True,
                             file=sys.stderr)
+            if progress.step > 1 and frames is None:  # its first step is not the run's first: resumed
+                self.bar.write(f"nstkit: resuming from step {progress.step - 1} of {progress.steps}", file=sys.stderr)
         if frames is None:
             self.estimate(progress)
             if self.announce and self.estimate.ready:
@@ -151,14 +153,34 @@ class ProgressBar:
 
 class progress_bar:
     """``with progress_bar(progress) as bar:`` a `ProgressBar` if ``progress`` wants one (`wanted`), else None;
-    closed on the way out, whatever ended the run."""
+    closed on the way out, whatever ended the run.
+
+    While it is open, a warning (``nstkit: warning: ...``, or any other) clears the bar's line first and the bar
+    is drawn again below it: a warning during a run starts a line of its own, not after the bar's text.
+    """
 
     def __init__(self, progress: bool | None, **options):
         self.bar = ProgressBar(**options) if wanted(progress) else None
+        self.shown = None
 
     def __enter__(self) -> ProgressBar | None:
+        if self.bar is not None:
+            import warnings
+
+            self.shown = warnings.showwarning
+            warnings.showwarning = self.show_warning
         return self.bar
+
+    def show_warning(self, *args, **kwargs) -> None:
+        if self.bar is None or self.bar.bar is None:  # closed, or not drawn yet
+            return self.shown(*args, **kwargs)
+        with self.bar.bar.external_write_mode(file=sys.stderr):
+            self.shown(*args, **kwargs)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
+            import warnings
+
+            if warnings.showwarning == self.show_warning:  # else someone set their own meanwhile: theirs stays
+                warnings.showwarning = self.shown
             self.bar.close()

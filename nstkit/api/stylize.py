@@ -21,7 +21,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..core.config import BATCH_VARIES, DEFAULT_TILE_SIZE, PRESET_FIELDS, StyleConfig
+from ..core.config import (
+    BATCH_VARIES,
+    DEFAULT_TILE_SIZE,
+    LBFGS_OPTIMIZERS,
+    PRESET_FIELDS,
+    StyleConfig,
+    resolve_optimizer,
+)
 from ..core.errors import NstkitError
 from ..core.record import describe_inputs
 from ..media.checks import check_inputs
@@ -39,7 +46,7 @@ __all__ = ["stylize", "stylize_batch", "stylize_tiled", "schedule", "Progress", 
 def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None = None, *,
             callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
-            progress: bool | None = None, **options: Any) -> Result:
+            overwrite: bool = False, progress: bool | None = None, **options: Any) -> Result:
     """Optimise an image so its ResNet-50 features match ``content`` and its Gram matrices match ``style``.
 
     ``content`` / ``style`` are paths, PIL images or arrays; ``style`` may be a
@@ -53,7 +60,8 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     ``checkpoint_every`` steps (None: about once a minute once the run looks
     longer than a few minutes; 0: never) and when it is stopped; removed when
     the run finishes. ``resume=True`` continues from it: the same bytes as an
-    uninterrupted run, on the CPU (`checkpoint`).
+    uninterrupted run, on the CPU (`checkpoint`). A checkpoint already there (a
+    stopped run's) is refused unless ``resume`` or ``overwrite=True`` (start afresh, replacing it).
 
     ``progress``: a bar with the loss terms and the time left (`api.progress`); None (the default) shows it
     in notebooks and terminals only.
@@ -62,7 +70,7 @@ def stylize(content: ImageInput, style: ImageInput, config: StyleConfig | None =
     member = prepare(content, style, requested)
     with progress_bar(progress) as bar:
         return run_stages([member], schedule(member.config, member.content_rgb.shape[:2]), _with(callbacks, bar),
-                          stop_event, _checkpointing(checkpoint, checkpoint_every, resume))[0]
+                          stop_event, _checkpointing(checkpoint, checkpoint_every, resume, overwrite))[0]
 
 
 def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | None = None, *,
@@ -75,7 +83,8 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
     steps), then refines with ``steps`` tiled steps at full size (`nstkit.tiles`).
     Ctrl-C / SIGTERM or ``stop_event`` stop within one window; the best image so far is returned.
     """
-    run = {key: options.pop(key) for key in ("checkpoint", "checkpoint_every", "resume") if key in options}
+    run = {key: options.pop(key) for key in ("checkpoint", "checkpoint_every", "resume", "overwrite")
+           if key in options}
     config = (config or StyleConfig()).replace(**options)
     tile_size = tile_size if tile_size is not None else (config.tile_size or DEFAULT_TILE_SIZE)
     return stylize(content, style, config.replace(tile_size=tile_size), callbacks=callbacks, stop_event=stop_event,
@@ -85,8 +94,8 @@ def stylize_tiled(content: ImageInput, style: ImageInput, config: StyleConfig | 
 def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Mapping[str, Any]],
                   config: StyleConfig | None = None, *, callbacks: Iterable[Callback] = (),
                   stop_event: threading.Event | None = None, checkpoint: str | os.PathLike | None = None,
-                  checkpoint_every: int | None = None, resume: bool = False, progress: bool | None = None,
-                  **options: Any) -> list[Result]:
+                  checkpoint_every: int | None = None, resume: bool = False, overwrite: bool = False,
+                  progress: bool | None = None, **options: Any) -> list[Result]:
     """Run several variants of one stylisation as a single batch: one compiled step, B images per step.
 
     Each variant is a dict of `StyleConfig` overrides on ``config`` + ``options``
@@ -105,36 +114,38 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
     for variant in variants:
         variant = dict(variant)
         member_content, member_style = variant.pop("content", content), variant.pop("style", style)
-        members.append(prepare(member_content, member_style, base.replace(**variant)))
+        members.append(prepare(member_content, member_style, base.replace(**variant), batch=len(variants)))
     _check_batchable(members)
     with progress_bar(progress) as bar:
         return run_stages(members, schedule(members[0].config, members[0].content_rgb.shape[:2]),
-                          _with(callbacks, bar), stop_event, _checkpointing(checkpoint, checkpoint_every, resume))
+                          _with(callbacks, bar), stop_event,
+                          _checkpointing(checkpoint, checkpoint_every, resume, overwrite))
 
 
 def _with(callbacks: Iterable[Callback], bar) -> list[Callback]:
     return [*callbacks, bar] if bar is not None else list(callbacks)
 
 
-def _checkpointing(path, every: int | None, resume: bool):
-    import sys
-
+def _checkpointing(path, every: int | None, resume: bool, overwrite: bool):
+    from ..core.errors import warn
     from ..run.checkpoint import Checkpointing
 
     if path is None:
         if resume:
             raise NstkitError("resume=True needs the checkpoint file to resume from: pass checkpoint=PATH")
         return None
-    return Checkpointing(path, every, resume,
-                         on_failure=lambda line: print(f"nstkit: warning: {line}", file=sys.stderr))
+    # A warning (`errors.NstkitWarning`): one line in the CLI, above the progress bar, never onto its line.
+    return Checkpointing(path, every, resume, overwrite, on_failure=warn)
 
 
-def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, video: bool = False) -> Member:
+def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, video: bool = False,
+            batch: int = 1) -> Member:
     """Load one member's images at the config's size and prepare them for its colour mode.
 
     The inputs are read and checked (`checks.check_inputs`) before anything imports TensorFlow, so a bad
     one is one line in milliseconds. ``video``: a frame of `video.stylize_video`, which gives it the
-    previous frame for the temporal loss.
+    previous frame for the temporal loss. ``batch``: the members of its `stylize_batch` (optimizer "auto" is
+    Adam for a batch, and for video frames: `config.resolve_optimizer`).
     """
     if requested.temporal_weight and not video:
         raise NstkitError("temporal_weight ties a video frame to the previous one, and an image has none: "
@@ -144,6 +155,7 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
     from ..network.device import resolve_precision
 
     on_device, precision_reason = resolve_precision(requested)
+    on_device, optimizer_reason = resolve_optimizer(on_device, batch=batch, video=video)
     config = on_device.resolved()
     blend = config.blend_weights(len(styles))
     original_content_rgb = checked.content
@@ -162,6 +174,7 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
     extra = {"preset_overridden": requested.overridden_preset_fields(),
              "style_sizes": [list(rgb.shape[:2]) for rgb in style_rgbs],  # (height, width) the statistics came from
              **({"precision_chosen": precision_reason} if precision_reason else {}),
+             **({"optimizer_chosen": optimizer_reason} if optimizer_reason else {}),
              **({"regions": regions.describe([_name(s, i) for i, s in enumerate(styles)])} if regions else {})}
     return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish, extra=extra, regions=regions)
 
@@ -192,9 +205,9 @@ def _check_batchable(members: list[Member]) -> None:
                               f"variants one seed, or {'jitter=0' if first.config.jitter else 'no tile_size'}")
     if len(members) > 1 and first.config.param != "pixel":
         raise NstkitError(f"param={first.config.param} runs one image at a time: use param=pixel for batches")
-    if len(members) > 1 and first.config.optimizer == "lbfgs":
+    if len(members) > 1 and first.config.optimizer in LBFGS_OPTIMIZERS:
         # One line search for all members would couple them: each would no longer move as it would alone.
-        raise NstkitError("optimizer lbfgs runs one image at a time (its line search would couple the members): "
-                          "use optimizer adam for batches, or stylize each variant")
+        raise NstkitError(f"optimizer {first.config.optimizer} runs one image at a time (its line search would "
+                          "couple the members): use optimizer adam (or auto) for batches, or stylize each variant")
 
 

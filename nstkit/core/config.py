@@ -58,7 +58,10 @@ NORMALISED_STYLE_WEIGHT = 1e5
 POOLINGS = ("max", "avg")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
-OPTIMIZERS = ("adam", "lbfgs")
+AUTO_OPTIMIZER = "auto"  # L-BFGS wherever it applies, else Adam (`resolve_optimizer`), chosen when a run starts
+OPTIMIZERS = (AUTO_OPTIMIZER, "adam", "lbfgs", "lbfgsb")
+LBFGS_OPTIMIZERS = ("lbfgs", "lbfgsb")  # in the compiled step (`optim.lbfgs.LBFGS`), and scipy's L-BFGS-B
+ADAM_FIELDS = ("learning_rate", "beta_1", "beta_2", "epsilon", "warmup_steps", "lr_decay", "ema")  # Adam's alone
 PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/network/folding.py)
 AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), made when a run starts
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
@@ -158,10 +161,13 @@ class StyleConfig:
         kind="float", check=number(zero=True), default_text=f"0; {fields.number_text(VIDEO_TEMPORAL_WEIGHT)} for "
                                                              "nstkit video", group=_VIDEO)
     optimizer: str = option(
-        "adam", help="adam (the seed's), or lbfgs: scipy's L-BFGS-B, which keeps pixels in range by its bounds; "
-                     "a step is then one function evaluation, and the Adam settings do not apply",
+        AUTO_OPTIMIZER, help="auto: lbfgs wherever it applies (one whole image, the same loss every step), else "
+                             "adam, and the run record says which and why; adam: the seed's; lbfgs: L-BFGS in the "
+                             "compiled step (a step is one function evaluation; the Adam settings do not apply); "
+                             "lbfgsb: scipy's L-BFGS-B on the host, the reference lbfgs is tested against",
         kind="str", check=one_of(OPTIMIZERS), choices=OPTIMIZERS, widget=("choice", *OPTIMIZERS),
-        tiles=(lambda value: value == "adam", "optimizer adam (the moving windows change the loss every step)"))
+        tiles=(lambda value: value in ("adam", AUTO_OPTIMIZER),
+               "optimizer adam (the moving windows change the loss every step)"))
     learning_rate: float | None = option(
         help="Adam learning rate", kind="float", check=number(zero=False), flag="--lr", aliases=("--learning-rate",),
         default_text=_lr_text(), widget=("log", -2, 2, 0.1))
@@ -362,17 +368,18 @@ class StyleConfig:
                                        or self.coarse_factor != OPTIONS["coarse_factor"][0].default):
             raise NstkitError("coarse_factor and coarse_steps shape the coarse levels, and coarse_levels is 0: "
                               "give coarse_levels N, or drop them")
-        if self.optimizer == "lbfgs" and self.jitter:
-            raise NstkitError("optimizer lbfgs needs the same loss at every step, and jitter shifts the image each "
-                              "step: drop jitter or use optimizer adam")
+        chosen = self.optimizer
+        if chosen in LBFGS_OPTIMIZERS and self.jitter:
+            raise NstkitError(f"optimizer {chosen} needs the same loss at every step, and jitter shifts the image "
+                              "each step: drop jitter or use optimizer adam")
         adam_only = {name: getattr(self, name) for name in ("warmup_steps", "lr_decay", "ema")
                      if getattr(self, name) not in (OPTIONS[name][0].default, 0)}
-        if self.optimizer == "lbfgs" and adam_only:
+        if chosen in LBFGS_OPTIMIZERS and adam_only:
             raise NstkitError(f"{', '.join(f'{k}={v}' for k, v in adam_only.items())} shape Adam's steps, and "
-                              "optimizer lbfgs takes its own: drop them, or use optimizer adam")
-        if self.optimizer == "lbfgs" and self.precision == "float16":
-            raise NstkitError("optimizer lbfgs with precision float16 would need loss scaling in its line search: "
-                              "use precision bfloat16 or float32")
+                              f"optimizer {chosen} takes its own: drop them, or use optimizer adam")
+        if chosen in LBFGS_OPTIMIZERS and self.precision == "float16":
+            raise NstkitError(f"optimizer {chosen} with precision float16 would need loss scaling in its line "
+                              "search: use precision bfloat16 or float32")
         if self.normalize_style_layers and self.style_loss != "gram":
             raise NstkitError(f"normalize_style_layers scales the Gram loss per layer, and style_loss "
                               f"{self.style_loss} is normalised per layer already: drop one")
@@ -532,3 +539,35 @@ def precision_from_environment() -> str | None:
 
 def _first(*values):
     return next(v for v in values if v is not None)
+
+
+def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = False
+                      ) -> tuple["StyleConfig", str | None]:
+    """``config`` (as given, or as `StyleConfig.resolved` fills it) with optimizer "auto" replaced by what suits
+    the run, and why (the run record's ``optimizer_chosen``); any optimizer given is kept, with None.
+
+    L-BFGS (`optim.lbfgs.LBFGS`) wherever it applies: it reaches the seed's
+    500-step loss in several times fewer evaluations than Adam takes steps, each
+    about as cheap as an Adam step (BENCHMARKS.md, "Time to quality"). Adam
+    where L-BFGS's line search needs what the run does not give: the same loss
+    at every step (jitter and tiles change it), one image (a batch would share
+    one search), no loss scaling (float16); where the user set any of Adam's
+    own fields (`ADAM_FIELDS`: they ask for Adam); and for a video's frames,
+    whose few warm-started steps each were tuned with Adam (`api.video`).
+    """
+    if config.optimizer != AUTO_OPTIMIZER:
+        return config, None
+    # Adam's fields set to other than their defaults, as given or as `resolved` fills them in.
+    filled = config.replace(**{name: OPTIONS[name][0].default for name in ADAM_FIELDS})._filled()
+    adam_set = [name for name in ADAM_FIELDS
+                if getattr(config, name) not in (OPTIONS[name][0].default, getattr(filled, name))]
+    because = (f"a batch of {batch} (one line search would couple the members)" if batch > 1 else
+               "video frames (a few warm-started steps each, tuned with Adam)" if video else
+               "tiles (the moving windows change the loss every step)" if config.tile_size else
+               "jitter (the loss changes every step)" if config.jitter else
+               "precision float16 (L-BFGS's line search has no loss scaling)" if config.precision == "float16" else
+               f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
+    if because:
+        return config.replace(optimizer="adam"), f"auto: adam, for {because}"
+    return config.replace(optimizer="lbfgs"), ("auto: lbfgs, for one whole image with the same loss every step "
+                                               "(fewer evaluations than Adam takes steps, each as cheap)")

@@ -59,14 +59,31 @@ def build_record(**fields: Any) -> dict[str, Any]:
 
 
 def record_path(image_path: os.PathLike | str) -> Path:
-    """``out.png`` -> ``out.json``."""
+    """``out.png`` -> ``out.png.json``: the whole file name, so ``out.png`` and ``out.tif`` in one folder never
+    share a record. Records before nstkit 0.2 were ``out.json`` (`legacy_record_path`); `RunRecord.read` still
+    finds them."""
+    path = Path(image_path)
+    return path.with_name(f"{path.name}.json")
+
+
+def legacy_record_path(image_path: os.PathLike | str) -> Path:
+    """Where nstkit before 0.2 wrote an image's record: ``out.png`` -> ``out.json`` (one per stem, so a second
+    output of another format replaced it)."""
     return Path(image_path).with_suffix(".json")
 
 
 def write_record(image_path: os.PathLike | str, record: Mapping[str, Any]) -> Path:
     """Write the record beside the image, atomically, with canonical (sorted, indented) JSON."""
-    path = record_path(image_path)
-    data = record.to_dict() if isinstance(record, RunRecord) else dict(record)
+    return write_json(record_path(image_path), record.to_dict() if isinstance(record, RunRecord) else dict(record))
+
+
+def write_json(path: os.PathLike | str, data: Any) -> Path:
+    """Write ``data`` to ``path`` atomically as canonical JSON (sorted keys, indented, a final newline).
+
+    Every JSON file nstkit writes (run records, sweep summaries) goes through here, so they all diff cleanly and
+    read the same; numpy numbers and arrays become plain JSON, anything else unknown its ``str``.
+    """
+    path = Path(path)
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=True, default=_jsonable)
         handle.write("\n")
@@ -76,7 +93,7 @@ def write_record(image_path: os.PathLike | str, record: Mapping[str, Any]) -> Pa
 def _jsonable(value: Any) -> Any:
     if isinstance(value, RunRecord):
         return value.to_dict()
-    if isinstance(value, (np.floating, np.integer)):
+    if isinstance(value, np.generic):  # numpy numbers and bools: the Python value, not its str
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -130,6 +147,7 @@ class RunRecord(Mapping):
     style_sizes: list[list[int]] = field(default_factory=list)  # (height, width) each style's statistics came from
     # What only some runs have (left out of the JSON when None).
     precision_chosen: str | None = None  # why precision "auto" chose what it chose
+    optimizer_chosen: str | None = None  # why optimizer "auto" chose what it chose
     regions: list[dict[str, Any]] | None = None  # a mask's regions: colour, style, share of the image
     batch: dict[str, int] | None = None  # a `stylize_batch` member: size and index
     stopped_by: str | None = None  # the signal that stopped it: SIGINT or SIGTERM
@@ -155,7 +173,7 @@ class RunRecord(Mapping):
         return {**self.extra, **data}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
         """A record of any version nstkit has written, upgraded to this one's fields (see `_upgrade`)."""
         data = _upgrade(dict(data))
         known = {spec.name for spec in dataclasses.fields(cls)} - {"extra"}
@@ -166,10 +184,13 @@ class RunRecord(Mapping):
                    extra={k: v for k, v in data.items() if k not in known})
 
     @classmethod
-    def read(cls, path: os.PathLike | str) -> "RunRecord":
-        """The record in ``path`` (a .json, or the image it sits beside), one line if it is not one."""
-        path = Path(path)
-        path = path if path.suffix == ".json" else record_path(path)
+    def read(cls, path: os.PathLike | str) -> RunRecord:
+        """The record in ``path`` (a .json, or the image it sits beside), one line if it is not one.
+
+        Beside an image, its own record (``out.png.json``); failing that, one written before 0.2
+        (``out.json``), if that one was written for this image.
+        """
+        path = _record_for(Path(path))
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
@@ -190,7 +211,24 @@ class RunRecord(Mapping):
         return len(self.to_dict())
 
 
-_OPTIONAL = ("precision_chosen", "regions", "batch", "stopped_by", "resumed_at_step", "checkpoints", "output",
+def _record_for(path: Path) -> Path:
+    """The record file ``path`` names: itself if a .json, else the record beside that image (see `read`)."""
+    if path.suffix == ".json":
+        return path
+    current, legacy = record_path(path), legacy_record_path(path)
+    if current.exists() or not legacy.exists():
+        return current
+    try:
+        written_for = json.loads(legacy.read_text()).get("output")
+    except (OSError, ValueError, AttributeError):
+        return legacy  # read() says what is wrong with it
+    if written_for is not None and Path(written_for).name != path.name:
+        raise NstkitError(f"{legacy} is the record of {Path(written_for).name}, not of {path.name}, and {path.name} "
+                          f"has no record of its own ({current}): give the record's .json path")
+    return legacy
+
+
+_OPTIONAL = ("precision_chosen", "optimizer_chosen", "regions", "batch", "stopped_by", "resumed_at_step", "checkpoints", "output",
              "asked_for", "encoding")
 _REQUIRED = ("config", "inputs", "steps_run")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.catalog import MIN_IMAGE_SIDE
-from ..core.config import StyleConfig
+from ..core.config import StyleConfig, resolve_optimizer
 from ..core.errors import NstkitError
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -131,7 +131,7 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
     """
     from ..network.device import resolve_precision
 
-    config = resolve_precision(config)[0].resolved()  # "auto": the precision the run will take here
+    config = resolve_optimizer(resolve_precision(config)[0], batch=batch)[0].resolved()  # "auto": what the run will take here
     if config.backbone != "resnet50":
         raise NstkitError(f"memory estimates are calibrated for resnet50 only, not {config.backbone}")
     if min(height, width) < MIN_IMAGE_SIDE:
@@ -159,13 +159,19 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
         "image buffers": image_buffers,
         "targets": targets,
     }
+    values = 3 * height * width
     if config.optimizer == "lbfgs":
+        # Counted, not measured: in-graph L-BFGS keeps 2 x memory correction pairs, the iterate, its gradient,
+        # the direction and the box's two bounds in float32 (`optim.lbfgs.LBFGS`); Adam's two slots are absent.
+        from ..optim.lbfgs import MEMORY
+
+        breakdown["lbfgs state"] = 4 * values * (2 * MEMORY + 5) - 4 * values * 2
+    elif config.optimizer == "lbfgsb":
         # Counted, not measured: scipy's L-BFGS-B keeps 2 x memory correction vectors, its workspace (about
         # 6 more) and the two bounds in float64, one value per pixel and channel; the float64 point and
         # gradient the engine hands over add two more. Adam's two float32 slots are then absent.
-        from ..optim.optimizers import LBFGSB
+        from ..optim.lbfgs import LBFGSB
 
-        values = 3 * height * width
         breakdown["lbfgs state"] = 8 * values * (2 * LBFGSB.memory + 6 + 2 + 2) - 4 * values * 2
     return MemoryEstimate(sum(breakdown.values()), breakdown, height, width, config.preset, config.precision,
                           details={"activation_bytes": activations, "style_activation_bytes": style_activations,

@@ -75,6 +75,14 @@ def read_clip(source: str | os.PathLike, *, fps: float | None = None, max_dim: i
     return _read_video(path, max_dim)
 
 
+def downscaled(clip: Clip, max_dim: int | None) -> Clip:
+    """``clip`` with its long side at most ``max_dim``, as `read_clip` would have read it: a clip made in memory
+    may be larger, and its frames must be the size the runs see, or the flow between them would not fit."""
+    if max_dim is None or max(clip.size) <= max_dim:
+        return clip
+    return Clip([_resized(frame, max_dim) for frame in clip.frames], clip.fps, clip.source, clip.names)
+
+
 def _resized(frame: np.ndarray, max_dim: int | None) -> np.ndarray:
     from .images import resize_max_dim
 
@@ -137,7 +145,11 @@ def check_video_output(path: str | os.PathLike, inputs: tuple = ()) -> Path:
 
 def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write ``frames`` (uint8 RGB, one size) as an H.264 MP4, atomically: a reader never sees half a file,
-    and an existing file is replaced only once the new one is whole."""
+    and an existing file is replaced only once the new one is whole.
+
+    A folder that cannot take it (full, read-only, gone) raises `OSError`, as any write does: ffmpeg failing
+    as it finishes the file (no room for its index) is not raised by imageio, so the file is probed first.
+    """
     import tempfile
 
     import imageio
@@ -158,6 +170,8 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float)
         with writer:
             for frame in frames:
                 writer.append_data(np.asarray(frame, np.uint8))
+        if "Input #0" not in _probe(Path(temporary)):
+            raise OSError(f"ffmpeg could not finish {path.name} (is the disk full?)")
         from ..core.files import _output_mode
 
         os.chmod(temporary, _output_mode(path))  # mkstemp's 0600 would hide the clip from other users

@@ -8,7 +8,10 @@ to each layer's resolution (`losses.moments`). Two kinds of mask:
   appear reading the mask row by row from the top-left (a left/right split
   gives the left region the first style). Black, if present, is unstyled:
   its pixels keep the content's own statistics (`Regions.at`). Anti-aliased edges are folded into
-  the nearest main colour (one covering at least `MIN_REGION_SHARE` of the mask, 2%).
+  the nearest main colour (one covering at least `MIN_REGION_SHARE` of the mask, 2%). Which colours are
+  main is decided once, on the mask at its own size (at most `ANALYSIS_DIM`), never at the run's size: a
+  thin region is a region at ``--max-dim 96`` exactly when it is one at 384. A flat colour under 2% that is
+  no edge's blend is folded into its neighbours with a warning that names it.
 - a **grayscale** mask (every pixel R = G = B): one style, applied with the
   mask's brightness as its weight (white: styled, black: the content kept).
 
@@ -22,12 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..core.errors import NstkitError
+from ..core.errors import NstkitError, warn
 from .images import load_image
 
 MIN_REGION_SHARE = 0.02  # a colour covering less of the mask is an edge's blend (or a speck), not a region
 UNSTYLED = (0, 0, 0)
 MAX_ASPECT_MISMATCH = 0.02
+ANALYSIS_DIM = 1024  # the long side at which the main colours are found, whatever the run's size
+BLEND_TOLERANCE = 24.0  # RGB distance within which a colour is a blend of two main colours (an edge)
+WARN_DROPPED_SHARE = 0.001  # flat colours dropped, together covering at least this much: said in a warning
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ def load_regions(path: str, content_shape: tuple[int, int], style_count: int) ->
             raise NstkitError(f"mask {path} is black everywhere, so nothing would be styled: paint the region to "
                               "style white")
         return Regions(weights.astype(np.float32), ("gray",), bool(weights.min() < 1.0))
-    colours, labels = _regions(rgb)
+    colours = _main_colours(load_image(path, ANALYSIS_DIM, what="mask", check_min_size=False), path)
+    labels = _nearest(rgb, colours)
     styled = [colour for colour in colours if colour != UNSTYLED]
     if len(styled) != style_count:
         names = ", ".join(_hex(c) for c in styled)
@@ -93,18 +100,44 @@ def load_regions(path: str, content_shape: tuple[int, int], style_count: int) ->
     return Regions(weights.astype(np.float32), tuple(_hex(c) for c in styled), UNSTYLED in colours)
 
 
-def _regions(rgb: np.ndarray) -> tuple[list[tuple[int, int, int]], np.ndarray]:
-    """The main colours in reading order, and each pixel's region (its nearest main colour)."""
-    flat = rgb.reshape(-1, 3)
+def _main_colours(pixels: np.ndarray, path: str) -> list[tuple[int, int, int]]:
+    """The colours covering at least `MIN_REGION_SHARE` of the mask, in reading order; a warning for flat colours
+    left out that are no blend of two main ones (a region painted too small, not an anti-aliased edge)."""
+    flat = np.round(pixels).astype(np.int64).reshape(-1, 3)
     values, first, counts = np.unique(flat, axis=0, return_index=True, return_counts=True)
     main = counts >= MIN_REGION_SHARE * len(flat)
     if not main.any():
         raise NstkitError("the mask has no colour covering even 2% of it: give flat colour regions")
     order = np.argsort(first[main])
     colours = [tuple(int(v) for v in values[main][i]) for i in order]
+    dropped = ~main & (_distance_to_blends(values, np.asarray(colours, np.float64)) > BLEND_TOLERANCE)
+    if counts[dropped].sum() >= WARN_DROPPED_SHARE * len(flat):
+        biggest = np.argsort(-counts * dropped)[: min(3, int(dropped.sum()))]
+        named = ", ".join(f"{_hex(tuple(values[i]))} ({counts[i] / len(flat):.1%})" for i in biggest)
+        warn(f"mask {path}: {named} cover(s) under {MIN_REGION_SHARE:.0%} of the mask each, so they are not regions "
+             "of their own and take the nearest region's style: paint them larger to give them a style")
+    return colours
+
+
+def _distance_to_blends(values: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each colour's RGB distance to the nearest blend of two main colours (a segment between them), or to the
+    nearest main colour when there is one."""
+    best = np.sqrt(((values[:, None, :] - palette[None]) ** 2).sum(-1)).min(axis=1)
+    for a in range(len(palette)):
+        for b in range(a + 1, len(palette)):
+            direction = palette[b] - palette[a]
+            t = np.clip((values - palette[a]) @ direction / (direction @ direction), 0, 1)
+            closest = palette[a] + t[:, None] * direction
+            best = np.minimum(best, np.sqrt(((values - closest) ** 2).sum(-1)))
+    return best
+
+
+def _nearest(rgb: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:
+    """Each pixel's region: the index of its nearest main colour."""
+    flat = rgb.reshape(-1, 3)
     palette = np.asarray(colours, np.int64)
     distance = ((flat[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
-    return colours, distance.argmin(axis=1).reshape(rgb.shape[:2])
+    return distance.argmin(axis=1).reshape(rgb.shape[:2])
 
 
 def _hex(colour: tuple[int, int, int]) -> str:

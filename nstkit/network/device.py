@@ -196,7 +196,7 @@ def resolve_precision(config):
     else:
         why = "no native bfloat16 on this CPU"
     if choice != "float32":
-        cost = ("L-BFGS in {} stalls above float32's loss" if config.optimizer == "lbfgs"
+        cost = ("L-BFGS in {} stalls above float32's loss" if config.optimizer != "adam"
                 else "Adam in {} ends above float32's loss").format(choice)
         if choice == "float16":  # never measured: it would need loss scaling, which L-BFGS's line search lacks
             cost = "float16 needs loss scaling (unmeasured here)"

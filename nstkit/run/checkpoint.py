@@ -17,7 +17,9 @@ checkpoint is refused in one line that says what differs.
 
 Written every ``every`` steps (by default about once a minute, once a run
 is long enough for a minute to matter: `AUTO_AFTER_SECONDS`), when a run is
-stopped, and removed when it finishes.
+stopped, and removed when it finishes. A checkpoint already there is a killed
+run's work: a new run neither resumes nor replaces it unless asked
+(``resume``, or ``overwrite``; `check_start`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ AUTO_DECIDE_AFTER_STEPS = 3  # the step time is measured over this many steps be
 
 
 def checkpoint_path_for(output: Path) -> Path:
-    """``out.png`` -> ``out.checkpoint.npz``: where the CLI keeps a run's checkpoint."""
+    """``out.png`` -> ``out.png.checkpoint.npz``: where the CLI keeps a run's checkpoint (the whole name, as the
+    run record's: runs to ``out.png`` and ``out.tif`` in one folder never share one)."""
     output = Path(output)
-    return output.with_name(f"{output.stem}.checkpoint.npz")
+    return output.with_name(f"{output.name}.checkpoint.npz")
 
 
 def signature(configs: list[dict], inputs: list[dict], stages: list[dict]) -> str:
@@ -53,6 +56,31 @@ def signature(configs: list[dict], inputs: list[dict], stages: list[dict]) -> st
     digests = [{name: value.get("sha256") for name, value in member.items()} for member in inputs]
     text = json.dumps({"configs": configs, "inputs": digests, "stages": stages}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_start(path: Path, resume: bool, overwrite: bool) -> None:
+    """Before a run: one line if ``resume`` has no checkpoint to continue, or if a checkpoint is there and the
+    run would replace it without being asked (a rerun of a killed command without ``resume``)."""
+    path = Path(path)
+    if resume and overwrite:
+        raise NstkitError("resume continues the checkpoint and overwrite replaces it: give one of them")
+    if resume and not path.exists():
+        raise NstkitError(f"no checkpoint to resume at {path}: the run finished or never wrote one; "
+                          "run it again without resume (--resume)")
+    if not resume and not overwrite and path.exists():
+        raise NstkitError(f"a stopped run's checkpoint is at {path} ({progress_of(path)}): continue it with resume "
+                          "(--resume), or start afresh with overwrite (--overwrite), which replaces it")
+
+
+def progress_of(path: Path) -> str:
+    """'step 70 of 150' for the checkpoint at ``path``, read without loading its arrays; 'damaged' if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+        done, planned = meta["steps_done"], meta.get("steps_planned")
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return "damaged: it cannot be resumed"
+    return f"step {done} of {planned}" if planned is not None else f"step {done}"
 
 
 @dataclass
@@ -74,6 +102,7 @@ class Checkpointing:
     path: Path
     every: int | None = None
     resume: bool = False
+    overwrite: bool = False  # replace a checkpoint already there (else the run refuses: `check_start`)
     on_failure: Any = None  # called with one line if a checkpoint cannot be written (the run goes on without)
     seconds_writing: float = field(default=0.0, init=False)  # what checkpoints cost this run
     written: int = field(default=0, init=False)
@@ -86,6 +115,9 @@ class Checkpointing:
         if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, int)
                                        or self.every < 0):
             raise NstkitError(f"checkpoint_every must be a whole number of steps >= 0 (0: none), got {self.every!r}")
+        check_start(self.path, self.resume, self.overwrite)
+        if self.overwrite and self.path.exists():
+            self.remove()  # asked to start afresh: a stop before this run's first checkpoint must not offer the old one
 
     def decide(self, steps_done: int, steps_left: int, seconds_per_step: float | None) -> None:
         """With ``every`` None, choose it once the step time is known: on for runs longer than a few minutes."""
@@ -124,9 +156,7 @@ class Checkpointing:
 
     def read(self, expected_signature: str, configs: list[dict]) -> Saved:
         """The checkpoint to resume from; one line if there is none, or it is another run's."""
-        if not self.path.exists():
-            raise NstkitError(f"no checkpoint to resume at {self.path}: the run finished or never wrote one; "
-                              "run it again without resume")
+        check_start(self.path, resume=True, overwrite=False)  # still there (it was when the run was set up)
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

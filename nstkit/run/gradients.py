@@ -48,7 +48,7 @@ from ..media.tiles import (
     window_shape,
     windows_of,
 )
-from ..optim.optimizers import RestartingLBFGSB
+from ..optim.lbfgs import INITIAL_STEP, LBFGS, RestartingLBFGSB
 
 
 @runtime_checkable
@@ -119,13 +119,21 @@ class WholeImage:
         self.jitter_rng = tf.random.Generator.from_seed(state.configs[0].seed)
         if restored is not None:
             self.jitter_rng.reset(restored[1]["jitter_state"])
-        # No in-graph optimiser: scipy's L-BFGS-B drives, one evaluation per step (`optim.RestartingLBFGSB`).
-        self.lbfgs = None
-        if state.optimizer is None:
+        # L-BFGS lives here, not in the state: it starts afresh each stage. In the compiled step (`optim.lbfgs.LBFGS`);
+        # or scipy's L-BFGS-B driving from the host, one evaluation per step (`optim.lbfgs.RestartingLBFGSB`).
+        self.lbfgs = self.scipy = None
+        optimizer = state.configs[0].optimizer
+        if optimizer == "lbfgs":
+            self.lbfgs = LBFGS(self.param.variable, self.param.bounds(),
+                               initial_step=INITIAL_STEP[state.configs[0].param])
+            if restored is not None:
+                self.lbfgs.restore(*restored)
+        elif optimizer == "lbfgsb":
             meta = restored[0] if restored else {}
-            self.lbfgs = RestartingLBFGSB(self.param.bounds(), stage.steps, meta.get("evaluations", 0),
+            self.scipy = RestartingLBFGSB(self.param.bounds(), stage.steps, meta.get("evaluations", 0),
                                           meta.get("lbfgs_restarts"))
-        self.compiled_step = self._evaluate_function() if self.lbfgs else self._step_function()
+        self.compiled_step = (self._evaluate_function() if self.scipy else
+                              self._lbfgs_step_function() if self.lbfgs else self._step_function())
         self._score = self._score_function()
         self.average_kept: list[bool] | None = None  # per member, whether the moving average beat every step
 
@@ -163,8 +171,27 @@ class WholeImage:
 
         return step
 
+    def _lbfgs_step_function(self):
+        """L-BFGS's step: the loss and gradient at its trial point (which may win "best"), then its next point."""
+        import tensorflow as tf
+
+        state, param, variable, lbfgs = self.state, self.param, self.param.variable, self.lbfgs
+
+        @tf.function(jit_compile=state.jit_compile)
+        def step():
+            with tf.GradientTape() as tape:
+                image = param.image()
+                total, terms = self._loss_terms(image)
+            gradient = tape.gradient(total, variable)
+            state.keep_if_best(image, terms[:, 0])
+            lbfgs.propose(total, gradient)
+            state.updates.assign_add(1)
+            return tf.concat([terms, state.best.loss[:, None]], axis=1)
+
+        return step
+
     def _evaluate_function(self):
-        """L-BFGS: the loss and gradient at the point scipy picked; that image may win "best"."""
+        """scipy's L-BFGS-B: the loss and gradient at the point scipy picked; that image may win "best"."""
         import tensorflow as tf
 
         state, param, variable = self.state, self.param, self.param.variable
@@ -207,21 +234,23 @@ class WholeImage:
         self.jitter_rng.reset_from_seed(self.state.configs[0].seed)
         self.average_kept = None
         if self.lbfgs is not None:
-            self.lbfgs.reset(stage.steps)
+            self.lbfgs.reset()
+        if self.scipy is not None:
+            self.scipy.reset(stage.steps)
 
     def step(self) -> np.ndarray | None:
         """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
 
-        With L-BFGS: one function evaluation at scipy's next point; None once it can go no further.
+        With scipy's L-BFGS-B: one function evaluation at scipy's next point; None once it can go no further.
         """
-        if self.lbfgs is None:
+        if self.scipy is None:
             return self.compiled_step().numpy()
-        point = self.lbfgs.next_point(self._best_point)
+        point = self.scipy.next_point(self._best_point)
         if point is None:
             return None
         values, gradient = self.compiled_step(point)
         values = values.numpy()
-        self.lbfgs.answer(values[:, 0].sum(), gradient.numpy())
+        self.scipy.answer(values[:, 0].sum(), gradient.numpy())
         return values
 
     def _best_point(self, ended) -> np.ndarray:
@@ -237,14 +266,14 @@ class WholeImage:
         return self.param.variable.numpy()
 
     def finish(self) -> None:
-        """The last update's image has no loss yet; score it so it can win "best" (L-BFGS scored every point)."""
-        if self.lbfgs is None:
+        """The last update's image has no loss yet; score it so it can win "best" (scipy's scored every point)."""
+        if self.scipy is None:
             self.average_kept = self._score().numpy().tolist()
 
     def close(self) -> None:
-        """End L-BFGS's driver thread, if one runs."""
-        if self.lbfgs is not None:
-            self.lbfgs.close()
+        """End scipy's driver thread, if one runs."""
+        if self.scipy is not None:
+            self.scipy.close()
 
     def traces(self) -> int:
         return self.compiled_step.experimental_get_tracing_count()
@@ -252,15 +281,20 @@ class WholeImage:
     def describe(self, member: int) -> dict[str, Any]:
         if self.lbfgs is not None:
             return self.lbfgs.describe()
+        if self.scipy is not None:
+            return self.scipy.describe()
         return {"ema_kept": self.average_kept[member]} if self.state.average is not None and self.average_kept else {}
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """What a checkpoint needs to take the next step as this source would: the jitter generator's state.
 
-        L-BFGS's curvature memory lives in scipy: a resumed stage restarts it (see `optim.optimizers.LBFGSB`).
+        In-graph L-BFGS's whole state, so a resumed stage takes the same steps; scipy's curvature memory lives in
+        scipy, and a resumed stage restarts it (see `optim.lbfgs.LBFGSB`).
         """
-        meta = self.lbfgs.snapshot() if self.lbfgs is not None else {}
-        return meta, {"jitter_state": self.jitter_rng.state.numpy()}
+        meta, arrays = self.lbfgs.snapshot() if self.lbfgs is not None else ({}, {})
+        if self.scipy is not None:
+            meta = self.scipy.snapshot()
+        return meta, {**arrays, "jitter_state": self.jitter_rng.state.numpy()}
 
 
 class TiledWindows:

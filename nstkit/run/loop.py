@@ -200,6 +200,7 @@ class _Run:
         source_meta, source_arrays = source.snapshot()
         meta = {"signature": self.signature, "configs": self.config_dicts, "stage": stage,
                 "step_in_stage": len(stage_times), "steps_done": len(self.histories[0]["total"]),
+                "steps_planned": self.total_steps,
                 "stage_times": list(stage_times), "histories": self.histories, "described": self.described,
                 "described_members": self.described_members, "state": state_meta, "source": source_meta}
         return Saved(meta, {**arrays, **source_arrays})

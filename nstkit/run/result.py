@@ -115,7 +115,7 @@ class Result:
             return None
         config = record["config"]
         lbfgs_fits = not (config.get("jitter") or config.get("tile_size"))  # what L-BFGS refuses
-        tries = ("more --steps" if config.get("optimizer") == "lbfgs" else
+        tries = ("more --steps" if config.get("optimizer") in ("lbfgs", "lbfgsb") else
                  f"a lower --lr than {config['learning_rate']:g} (e.g. a quarter), --warmup-steps 10, more --steps"
                  + (", or --optimizer lbfgs" if lbfgs_fits else ""))
         if best == 0:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..core.config import StyleConfig
+from ..core.config import LBFGS_OPTIMIZERS, StyleConfig
 from ..media.images import deprocess
 
 if TYPE_CHECKING:
@@ -141,8 +141,8 @@ class RunState:
         """
         config = self.configs[0]
         self.param = make_param(config, _stacked(start_rgbs))
-        if config.optimizer == "lbfgs":
-            self.optimizer = None  # scipy's L-BFGS-B, driven by the stage's source, starts afresh each stage
+        if config.optimizer in LBFGS_OPTIMIZERS:
+            self.optimizer = None  # L-BFGS lives in the stage's source and starts afresh each stage
         elif self.optimizer is None:
             self.optimizer = make_adam(config, self.param.variable, self.learning_rates())
         else:
@@ -201,7 +201,7 @@ class RunState:
         config = self.configs[0]
         self.param = make_param(config, np.zeros((len(self.configs), *arrays["best_image"].shape[1:]), np.float32))
         self.param.variable.assign(arrays["param"])
-        self.optimizer = None if config.optimizer == "lbfgs" else make_adam(
+        self.optimizer = None if config.optimizer in LBFGS_OPTIMIZERS else make_adam(
             config, self.param.variable, self.learning_rates(), step=meta["adam_step"],
             moments=(arrays["adam_m"], arrays["adam_v"]))
         self.average = None

@@ -11,13 +11,18 @@ job; the local process pool; Dask), `results` (table, CSV, JSON) and `sheet`
 (the contact sheet); this module ties them together. Every job's config is
 validated before the first one is submitted; a job that fails while running
 only loses its own row's image (its row says why). Ctrl-C or SIGTERM stop
-the whole sweep within a step, workers included.
+the whole sweep within a step, workers included. A folder that fills up,
+turns read-only or vanishes mid-sweep loses nothing computed: each run's
+image and record, and the summary, go to a rescue place and say where
+(`Result.save`, `_save_summary`), and a summary is written whole or not at
+all (`results.write_summary`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +33,9 @@ from PIL import Image
 
 from ..api.progress import wanted
 from ..core.config import StyleConfig
-from ..core.errors import NstkitError
+from ..core.errors import NstkitError, warn
+from ..core.files import reason
+from ..core.record import RunRecord, legacy_record_path, record_path
 from ..media.checks import INPUT_FIELDS, check_inputs
 from ..media.images import ImageInput, check_output_path
 from ..run.signals import sigterm_as_interrupt
@@ -46,7 +53,7 @@ from .jobs import (
     row_from_record,
     run_job,
 )
-from .results import SUMMARY_FILES, SweepResult
+from .results import SUMMARY_FILES, SweepResult, write_summary
 from .sheet import SHEET_GAP, thumbnail
 
 __all__ = ["sweep", "SweepResult", "SweepJob", "expand_grid", "parse_grid", "grid_axes", "short_value", "run_job",
@@ -71,14 +78,21 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     sheet and sweep.json there; existing sweep outputs are refused unless
     ``overwrite``, or ``resume``: then the points whose image and run record
     are already there (for the same config) are taken from them, and only
-    the others run. ``on_row`` sees each row as its job finishes. A worker
-    process that dies fails only its own row; the sweep goes on. ``progress``: one bar over every run's steps
-    (the local pool's workers report each run's steps as they go; another executor's runs count when they
-    end); None shows it in notebooks and terminals only.
+    the others run (a damaged one runs again, with a warning: `_finished`).
+    ``on_row`` sees each row as its job finishes. A worker process that dies
+    fails only its own row; the sweep goes on. ``progress``: one bar over
+    every run's steps (the local pool's workers report each run's steps as
+    they go; another executor's runs count when they end); None shows it in
+    notebooks and terminals only.
 
     From a script, the local pool's worker processes import the script again (Python's "spawn" start):
     a sweep at a script's top level must sit under ``if __name__ == "__main__":``, and is refused at once
     without it.
+
+    When ``out_dir`` cannot take what a sweep computed (full, read-only, deleted), nothing is lost: a run's
+    image and record go to a rescue place (`Result.save`) and its row's ``save_error`` says where
+    (`SweepResult.unsaved` lists those rows); the summary goes whole to a rescue folder, and `OutputNotSaved`
+    (exit status 74 in the CLI) says where, the result as its ``result``.
     """
     if executor is None:
         check_main_guard()  # before anything is read or made: the refusal leaves nothing behind
@@ -132,26 +146,62 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
 
 
 def _save_summary(result: SweepResult, out_dir: Path) -> None:
-    """The table, sheet and sweep.json in ``out_dir``; if it cannot take them, in a rescue folder, and say so."""
-    from ..core.files import reason, rescue_paths
+    """The table, sheet and sweep.json in ``out_dir`` (all or none: `write_summary`); if it cannot take them,
+    in a rescue folder (`files.rescue_paths`), and `OutputNotSaved` says where, with the result attached.
+
+    ``out_dir`` itself is never made again (it vanished: the summary goes elsewhere, not into a new empty
+    folder), and a rescue folder that could not take them is removed, so no empty one is left behind.
+    """
+    from ..core.files import rescue_paths
     from ..run.result import OutputNotSaved
 
     try:
-        result.save(out_dir, overwrite=True)  # refused up front already if it held outputs
+        write_summary(result, out_dir)  # refused up front already if it held outputs
         return
-    except OSError as error:
+    except (OSError, NstkitError) as error:  # NstkitError: save_image found the folder gone
         problem = f"could not write the sweep's table and contact sheet in {out_dir} ({reason(error)})"
-    for place in rescue_paths(out_dir / "sweep"):
+    places = rescue_paths(out_dir / "sweep")
+    for place in places:
+        made = _make_folder(place, parents=place.parent != out_dir)
+        if not made:
+            continue
         try:
-            result.save(place, overwrite=True)
-        except OSError:
+            write_summary(result, place)
+        except (OSError, NstkitError):
+            _remove_empty(made)
             continue
         lost = OutputNotSaved(f"{problem}; wrote them to {place}", place)
         lost.result = result
         raise lost
-    lost = OutputNotSaved(f"{problem}, nor anywhere else: the rows and images are in the returned result")
+    lost = OutputNotSaved(f"{problem}, nor anywhere else ({', '.join(str(p.parent) for p in places)}): the rows and "
+                          "images are only in memory (this error's result)")
     lost.result = result
     raise lost
+
+
+def _make_folder(folder: Path, *, parents: bool) -> list[Path]:
+    """Make ``folder`` (and, with ``parents``, the folders above it that are missing): the ones made, innermost
+    first; [] if it could not be made or was there already (a rescue never writes into another's folder)."""
+    missing = [folder]
+    if parents:
+        while not missing[-1].parent.exists() and missing[-1].parent != missing[-1]:
+            missing.append(missing[-1].parent)
+    made = []
+    for each in reversed(missing):
+        try:
+            each.mkdir()
+        except OSError:
+            _remove_empty(made[::-1])
+            return []
+        made.append(each)
+    return made[::-1]
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove these folders, innermost first, each only if empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _gather(executor, jobs, content, style, outputs, inputs, on_row, bar=None) -> list[JobOutcome]:
@@ -188,7 +238,12 @@ def _gather(executor, jobs, content, style, outputs, inputs, on_row, bar=None) -
 
 
 def _save(outcome: JobOutcome, path: Path, inputs: tuple) -> str | None:
-    """Save a finished job's image and record; if that fails, where the result went instead goes in the row."""
+    """Save a finished job's image and record; where they went if not ``path``.
+
+    The run did not fail, so its ``error`` stays empty: its ``save_error`` says why they are not at ``path``
+    and where they went (`Result.save` rescues them), and ``output`` is that place (None if nowhere: the
+    image is then only in the returned result).
+    """
     from ..run.result import OutputNotSaved
 
     if outcome.result is None:
@@ -196,35 +251,81 @@ def _save(outcome: JobOutcome, path: Path, inputs: tuple) -> str | None:
     try:
         return str(outcome.result.save(path, protect=inputs))
     except OutputNotSaved as lost:
-        outcome.row["error"] = str(lost)
+        outcome.row["save_error"] = str(lost)
         return str(lost.saved_to) if lost.saved_to else None
 
 
 def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, JobOutcome]:
-    """The jobs a resumed sweep need not run: their image and record are there, for the same config."""
-    import json
+    """The jobs a resumed sweep need not run: their image and record are there, for the same config.
 
+    A point whose files are there but unusable (a record that is not JSON or not a whole run record, an image
+    that does not decode, a record of another config) is run again, with one warning naming the file and
+    what is wrong: resume is there to finish a sweep without a hand in it, and such a point holds nothing
+    to keep, so running it again is what deleting its files and resuming would do. The file stays as it is
+    until the new run's image and record replace it. The summaries are never read: they are written anew
+    from every row at the end. A record of an older nstkit (``000_x.json``, not ``000_x.png.json``) counts.
+    """
     from ..media.images import load_image
-    from ..network.device import resolve_precision
     from ..run.result import Result
 
     done = {}
     for job in jobs:
-        image, record_file = outputs[job.index], outputs[job.index].with_suffix(".json")
-        if not (image.exists() and record_file.exists()):
+        image = outputs[job.index]
+        record_file = next((p for p in (record_path(image), legacy_record_path(image)) if p.exists()), None)
+        if not image.exists() or record_file is None:
+            continue  # not run, or stopped before its record: run it
+        again = f"running point {job.index} ({job.label()}) again; its new image and record replace it"
+        config = job.config.resolved()
+        asked = json.loads(json.dumps(config.to_dict()))  # as JSON has it: tuples as lists
+        try:
+            record = RunRecord.from_dict(json.loads(record_file.read_text()))
+            row = row_from_record(job, record, record.get("host"))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:  # NstkitError is a ValueError
+            warn(f"resume: run record {record_file} is damaged ({_what_is_wrong(error)}): {again}")
+            continue
+        differs = _differing(record.config, asked)
+        if differs:
+            warn(f"resume: {image} was made with another config ({differs}): {again}")
             continue
         try:
-            record = json.loads(record_file.read_text())
-            config = resolve_precision(job.config)[0].resolved()  # as the run recorded it: "auto" made concrete
-            if record.get("config") != json.loads(json.dumps(config.to_dict())):
-                continue  # another run's output under this name: run the point again
-            pixels = load_image(image, what="finished sweep image").astype(np.uint8)
-        except (OSError, ValueError, NstkitError):
+            pixels = load_image(image, what="image").astype(np.uint8)
+        except (OSError, NstkitError) as error:  # its line without its fix, which is for an input image
+            warn(f"resume: {str(error).rsplit(': ', 1)[0] if isinstance(error, NstkitError) else reason(error)}: "
+                 f"{again}")
             continue
-        row = row_from_record(job, record, record.get("host"))
         row["output"] = str(image)
-        done[job.index] = JobOutcome(row, Result(pixels, {}, config, record))
+        chosen = {name: record.config[name] for name, value in asked.items()
+                  if value == _AUTO and name in record.config}  # what the run made of "auto"
+        done[job.index] = JobOutcome(row, Result(pixels, {}, config.replace(**chosen), record))
     return done
+
+
+def _what_is_wrong(error: BaseException) -> str:
+    """What is wrong with a run record, in a few words."""
+    if isinstance(error, NstkitError):
+        return str(error)
+    if isinstance(error, json.JSONDecodeError):
+        return f"not JSON: {error}"
+    if isinstance(error, (KeyError, TypeError, AttributeError)):
+        return f"not a whole run record: {type(error).__name__} {error}"
+    return reason(error)
+
+
+_AUTO = "auto"  # a field's value that the run chooses when it starts (precision, optimizer): its record says what
+
+
+def _differing(recorded: Any, wanted: dict[str, Any]) -> str:
+    """The config fields where a run record and a point differ, named: "steps 3, not 2".
+
+    A field the point asks as "auto" matches whatever the run chose for it (for its device and image): that
+    choice is what "auto" asked for, and the resolution is the run's to make, not the sweep's to repeat.
+    """
+    if not isinstance(recorded, dict):
+        return "no config"
+    names = sorted(name for name in {*recorded, *wanted}
+                   if recorded.get(name) != wanted.get(name) and wanted.get(name) != _AUTO)
+    shown = ", ".join(f"{name} {recorded.get(name)!r}, not {wanted.get(name)!r}" for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _check_inputs(content, styles, jobs: Sequence[SweepJob], *, local: bool) -> None:
@@ -247,7 +348,7 @@ def _plan_outputs(out_dir: Path, jobs: Sequence[SweepJob], overwrite: bool) -> d
     if out_dir.exists() and not out_dir.is_dir():
         raise NstkitError(f"output folder {out_dir} is a file: choose a folder")
     paths = {job.index: out_dir / f"{job.file_stem()}.png" for job in jobs}
-    planned = [*paths.values(), *(p.with_suffix(".json") for p in paths.values()),
+    planned = [*paths.values(), *(record(p) for p in paths.values() for record in (record_path, legacy_record_path)),
                *(out_dir / name for name in SUMMARY_FILES)]
     existing = [p.name for p in planned if p.exists()]
     if existing and not overwrite:

@@ -20,6 +20,7 @@ from ..core.catalog import BACKBONES, CATALOGS, LAYER_KINDS, layers_to_spec
 from ..core.config import OPTIONS, StyleConfig, init_is_path
 from ..core.errors import NstkitError, NstkitWarning
 from ..core.presets import all_presets
+from ..core.record import record_path
 from ..media.images import SUBSAMPLING, sample, sample_names
 from ..network.quiet import import_tensorflow_quietly
 from ..run.result import RunStopped
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue from OUTPUT.checkpoint.npz (same inputs and options): the same image as an "
                           "uninterrupted run")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start afresh even though OUTPUT.checkpoint.npz holds a stopped run, replacing it "
+                          "(without it, or --resume, such a run is refused)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_flags(run)
 
@@ -265,7 +269,7 @@ def _stylize(args: argparse.Namespace) -> int:
 def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     from ..media.checks import check_inputs
     from ..media.images import Encoding, check_output_path
-    from ..run.checkpoint import checkpoint_path_for
+    from ..run.checkpoint import check_start, checkpoint_path_for
 
     config = StyleConfig(**config_from_flags(args))
     resolved = config.resolved()
@@ -277,9 +281,7 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
     encoding = Encoding(args.bit_depth, args.quality, args.subsampling)
     encoding.check(output)
     checkpoint = checkpoint_path_for(output)
-    if args.resume and not checkpoint.exists():
-        raise NstkitError(f"--resume: no checkpoint {checkpoint} (the run finished, or never wrote one): "
-                          "run without --resume")
+    check_start(checkpoint, args.resume, args.overwrite)  # before TensorFlow loads: a stopped run's work is kept
     checked = check_inputs(args.content, styles, resolved)  # a bad input: one line, before TensorFlow loads
     content_shape, style_shapes = checked.content.shape[:2], checked.style_shapes  # the sizes the run takes
     del checked  # the run reads its own: these pixels would only hold memory while it runs
@@ -301,6 +303,7 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
         callbacks.append(_snapshot_saver(output, args.save_every, inputs, resolved))
     result = stylize(args.content, styles if len(styles) > 1 else styles[0], config, callbacks=callbacks,
                      checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                     overwrite=args.overwrite,
                      progress=not args.quiet)
     signals.saving = True
     record = result.record
@@ -315,7 +318,7 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
               "image so far" if result.stopped_early else f"ran {record['steps_run']} steps")
     resume = f"; resume with --resume (checkpoint {checkpoint})" if result.stopped_early and checkpoint.exists() else ""
     print(f"nstkit: {status}: {saved} (best after {record['best_step']} updates, "
-          f"loss {_loss(record['best_loss'])}) and {saved.with_suffix('.json')}; "
+          f"loss {_loss(record['best_loss'])}) and {record_path(saved)}; "
           f"weights: {record['weights']['description']}{resume}")
     if result.no_improvement:
         print(f"nstkit: warning: {result.no_improvement}", file=sys.stderr)
@@ -325,7 +328,9 @@ def _stylize_run(args: argparse.Namespace, signals: _Signals) -> int:
 
 
 def _video_command(args: argparse.Namespace) -> int:
-    """Stylise a clip; Ctrl-C keeps the finished frames and writes the clip so far (exit 130)."""
+    """Stylise a clip; Ctrl-C or SIGTERM keeps the finished frames and writes the clip so far (exit 130, 143).
+
+    A clip its folder cannot take is written elsewhere (exit 74, the `OutputNotSaved` line says where)."""
     from ..api.video import VIDEO_FRAME_STEPS, stylize_video, video_config
     from ..media.checks import check_inputs
     from ..media.clips import check_video_output, read_clip
@@ -343,17 +348,19 @@ def _video_command(args: argparse.Namespace) -> int:
                            fps=args.fps, frames_dir=args.frames_dir, frame_steps=frame_steps,
                            warm_start=args.warm_start, resume=args.resume, progress=not args.quiet)
     record = result.record
-    where = f"{result.path} and {result.path.with_suffix('.json')}" if result.path else "nothing written"
+    where = f"{result.path} and {record_path(result.path)}" if result.path else "nothing written"
+    # The signal that stopped it (or came while the clip was saved) gives the status, as for stylize.
+    status = exit_status(result.stopped_by) if result.stopped_by else 130 if result.stopped_early else 0
     if result.stopped_early:
-        kept = args.frames_dir or Path(args.output).with_name(f".{Path(args.output).stem}.frames")
-        print(f"nstkit: stopped after {record['frames_done']} of {record['frames_planned']} frames: {where} (the "
-              f"clip so far); the frames are kept in {kept}: rerun with --resume to finish", file=sys.stderr)
-        return 130
+        print(f"nstkit: stopped{f' ({result.stopped_by})' if result.stopped_by else ''} after {record['frames_done']} "
+              f"of {record['frames_planned']} frames: {where} (the clip so far); the frames are kept in "
+              f"{result.frames_dir}: rerun with --resume to finish", file=sys.stderr)
+        return status
     per_frame = record["seconds_per_frame"]
     later = f", {per_frame['later_median']:.1f} s per later frame" if per_frame["later_median"] else ""
     print(f"nstkit: {record['frames_done']} frames at {record['fps']:g} fps: {where}; first frame "
           f"{per_frame['first'] or 0:.1f} s{later}; weights: {(record['weights'] or {}).get('description')}")
-    return 0
+    return status
 
 
 def _loss(value: float | None) -> str:
@@ -361,6 +368,7 @@ def _loss(value: float | None) -> str:
 
 
 def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig):
+    from ..core.errors import warn
     from ..core.files import reason
     from ..core.record import build_record, write_record
     from ..media.images import save_image
@@ -377,8 +385,7 @@ def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig
                                             losses=progress.losses, weights=progress.weights))
         except (OSError, NstkitError) as error:  # a snapshot is a view of the run, not the run: it goes on
             failed.append(path)
-            print(f"\nnstkit: warning: could not write snapshot {path} ({reason(error)}); the run goes on, without "
-                  "more snapshots", file=sys.stderr)
+            warn(f"could not write snapshot {path} ({reason(error)}); the run goes on, without more snapshots")
 
     return save_snapshot
 
@@ -386,10 +393,13 @@ def _snapshot_saver(output: Path, every: int, inputs: tuple, config: StyleConfig
 def _sweep_command(args: argparse.Namespace) -> int:
     """`nstkit sweep`: the grid, the inputs and the folder are checked before any worker (or TensorFlow) starts.
 
-    Exit status 1 if some runs failed (their rows say why), 2 for bad input.
+    Exit status 1 if some runs failed (their rows say why), 2 for bad input, 74 (as stylize's `OutputNotSaved`)
+    if a run's image and record or the summary could not be written in the folder (full, read-only, deleted):
+    nothing computed is lost, a line says where it went instead, and 74 wins over 1.
     """
     from tqdm.auto import tqdm
 
+    from ..run.result import OutputNotSaved
     from ..sweep import dask_client, expand_grid, parse_grid, short_value, sweep
 
     grid = parse_grid(args.grid)
@@ -404,23 +414,39 @@ def _sweep_command(args: argparse.Namespace) -> int:
         finished.append(row)
         if not args.quiet:
             outcome = (f"failed: {row['error']}" if row.get("error") else
-                       f"loss {_loss(row['best_loss'])}, {row['seconds_per_step']:.3g} s/step")
+                       f"loss {_loss(row['best_loss'])}, {row['seconds_per_step']:.3g} s/step"
+                       + (f"; {row['save_error']}" if row.get("save_error") else ""))
             label = " ".join(f"{key}={short_value(row[key])}" for key in grid)
             tqdm.write(f"nstkit: run {len(finished)}/{len(jobs)} ({label}) {outcome}", file=sys.stderr)  # above the bar
 
     run = dict(out_dir=args.out_dir, overwrite=args.overwrite, resume=args.resume, on_row=report,
                progress=not args.quiet, **options)
-    if args.scheduler:
-        with dask_client(args.scheduler) as client:
-            result = sweep(args.content, styles, grid, executor=client.get_executor(), **run)
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the worker processes inherit it
-        result = sweep(args.content, styles, grid, workers=args.workers, **run)
+    summary_lost = None
+    try:
+        if args.scheduler:
+            with dask_client(args.scheduler) as client:
+                result = sweep(args.content, styles, grid, executor=client.get_executor(), **run)
+        else:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the worker processes inherit it
+            result = sweep(args.content, styles, grid, workers=args.workers, **run)
+    except OutputNotSaved as lost:  # every run is done; the summary is not in the folder
+        result, summary_lost = lost.result, lost
     columns = ["job", *grid, "final_content", "final_style", "best_loss", "seconds_per_step", "output",
-               *(["error"] if result.failed else [])]
+               *(["save_error"] if result.unsaved else []), *(["error"] if result.failed else [])]
     print(result.table(columns))
-    print(f"nstkit: {len(jobs) - len(result.failed)} of {len(jobs)} runs done; table, contact sheet and record: "
-          f"{Path(args.out_dir) / 'sweep.csv'}, contact_sheet.png, sweep.json")
+    done = f"nstkit: {len(jobs) - len(result.failed)} of {len(jobs)} runs done"
+    if summary_lost is None:
+        print(f"{done}; table, contact sheet and record: {Path(args.out_dir) / 'sweep.csv'}, contact_sheet.png, "
+              "sweep.json")
+    else:
+        print(done)
+        print(f"nstkit: error: {summary_lost}", file=sys.stderr)
+    if result.unsaved:
+        print(f"nstkit: error: {len(result.unsaved)} of {len(jobs)} runs could not be saved in {args.out_dir}: the "
+              f"table's output column says where each went (the first: {result.unsaved[0]['save_error']})",
+              file=sys.stderr)
+    if summary_lost is not None or result.unsaved:
+        return OutputNotSaved.exit_code
     return 1 if result.failed else 0
 
 

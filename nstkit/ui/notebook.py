@@ -64,6 +64,7 @@ MODES = ("full", "showcase", "quick")
 RANDOM_BANNER = ("RANDOM WEIGHTS: these images show the mechanics of each experiment, not what "
                  "ResNet-50's ImageNet features do. Set NSTKIT_WEIGHTS=imagenet (the default) for real results.")
 CAPTION_FONT = 8
+SEED_OPTIMIZER = "adam"  # the seed's (lr 20, β1 0.99, ε 0.1): what the notebooks' runs use unless they say otherwise
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,11 @@ class NotebookSettings:
         return f"{text} ({made}; {steps or self.steps} steps, {max_dim or self.max_dim} px{precision})"
 
     def run_options(self, **overrides) -> dict:
-        """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision."""
+        """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision, and the
+        seed's optimiser, Adam: the notebooks retrace the seed's runs step for step (nstkit's own default,
+        optimizer "auto", takes L-BFGS where it applies: README, "Speed")."""
         return {"weights": self.weights, "steps": self.steps, "max_dim": self.max_dim, "precision": self.precision,
-                **overrides}
+                "optimizer": SEED_OPTIMIZER, **overrides}
 
 
 def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: int = 256) -> NotebookSettings:
@@ -121,7 +124,7 @@ def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: 
                                                  else settings.precision or _default_precision(settings.mode))})
     if verbose:
         print(f"nstkit: mode={settings.mode} weights={settings.weights} steps={settings.steps} "
-              f"max_dim={settings.max_dim} precision={settings.precision}")
+              f"max_dim={settings.max_dim} precision={settings.precision} optimizer={SEED_OPTIMIZER} (the seed's)")
         print(f"device: {settings.device}")
         if "GPU" not in settings.device.split(":")[0]:
             print("(On Colab, Runtime > Change runtime type > GPU runs these notebooks many times faster.)")

@@ -33,6 +33,7 @@ from ..core.config import (
     precision_from_environment,
 )
 from ..core.errors import NstkitError
+from ..core.record import record_path
 from ..media.images import BUNDLED_IMAGES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -257,7 +258,7 @@ class StylePanel:
         except (NstkitError, OSError) as error:
             self.status.value = f"could not save {target}: {error}"
             return None
-        self.status.value = f"saved {saved} and {saved.with_suffix('.json')}"
+        self.status.value = f"saved {saved} and {record_path(saved)}"
         return saved
 
     def wait(self, timeout: float | None = None) -> bool:

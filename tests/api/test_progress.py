@@ -55,6 +55,18 @@ def test_a_batch_counts_its_steps_once_and_shows_the_first_members_losses(capsys
     assert first in bars[-1] and second not in bars[-1], (first, second, bars[-1])
 
 
+def test_a_resumed_run_says_so_and_its_bar_starts_at_the_step_it_resumed(tmp_path, capsys):
+    checkpoint, run = tmp_path / "run.npz", {**TINY, "steps": 5}
+    nstkit.stylize(CONTENT, STYLE, checkpoint=checkpoint, checkpoint_every=1, progress=False,
+                   callbacks=[lambda p: p.stop() if p.step == 2 else None], **run)
+    capsys.readouterr()
+    nstkit.stylize(CONTENT, STYLE, checkpoint=checkpoint, resume=True, progress=True, **run)
+    err = capsys.readouterr().err
+    assert "nstkit: resuming from step 2 of 5" in err
+    bars = _bars(err)
+    assert "2/5" in bars[0] and "5/5" in bars[-1] and not any(" 0/5" in bar or "|0/5" in bar for bar in bars), bars
+
+
 def test_the_bar_closes_when_the_run_fails(monkeypatch):
     closed = []
     real = progress.ProgressBar.close

@@ -126,7 +126,7 @@ def test_result_save_writes_image_and_record(tmp_path, thirty_steps):
     import json
 
     saved = thirty_steps.save(tmp_path / "out.png")
-    record = json.loads((tmp_path / "out.json").read_text())
+    record = json.loads((tmp_path / "out.png.json").read_text())
     assert saved.exists() and record["output"] == str(saved)
     assert nstkit.StyleConfig.from_dict(record["config"]).resolved() == thirty_steps.config
 

@@ -27,13 +27,33 @@ def _record(**overrides) -> RunRecord:
 def test_written_and_read_back_unchanged(tmp_path):
     record = _record(batch={"size": 2, "member": 1})
     written = write_record(tmp_path / "out.png", record)
-    assert written == tmp_path / "out.json"
+    assert written == tmp_path / "out.png.json"
     assert RunRecord.read(tmp_path / "out.png") == record == RunRecord.read(written)
     data = json.loads(written.read_text())
     assert data["record_version"] == RECORD_VERSION and data["batch"] == {"size": 2, "member": 1}
     assert "stopped_by" not in data and "output" not in data  # fields that do not apply are left out
     assert data["preset_overridden"] == []  # ... but an image run's lists are always there
     assert written.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"  # canonical JSON
+
+
+def test_two_outputs_of_one_name_never_share_a_record(tmp_path):
+    """``out.png`` then ``out.tif`` in one folder: two records, each read back for its own image."""
+    for suffix, steps in ((".png", 3), (".tif", 5), (".webp", 7)):
+        write_record(tmp_path / f"out{suffix}", _record(steps_run=steps, output=str(tmp_path / f"out{suffix}")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png.json", "out.tif.json", "out.webp.json"]
+    assert [RunRecord.read(tmp_path / f"out{suffix}")["steps_run"] for suffix in (".png", ".tif", ".webp")] == [3, 5, 7]
+
+
+def test_a_record_written_before_0_2_still_replays_for_its_own_image(tmp_path):
+    """Old records were ``out.json``: read for ``out.png`` when it has none of its own, refused for another image."""
+    old = _record(steps_run=4, output=str(tmp_path / "out.png"))
+    (tmp_path / "out.json").write_text(json.dumps(old.to_dict()))
+    assert RunRecord.read(tmp_path / "out.png") == old
+    assert StyleConfig.from_record(RunRecord.read(tmp_path / "out.png")).steps == 7
+    with pytest.raises(NstkitError, match=r"out.json is the record of out.png, not of out.tif.*out.tif.json"):
+        RunRecord.read(tmp_path / "out.tif")
+    write_record(tmp_path / "out.png", _record(steps_run=9))  # the image's own record wins over the old one
+    assert RunRecord.read(tmp_path / "out.png")["steps_run"] == 9
 
 
 def test_it_reads_as_a_mapping_as_older_records_did():
@@ -68,7 +88,7 @@ def test_fields_of_a_newer_nstkit_are_kept_and_written_back(tmp_path):
     record = RunRecord.from_dict(newer)
     assert record.extra == {"colour_palette": ["#fff"]}
     write_record(tmp_path / "o.png", record)
-    assert json.loads((tmp_path / "o.json").read_text()) == newer
+    assert json.loads((tmp_path / "o.png.json").read_text()) == newer
 
 
 def test_something_else_is_one_line(tmp_path):
@@ -78,7 +98,7 @@ def test_something_else_is_one_line(tmp_path):
     (tmp_path / "y.json").write_text(json.dumps({"figure": "a.jpg"}))
     with pytest.raises(NstkitError, match="not an nstkit run record: it has no config, inputs, steps_run"):
         RunRecord.read(tmp_path / "y.json")
-    with pytest.raises(NstkitError, match="cannot read run record .*missing.json"):
+    with pytest.raises(NstkitError, match="cannot read run record .*missing.png.json"):
         RunRecord.read(tmp_path / "missing.png")
 
 

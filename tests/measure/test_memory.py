@@ -11,7 +11,7 @@ from nst_helpers import ROOT, run_cli, smooth_image
 from PIL import Image
 
 from nstkit import NstkitError, StyleConfig
-from nstkit.ui import cli
+from nstkit.core.record import record_path
 from nstkit.measure.memory import (
     AVAILABLE_MEMORY_ENV,
     MemoryEstimate,
@@ -21,6 +21,7 @@ from nstkit.measure.memory import (
     parse_bytes,
     shortfall,
 )
+from nstkit.ui import cli
 
 ROBUST = StyleConfig(preset="robust", weights="random")
 # A run's own peak RSS: a fresh process, so nothing else this test session loaded counts.
@@ -173,7 +174,7 @@ def test_stylize_warns_when_the_run_will_not_fit_and_runs_anyway(content_file, t
     # Already in bfloat16: the advice is the size alone.
     assert re.fullmatch(r"nstkit: warning: this run needs about \d+(\.\d)? (MiB|GiB) but only 200 MiB is "
                         r"available; lower --max-dim", warnings[0]), warnings[0]
-    record = json.loads(out.with_suffix(".json").read_text())  # warned, and ran anyway, with the flags given
+    record = json.loads(record_path(out).read_text())  # warned, and ran anyway, with the flags given
     assert record["config"]["precision"] == "bfloat16" and record["config"]["jit_compile"] is False
     # In float32 the warning also suggests bfloat16; with enough memory it says nothing.
     cli._warn_if_short_of_memory(ROBUST.resolved(), (64, 64), (64, 64))

@@ -98,3 +98,27 @@ def test_an_unwritable_or_wrong_output_is_refused_before_any_work(tmp_path):
     source = write_mp4(tmp_path / "in.mp4", frames(2), fps=24)
     with pytest.raises(NstkitError, match="same file as input"):
         check_video_output(source, inputs=(source,))
+
+
+def test_a_clip_made_in_memory_is_downscaled_as_read_clip_would_read_it(tmp_path):
+    from nstkit.media.clips import Clip, downscaled
+
+    clip = Clip(frames(3, 34, 48), 12.0, "memory", ["a", "b", "c"])
+    assert downscaled(clip, 48) is clip and downscaled(clip, None) is clip
+    small = downscaled(clip, 24)
+    assert small.size == (17, 24) and (small.fps, small.source, small.names) == (12.0, "memory", ["a", "b", "c"])
+    for number, frame in enumerate(frames(3, 34, 48)):
+        Image.fromarray(frame).save(tmp_path / f"f{number}.png")
+    assert all(np.array_equal(a, b) for a, b in zip(small.frames, read_clip(tmp_path, max_dim=24).frames))
+
+
+def test_a_clip_ffmpeg_could_not_finish_is_an_oserror_and_replaces_nothing(tmp_path, monkeypatch):
+    from nstkit.media import clips
+
+    path = write_mp4(tmp_path / "clip.mp4", frames(2), fps=24)
+    before = path.read_bytes()
+    # What a full disk leaves: ffmpeg exits without writing the index, and imageio raises nothing.
+    monkeypatch.setattr(clips, "_probe", lambda _: "[mov,mp4] moov atom not found\nInvalid data found")
+    with pytest.raises(OSError, match="ffmpeg could not finish clip.mp4"):
+        write_mp4(path, frames(3), fps=24)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]

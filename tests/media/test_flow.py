@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from nst_helpers import smooth_image
 
-from nstkit.media.flow import optical_flow, reliable, warp, warping_error
+from nstkit.media.flow import optical_flow, outside, reliable, warp, warping_error
 
 
 def textured(seed: int, height: int = 96, width: int = 128) -> np.ndarray:
@@ -49,6 +49,23 @@ def test_the_mask_drops_what_a_moving_occluder_uncovers_and_keeps_the_still_back
     assert mask[45:55, 58].max() == 0  # just past its leading edge: a motion boundary, though not occluded
     edge = reliable(np.full((height, width, 2), (-6, 0), np.float32), np.full((height, width, 2), (6, 0), np.float32))
     assert edge[:, :5].max() == 0 and edge[:, 10:].min() == 1  # a pan: the column that enters has no past
+
+
+def test_what_enters_the_frame_comes_from_the_fallback_not_from_the_edge_smeared_inwards():
+    frame0 = textured(5).astype(np.float32)
+    height, width = frame0.shape[:2]
+    backward = np.full((height, width, 2), (6, 0), np.float32)  # a pan: each pixel was 6 px further right
+    backward[:20] += (0, -3)  # and the top rows also 3 px lower: they sample above the frame's top
+    fresh = textured(6).astype(np.float32)  # the new frame's own start
+    entering = outside(backward)
+    assert entering[:, -6:].all() and entering[:3].all() and not entering[3:, :-6].any()
+    assert np.array_equal(reliable(backward, -backward)[entering], np.zeros(entering.sum(), np.float32))
+    warped = warp(frame0, backward, fallback=fresh)
+    assert np.array_equal(warped[entering], fresh[entering])  # not frame0's last column, repeated
+    assert np.array_equal(warped[20:, :-6], frame0[20:, 6:])  # the rest is the warp
+    assert np.array_equal(warp(frame0, backward)[~entering], warped[~entering])
+    with pytest.raises(ValueError, match="fallback of shape"):
+        warp(frame0, backward, fallback=fresh[:10])
 
 
 def test_the_warping_error_is_zero_for_a_perfectly_warped_sequence_and_not_otherwise():

@@ -2,11 +2,13 @@
 unstyled, a grayscale mask as one style's weight, any size of the content's shape resized to it; a bad mask is one line.
 Numpy and Pillow only: runs with masks are tests/test_controls.py's."""
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from nstkit.core.errors import NstkitError
+from nstkit.core.errors import NstkitError, NstkitWarning
 from nstkit.media.masks import load_regions
 
 RED, GREEN, BLUE, BLACK, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0), (255, 255, 255)
@@ -100,3 +102,36 @@ def test_a_bad_mask_is_one_line(tmp_path, pixels, content, styles, message):
     with pytest.raises(NstkitError, match=message) as error:
         load_regions(_save(tmp_path, pixels), content, styles)
     assert "\n" not in str(error.value)
+
+
+def _split_with(tmp_path, rows: int, name: str) -> str:
+    """400 px: red left, blue right, and a green stripe ``rows`` tall across both: 360 * rows / 160000 of it."""
+    pixels = np.zeros((400, 400, 3), np.uint8)
+    pixels[:, :200], pixels[:, 200:] = RED, BLUE
+    pixels[100:100 + rows, 20:380] = GREEN
+    return _save(tmp_path, pixels, name)
+
+
+@pytest.mark.parametrize("size", [96, 192, 384])
+def test_whether_a_thin_colour_is_a_region_does_not_depend_on_the_runs_size(tmp_path, size):
+    """One rule: the main colours are found on the mask at its own size, so a 3% stripe is a third region at every
+    --max-dim (two styles: refused alike), and a 1% one never is (folded into its neighbours, with a warning)."""
+    with pytest.raises(NstkitError, match=r"3 styled colour\(s\) \(#ff0000, #0000ff, #00ff00\)"):
+        load_regions(_split_with(tmp_path, 14, "three.png"), (size, size), 2)
+    with pytest.warns(NstkitWarning) as warned:
+        regions = load_regions(_split_with(tmp_path, 4, "thin.png"), (size, size), 2)
+    assert regions.labels == ("#ff0000", "#0000ff")
+    assert [str(w.message) for w in warned] == [
+        f"mask {tmp_path / 'thin.png'}: #00ff00 (0.9%) cover(s) under 2% of the mask each, so they are not regions "
+        "of their own and take the nearest region's style: paint them larger to give them a style"]
+
+
+def test_anti_aliased_edges_are_folded_without_a_warning(tmp_path):
+    """A mask drawn small and resized (LANCZOS blends along every edge) is no region painted too small."""
+    big = np.repeat(np.repeat(_bands(), 5, axis=0), 5, axis=1)
+    resized = np.asarray(Image.fromarray(big).resize((71, 53), Image.Resampling.LANCZOS))
+    assert len(np.unique(resized.reshape(-1, 3), axis=0)) > 10  # blends: many colours under 2%
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NstkitWarning)
+        regions = load_regions(_save(tmp_path, resized), (48, 64), 3)
+    assert regions.labels == ("#0000ff", "#ff0000", "#00ff00")

@@ -1,28 +1,25 @@
 """The optimisers (`nstkit.optim.optimizers`) on the run engine.
 
-Adam's schedules (warm-up, decay), the image's moving average, and multi-scale stages by a factor; L-BFGS-B: a
-known minimum, the box, the real objective against Adam, and what it refuses.
+Adam's schedules (warm-up, decay), the image's moving average, and multi-scale stages by a factor (L-BFGS is
+tests/optim/test_lbfgs.py's).
 """
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from nst_helpers import run_cli, smooth_image
+from nst_helpers import smooth_image
 
 import nstkit
 from nstkit.core.errors import NstkitError
 from nstkit.media.images import preprocess
-from nstkit.optim.optimizers import LBFGSB, LearningRate
+from nstkit.optim.optimizers import LearningRate
 
-CONTENT, STYLE = smooth_image(1), smooth_image(2, 40, 40)
-TINY = dict(max_dim=64, weights="random", preset="vanilla", precision="float32")  # the same on every CPU
+STYLE = smooth_image(2, 40, 40)
 
 # Adam's schedules: a 72x96 content, run end to end (slow: the oldest-TF CI phase skips them, Makefile).
 WIDE = smooth_image(1, 72, 96)
-WIDE_TINY = dict(max_dim=96, weights="random", preset="vanilla")
+WIDE_TINY = dict(max_dim=96, weights="random", preset="vanilla", optimizer="adam")  # the tests of Adam
 
 
 # Adam: its schedules and the image's moving average
@@ -109,7 +106,7 @@ def test_the_moving_average_is_kept_when_it_beats_every_step():
 def test_no_average_no_ema_entry_and_lbfgs_refuses_adam_schedules():
     assert "ema_kept" not in nstkit.stylize(WIDE, STYLE, steps=2, **WIDE_TINY).record["stages"][-1]
     with pytest.raises(NstkitError, match="lr_decay=0.5"):
-        nstkit.stylize(WIDE, STYLE, steps=2, optimizer="lbfgs", lr_decay=0.5, **WIDE_TINY)
+        nstkit.stylize(WIDE, STYLE, steps=2, lr_decay=0.5, **{**WIDE_TINY, "optimizer": "lbfgs"})
 
 
 @pytest.mark.slow
@@ -133,134 +130,3 @@ def test_batch_members_keep_their_own_warm_up():
     for variant, member in zip(variants, batch):
         alone = nstkit.stylize(WIDE, STYLE, steps=4, **WIDE_TINY, **variant)
         np.testing.assert_allclose(member.history["total"], alone.history["total"], rtol=1e-4)
-
-
-# L-BFGS-B
-
-
-def _minimise(x0, bounds, value_and_gradient, evaluations):
-    """Drive `LBFGSB` as the engine does: take its point, answer with the loss and gradient there."""
-    driver = LBFGSB(x0, bounds, evaluations)
-    points = []
-    try:
-        for _ in range(evaluations):
-            point = driver.next_point()
-            if point is None:
-                break
-            points.append(point)
-            driver.answer(*value_and_gradient(point.astype(np.float64)))
-    finally:
-        driver.close()
-    return driver, points
-
-
-def test_reaches_a_known_minimum_inside_the_box_and_on_its_edge():
-    # f(x) = sum(w * (x - t)^2): its minimum is t, except where t lies outside the box [-1, 1]: there, the edge.
-    rng = np.random.default_rng(0)
-    target = rng.uniform(-2, 2, (2, 5, 3)).astype(np.float32)
-    weights = rng.uniform(0.5, 20, target.shape)
-    bounds = (np.full(target.shape, -1.0), np.full(target.shape, 1.0))
-
-    def quadratic(x):
-        return float(np.sum(weights * (x - target) ** 2)), 2 * weights * (x - target)
-
-    driver, points = _minimise(np.zeros_like(target), bounds, quadratic, 200)
-    best = min(points, key=lambda x: quadratic(x)[0])
-    np.testing.assert_allclose(best, np.clip(target, -1, 1), atol=1e-4)
-    assert all(p.min() >= -1 and p.max() <= 1 for p in points)  # every point asked for is inside the box
-    assert not driver._thread.is_alive()
-
-
-def test_close_ends_the_driver_thread_mid_run():
-    driver = LBFGSB(np.ones(4, np.float32), None, 1000)
-    point = driver.next_point()
-    driver.answer(float(np.sum(point ** 2)), 2 * point)
-    driver.next_point()  # scipy now waits for this point's answer
-    driver.close()
-    assert not driver._thread.is_alive()
-
-
-def test_beats_adam_at_an_equal_number_of_evaluations_on_the_real_objective():
-    adam = nstkit.stylize(CONTENT, STYLE, steps=30, **TINY)
-    lbfgs = nstkit.stylize(CONTENT, STYLE, steps=30, optimizer="lbfgs", **TINY)
-    assert lbfgs.record["steps_run"] == 30 and not lbfgs.stopped_early
-    assert lbfgs.record["config"]["optimizer"] == "lbfgs"
-    assert lbfgs.record["best_loss"] < 0.7 * adam.record["best_loss"], (lbfgs.record["best_loss"],
-                                                                         adam.record["best_loss"])
-    # The first evaluation is the start image, scored as Adam's first step scores it.
-    assert lbfgs.history["total"][0] == pytest.approx(adam.history["total"][0], rel=1e-5)
-
-
-def test_pixels_stay_in_range_and_the_best_evaluation_is_kept():
-    seen = []
-    result = nstkit.stylize(CONTENT, STYLE, steps=25, optimizer="lbfgs", callbacks=[
-        lambda p: seen.append((p.losses["total"], p.image(as_float=True)))], **TINY)
-    for _, rgb in seen:
-        assert rgb.min() >= -1e-3 and rgb.max() <= 255 + 1e-3
-    totals = [total for total, _ in seen]
-    best = int(np.argmin(totals))
-    assert result.record["best_loss"] == pytest.approx(totals[best], rel=1e-6)
-    assert result.record["best_step"] == best  # evaluations before the best one
-    np.testing.assert_array_equal(result.image, np.clip(np.rint(seen[best][1]), 0, 255).astype(np.uint8))
-
-
-def test_same_seed_same_bytes():
-    first = nstkit.stylize(CONTENT, STYLE, steps=12, optimizer="lbfgs", **TINY)
-    second = nstkit.stylize(CONTENT, STYLE, steps=12, optimizer="lbfgs", **TINY)
-    np.testing.assert_array_equal(first.image, second.image)
-
-
-def test_a_stop_ends_the_run_and_its_driver():
-    stop = threading.Event()
-    result = nstkit.stylize(CONTENT, STYLE, steps=200, optimizer="lbfgs", stop_event=stop,
-                            callbacks=[lambda p: p.step == 5 and stop.set()], **TINY)
-    assert result.stopped_early and result.record["steps_run"] == 5
-    assert not [t for t in threading.enumerate() if t.name == "nstkit-lbfgs"]
-
-
-def test_coarse_levels_restart_lbfgs_at_each_stage():
-    result = nstkit.stylize(smooth_image(1, 72, 96), STYLE, steps=12, coarse_levels=1, optimizer="lbfgs",
-                            **{**TINY, "max_dim": 96})
-    assert [stage["steps_run"] for stage in result.record["stages"]] == [6, 12]
-    assert result.record["best_stage"] == 1
-
-
-def test_resume_after_a_checkpoint_finishes_the_run(tmp_path):
-    checkpoint = tmp_path / "out.checkpoint.npz"
-    stop = threading.Event()
-    stopped = nstkit.stylize(CONTENT, STYLE, steps=20, optimizer="lbfgs", stop_event=stop, checkpoint=checkpoint,
-                             checkpoint_every=4, callbacks=[lambda p: p.step == 10 and stop.set()], **TINY)
-    assert stopped.stopped_early and checkpoint.exists()
-    resumed = nstkit.stylize(CONTENT, STYLE, steps=20, optimizer="lbfgs", checkpoint=checkpoint, resume=True, **TINY)
-    assert resumed.record["resumed_at_step"] == 10 and resumed.record["steps_run"] == 20
-    assert resumed.record["best_loss"] <= stopped.record["best_loss"]
-    assert 10 in resumed.record["stages"][-1]["lbfgs_restarts"]  # the record says its memory restarted there
-    # It restarted from the best image so far, not from a line-search trial: its first loss is that best.
-    assert resumed.history["total"][10] == pytest.approx(stopped.record["best_loss"], rel=1e-6)
-    assert not checkpoint.exists()
-
-
-@pytest.mark.parametrize("options, words", [
-    (dict(jitter=2), "jitter"),
-    (dict(precision="float16"), "float16"),
-    (dict(tile_size=32), "optimizer adam"),
-])
-def test_refuses_what_it_cannot_do_in_one_line(options, words):
-    with pytest.raises(NstkitError, match=words):
-        nstkit.stylize(CONTENT, STYLE, steps=2, optimizer="lbfgs", **{**TINY, **options})
-
-
-def test_refuses_batches():
-    with pytest.raises(NstkitError, match="one image at a time"):
-        nstkit.stylize_batch(CONTENT, STYLE, [{"style_weight": 1e6}, {"style_weight": 1e8}], steps=2,
-                             optimizer="lbfgs", **TINY)
-
-
-def test_cli_flag_and_choices(tiny_pair, tmp_path):
-    content, style = tiny_pair
-    out = tmp_path / "out.png"
-    done = run_cli("stylize", content, style, "-o", out, "--weights", "random", "--max-dim", "48", "--steps", "4",
-                   "--optimizer", "lbfgs", "-q")
-    assert done.returncode == 0, done.stderr
-    bad = run_cli("stylize", content, style, "-o", tmp_path / "b.png", "--optimizer", "sgd")
-    assert bad.returncode == 2 and "lbfgs" in bad.stderr and "Traceback" not in bad.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nstkit.core.files as files
-from nstkit.core.errors import NstkitError
+from nstkit.core.errors import NstkitError, NstkitWarning
 from nstkit.run.checkpoint import (
     AUTO_AFTER_SECONDS,
     AUTO_INTERVAL_SECONDS,
@@ -28,7 +28,7 @@ STAGES = [{"size": [48, 64], "steps": 20, "source": "image"}]
 def _saved(steps_done: int = 7, run: str | None = None) -> Saved:
     rng = np.random.default_rng(steps_done)
     meta = {"signature": run or signature(CONFIGS, INPUTS, STAGES), "configs": CONFIGS, "steps_done": steps_done,
-            "history": {"total": [3.0, 2.5, 2.25]}}
+            "steps_planned": 20, "history": {"total": [3.0, 2.5, 2.25]}}
     arrays = {"image": rng.normal(size=(1, 48, 64, 3)).astype(np.float32),
               "adam_m": rng.normal(size=(1, 48, 64, 3)).astype(np.float32),
               "adam_step": np.int64(steps_done), "best_loss": np.array([2.25], np.float32)}
@@ -36,8 +36,9 @@ def _saved(steps_done: int = 7, run: str | None = None) -> Saved:
 
 
 def test_the_checkpoint_sits_beside_the_output():
-    assert checkpoint_path_for("out/night.png").as_posix() == "out/night.checkpoint.npz"
-    assert checkpoint_path_for("a.b.tif").as_posix() == "a.b.checkpoint.npz"
+    assert checkpoint_path_for("out/night.png").as_posix() == "out/night.png.checkpoint.npz"
+    assert checkpoint_path_for("a.b.tif").as_posix() == "a.b.tif.checkpoint.npz"
+    assert checkpoint_path_for("out.png") != checkpoint_path_for("out.tif")
 
 
 def test_a_written_checkpoint_reads_back_whole(tmp_path):
@@ -67,11 +68,11 @@ def test_every_n_steps_none_at_0_and_a_bad_interval_is_one_line(tmp_path):
     assert [keeper.due(step) for step in range(1, 7)] == [False, False, True, True, True, True]
     keeper.write(_saved(3), steps_done=3)
     assert [keeper.due(step) for step in (4, 5, 6)] == [False, False, True]
-    off = Checkpointing(tmp_path / "c.npz", every=0)
+    off = Checkpointing(tmp_path / "d.npz", every=0)
     assert not any(off.due(step) for step in range(100)) and not off.on_stop
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(NstkitError, match="checkpoint_every must be a whole number of steps >= 0"):
-            Checkpointing(tmp_path / "c.npz", every=bad)
+            Checkpointing(tmp_path / "d.npz", every=bad)
 
 
 def test_by_default_only_runs_longer_than_a_few_minutes_checkpoint_about_once_a_minute(tmp_path):
@@ -96,6 +97,26 @@ def test_the_signature_names_what_decides_the_steps():
     assert signature([{**CONFIGS[0], "style_weight": 1e7}], INPUTS, STAGES) != base
     assert signature(CONFIGS, [{**INPUTS[0], "style": {"sha256": "52"}}], STAGES) != base
     assert signature(CONFIGS, INPUTS, [{**STAGES[0], "steps": 21}]) != base
+
+
+def test_a_stopped_runs_checkpoint_is_neither_resumed_nor_replaced_unless_asked(tmp_path):
+    """A rerun of a killed command without resume is refused (the checkpoint kept, byte for byte); overwrite
+    starts afresh and removes it at once; both at once is a contradiction."""
+    path = tmp_path / "run.checkpoint.npz"
+    Checkpointing(path).write(_saved(), steps_done=7)
+    kept = path.read_bytes()
+    with pytest.raises(NstkitError) as refused:
+        Checkpointing(path)
+    assert str(refused.value) == (f"a stopped run's checkpoint is at {path} (step 7 of 20): continue it with resume "
+                                  "(--resume), or start afresh with overwrite (--overwrite), which replaces it")
+    assert path.read_bytes() == kept
+    with pytest.raises(NstkitError, match="give one of them"):
+        Checkpointing(path, resume=True, overwrite=True)
+    path.write_bytes(kept[:100])
+    with pytest.raises(NstkitError, match=r"\(damaged: it cannot be resumed\)"):
+        Checkpointing(path)
+    Checkpointing(path, overwrite=True)
+    assert not path.exists()
 
 
 def test_another_runs_checkpoint_is_refused_in_one_line_that_says_what_differs(tmp_path):
@@ -218,9 +239,10 @@ def test_a_checkpoint_that_cannot_be_removed_costs_one_warning_not_the_result(tm
         return real_unlink(self, missing_ok=missing_ok)
 
     monkeypatch.setattr(pathlib.Path, "unlink", refuse)
-    result = nstkit.stylize(smooth_image(1), smooth_image(2, 40, 40), steps=2, max_dim=48, weights="random",
-                            checkpoint=path, checkpoint_every=1, progress=False)
+    with pytest.warns(NstkitWarning) as warned:
+        result = nstkit.stylize(smooth_image(1), smooth_image(2, 40, 40), steps=2, max_dim=48, weights="random",
+                                checkpoint=path, checkpoint_every=1, progress=False)
     assert result.record["steps_run"] == 2 and path.exists()
     assert "could not remove checkpoint" in result.record["checkpoints"]["failure"]
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "could not remove checkpoint" in line]
+    warnings = [str(w.message) for w in warned if "could not remove checkpoint" in str(w.message)]
     assert len(warnings) == 1 and "Permission denied" in warnings[0] and "delete it by hand" in warnings[0]

@@ -10,6 +10,7 @@ from PIL import Image
 
 import nstkit
 from nstkit import stylize_tiled
+from nstkit.core.record import record_path
 from nstkit.objective.terms import Objective
 
 CONTENT, STYLE = smooth_image(1, 96, 128), smooth_image(2, 64, 64)
@@ -155,7 +156,7 @@ def test_cli_tile_size_end_to_end_and_bad_sizes(tmp_path):
                    "--tile-overlap", "16", "--tile-start-dim", "0", "--steps", "2")
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (128, 96)
-    record = json.loads(out.with_suffix(".json").read_text())
+    record = json.loads(record_path(out).read_text())
     assert record["config"]["tile_size"] == 48 and record["stages"][0]["tile_size"] == 48
     assert [stage["source"] for stage in record["stages"]] == ["tiles"] and record["steps_run"] == 2
     assert "ran 2 steps" in done.stdout

@@ -7,7 +7,7 @@ from nst_helpers import smooth_image
 import nstkit
 from nstkit.core.errors import NstkitError
 
-TINY = dict(weights="random", max_dim=48, steps=4)
+TINY = dict(weights="random", max_dim=48, steps=4, optimizer="adam")  # a batch runs Adam; so its members alone
 CONTENT, STYLE, OTHER_STYLE = smooth_image(1), smooth_image(2, 40, 40), smooth_image(3, 32, 48)
 VARIANTS = [{"style_weight": 1e6}, {"style_weight": 1e8, "content_weight": 10.0},
             {"preset": "conv_relu:0.75"}, {"style": OTHER_STYLE, "init": "noise", "seed": 2}]

@@ -2,9 +2,13 @@
 
 import concurrent.futures
 import csv
+import errno
 import json
+import os
 import socket
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from PIL import Image
 
 import nstkit
 from nstkit.core.errors import NstkitError
+from nstkit.core.record import record_path
 from nstkit.sweep import (
     FIELDS,
     METRIC_COLUMNS,
@@ -22,7 +27,8 @@ from nstkit.sweep import (
     thumbnail,
 )
 
-TINY = {"weights": "random", "max_dim": 48, "steps": 2}
+# Adam: with 2 steps, L-BFGS's first trial is a normalised steepest-descent step, the same image at both style weights.
+TINY = {"weights": "random", "max_dim": 48, "steps": 2, "optimizer": "adam"}
 CONTENT, STYLE = smooth_image(1, 32, 40), smooth_image(2, 32, 32)
 GRID = {"style_weight": [1e6, 1e7]}
 TIMING = ("seconds_per_step", "wall_time_s")
@@ -208,15 +214,16 @@ def test_cli_sweep_end_to_end_matches_the_python_api(local, tmp_path):
     Image.fromarray(CONTENT).save(content)  # PNG is lossless: the same pixels as the arrays
     Image.fromarray(STYLE).save(style)
     done = run_cli("sweep", content, style, "--grid", "style_weight=1e6,1e7", "-o", out, "--steps", "2",
-                   "--max-dim", "48", "--weights", "random", "--workers", "1")
+                   "--max-dim", "48", "--weights", "random", "--workers", "1", "--optimizer", "adam")  # as TINY
     assert done.returncode == 0, done.stderr[-2000:]
     images = sorted(out.glob("0*.png"))
     assert [p.name for p in images] == ["000_style-weight-1e+06.png", "001_style-weight-1e+07.png"]
-    assert all(p.with_suffix(".json").exists() for p in images)
+    assert all(record_path(p).exists() for p in images)
     assert {p.name for p in out.iterdir() if not p.name.startswith("0")} == {"sweep.csv", "contact_sheet.png",
                                                                               "sweep.json"}
+    assert {p.name for p in out.glob("0*.json")} == {record_path(p).name for p in images}
     assert np.array_equal(np.asarray(Image.open(images[1])), local.images[1])
-    assert json.loads(images[1].with_suffix(".json").read_text())["config"]["style_weight"] == 1e7
+    assert json.loads(record_path(images[1]).read_text())["config"]["style_weight"] == 1e7
     assert "| job | style_weight |" in done.stdout and "2 of 2 runs done" in done.stdout
     assert "run 2/2 (style_weight=1e+07) loss" in done.stderr
 
@@ -241,3 +248,235 @@ def test_cli_bad_grid_is_one_line_exit_2(tiny_pair, tmp_path, args, message):
     assert message in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- a failing disk, a damaged folder
+# These replay `local`'s runs (`Replay`): what is under test is saving and resuming, which need no new run.
+
+
+class Replay(concurrent.futures.Executor):
+    """Hands back the runs of a sweep already done, at once, and notes which jobs were submitted."""
+
+    def __init__(self, done):
+        self.done, self.submitted = done, []
+
+    def submit(self, fn, job, *args, **kwargs):
+        from nstkit.run.result import Result
+        from nstkit.sweep.jobs import JobOutcome
+
+        self.submitted.append(job.index)
+        future = concurrent.futures.Future()
+        row = dict(self.done.rows[job.index])
+        future.set_result(JobOutcome(row, Result(self.done.images[job.index], {}, job.config,
+                                                 self.done.records[job.index])))
+        return future
+
+
+def _faulty_folder(monkeypatch, folder, code, broken=lambda: True):
+    """While ``broken()``, ``folder`` and what is in it take no new file (nor, for EROFS, a new folder): `errno`
+    ``code``.
+
+    Every nstkit write starts with `tempfile.mkstemp` beside its target (`files.atomic_write`, the writability
+    probe), so failing that is a folder that is full or read-only. Rescues go to a temp and home folder of the test.
+    """
+    import tempfile
+
+    real_mkstemp, real_mkdir = tempfile.mkstemp, os.mkdir
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and _inside(Path(dir), folder) and broken():
+            raise OSError(code, os.strerror(code))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if code == errno.EROFS and _inside(Path(path), folder) and broken():
+            raise OSError(code, os.strerror(code))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder.parent / "tmp"))
+    monkeypatch.setenv("HOME", str(folder.parent / "home"))
+    (folder.parent / "tmp").mkdir()
+
+
+def _inside(path, folder) -> bool:
+    return folder == path or folder in path.parents
+
+
+def _rescued(tmp_path):
+    """The image rescued to the temp folder (its record beside it), and the summary's rescue folder."""
+    found = sorted((tmp_path / "tmp" / "nstkit-rescued").iterdir())
+    images, folders = [p for p in found if p.suffix == ".png"], [p for p in found if p.is_dir()]
+    assert len(images) == len(folders) == 1 and len(found) == 3 and record_path(images[0]) in found, found
+    return images[0], folders[0]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_folder_that_fails_mid_sweep_loses_nothing_and_holds_no_half_summary(local, tmp_path, monkeypatch, code):
+    from nstkit.run.result import OutputNotSaved
+
+    out = tmp_path / "out"
+    _faulty_folder(monkeypatch, out, code, broken=_first_run_saved(out))
+    with pytest.raises(OutputNotSaved) as lost:
+        nstkit.sweep(CONTENT, STYLE, GRID, executor=Replay(local), out_dir=out, **TINY)
+    message, result = str(lost.value), lost.value.result
+    assert lost.value.exit_code == 74 and "\n" not in message and os.strerror(code) in message
+    [first], [second] = ([row for row in result.rows if ("save_error" in row) == rescued] for rescued in (0, 1))
+    first_image = out / Path(first["output"]).name
+    assert first["output"] == str(first_image) and first_image.name.startswith(f"{first['job']:03d}_")
+    assert second["error"] is None and second["save_error"].startswith(f"could not write {out}")  # not a failed run
+    image, summary = _rescued(tmp_path)  # the second run's image (with its record beside it) and the summary
+    assert second["output"] == str(image) and str(image) in second["save_error"] and record_path(image).exists()
+    assert summary.name.startswith("sweep.rescued-") and str(summary) in message
+    assert sorted(p.name for p in summary.iterdir()) == sorted(["sweep.csv", "contact_sheet.png", "sweep.json"])
+    assert json.loads((summary / "sweep.json").read_text())["rows"][second["job"]]["output"] == str(image)
+    assert result.unsaved == [second] and not result.failed
+    # The folder holds the first run whole, and nothing else: no half summary, no empty rescue folder, no temp file.
+    assert sorted(p.name for p in out.iterdir()) == [first_image.name, record_path(first_image).name]
+
+
+def test_a_folder_deleted_mid_sweep_is_not_made_again(local, tmp_path, monkeypatch):
+    import shutil
+
+    from nstkit.run.result import OutputNotSaved
+
+    out = tmp_path / "out"
+    _faulty_folder(monkeypatch, out, errno.ENOSPC, broken=lambda: False)  # only the rescue places
+    with pytest.raises(OutputNotSaved, match="No such file or directory") as lost:
+        nstkit.sweep(CONTENT, STYLE, GRID, executor=Replay(local), out_dir=out, **TINY,
+                     on_row=lambda row: shutil.rmtree(out, ignore_errors=True))
+    assert not out.exists()  # a summary alone in a new folder would say its runs were there
+    image, summary = _rescued(tmp_path)  # the run saved after the folder went, and the summary
+    assert image.name.endswith(".png") and summary.name.startswith("sweep.rescued-")
+    assert str(image) in [row["output"] for row in lost.value.result.rows]
+
+
+def test_cli_sweep_on_a_failing_disk_prints_the_table_and_where_things_went_exit_74(local, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from nstkit.ui.cli import main
+
+    content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out"
+    Image.fromarray(CONTENT).save(content)
+    Image.fromarray(STYLE).save(style)
+    monkeypatch.setattr(sys.modules["nstkit.sweep"], "default_executor", lambda *args: Replay(local))
+    _faulty_folder(monkeypatch, out, errno.ENOSPC, broken=_first_run_saved(out))
+    code = main(["sweep", str(content), str(style), "--grid", "style_weight=1e6,1e7", "-o", str(out), "--steps", "2",
+                 "--max-dim", "48", "--weights", "random", "-q"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 74, stderr
+    assert "| job | style_weight |" in stdout and "| save_error |" in stdout and "2 of 2 runs done" in stdout
+    errors = stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("nstkit: error: ") for line in errors), stderr
+    image, summary = _rescued(tmp_path)
+    assert "could not write the sweep's table" in errors[0] and str(summary) in errors[0]
+    assert "1 of 2 runs could not be saved" in errors[1] and str(image) in errors[1]
+    assert len(list(out.iterdir())) == 2  # one run's image and record: no half summary
+
+
+def _first_run_saved(out):
+    """True from when a run's record is in ``out``: the disk fills after the first run is saved (either run:
+    `Replay`'s runs are all finished at once, and come out in any order)."""
+    return lambda: any(out.glob("*.png.json"))
+
+
+
+def _swept(local, out, **options):
+    """A finished sweep in ``out``, as the local pool wrote it."""
+    nstkit.sweep(CONTENT, STYLE, GRID, executor=Replay(local), out_dir=out, **{**TINY, **options})
+    return out / "000_style-weight-1e+06.png"
+
+
+def _resumed(local, out, **options):
+    """Resume the sweep in ``out``: (result, the jobs it ran again, nstkit's warnings)."""
+    from nstkit.core.errors import NstkitWarning
+
+    replay = Replay(local)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = nstkit.sweep(CONTENT, STYLE, GRID, executor=replay, out_dir=out, resume=True,
+                              **{**TINY, **options})
+    return result, replay.submitted, [str(w.message) for w in caught if issubclass(w.category, NstkitWarning)]
+
+
+def _halve(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damaged, damage, says", [
+    ("record", _halve, "is damaged (not JSON"),
+    ("record", lambda path: path.write_text("garbage\n"), "is damaged (not JSON"),
+    ("record", lambda path: path.write_text('{"config": {}}\n'), "not an nstkit run record: it has no inputs"),
+    ("record", lambda path: path.write_text("[1, 2]\n"), "is damaged (not a whole run record"),
+    ("image", _halve, "is damaged or truncated"),
+])
+def test_resume_runs_a_damaged_point_again_with_one_warning_naming_the_file(local, tmp_path, damaged, damage, says):
+    from nstkit.core.record import RunRecord
+    from nstkit.media.images import load_image
+
+    image = _swept(local, tmp_path / "out")
+    target = record_path(image) if damaged == "record" else image
+    damage(target)
+    result, ran, said = _resumed(local, tmp_path / "out")
+    assert ran == [0] and [row["error"] for row in result.rows] == [None, None]
+    assert len(said) == 1 and "\n" not in said[0], said
+    assert said[0].startswith(f"resume: {'run record ' if damaged == 'record' else ''}") and str(target) in said[0]
+    assert says in said[0] and "running point 0 (style_weight=1e+06) again" in said[0]
+    assert RunRecord.read(image)["config"]["style_weight"] == 1e6 and load_image(image).shape == CONTENT.shape
+
+
+def test_resume_says_when_a_point_was_made_with_another_config(local, tmp_path):
+    _swept(local, tmp_path / "out")
+    _, ran, said = _resumed(local, tmp_path / "out", steps=3)
+    assert sorted(ran) == [0, 1] and len(said) == 2
+    assert all("was made with another config (steps 2, not 3)" in line for line in said), said
+
+
+def test_resume_rewrites_a_damaged_summary_without_a_word(local, tmp_path):
+    """Resume never reads the summaries: they are written anew from every row (a regression pin, not a fix)."""
+    _swept(local, tmp_path / "out")
+    _halve(tmp_path / "out" / "sweep.json")
+    _, ran, said = _resumed(local, tmp_path / "out")
+    assert ran == [] and said == []
+    assert len(json.loads((tmp_path / "out" / "sweep.json").read_text())["rows"]) == 2
+
+
+@pytest.mark.parametrize("name", ["out.png.json", "out.json (before 0.2)"])
+def test_resume_keeps_points_with_a_record_of_either_name(local, tmp_path, name):
+    from nstkit.core.record import legacy_record_path
+
+    out = tmp_path / "out"
+    image = _swept(local, out)
+    if name.startswith("out.json"):
+        for each in out.glob("0*.png"):
+            record_path(each).rename(legacy_record_path(each))
+    result, ran, said = _resumed(local, out)
+    assert ran == [] and said == [] and result.rows[0]["output"] == str(image)
+    assert np.array_equal(result.images[1], local.images[1])
+
+
+@pytest.mark.parametrize("record", [record_path, lambda path: path.with_suffix(".json")])
+def test_a_folder_holding_only_a_run_record_of_either_name_is_refused(tmp_path, record):
+    out = tmp_path / "out"
+    out.mkdir()
+    record(out / "001_style-weight-1e+07.png").write_text("{}\n")
+    with pytest.raises(NstkitError, match="already holds sweep outputs"):
+        nstkit.sweep(CONTENT, STYLE, GRID, executor=RefusingExecutor(), out_dir=out, **TINY)
+
+
+def test_cli_sweep_resume_over_a_damaged_record_is_one_warning_line(local, tmp_path, monkeypatch, capsys):
+    from nstkit.ui.cli import main
+
+    content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out"
+    Image.fromarray(CONTENT).save(content)
+    Image.fromarray(STYLE).save(style)
+    monkeypatch.setattr(sys.modules["nstkit.sweep"], "default_executor", lambda *args: Replay(local))
+    command = ["sweep", str(content), str(style), "--grid", "style_weight=1e6,1e7", "-o", str(out), "--steps", "2",
+               "--max-dim", "48", "--weights", "random", "-q"]
+    assert main(command) == 0
+    _halve(record_path(out / "001_style-weight-1e+07.png"))
+    capsys.readouterr()
+    assert main([*command, "--resume"]) == 0
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("nstkit: warning: resume: run record "), stderr
+    assert "001_style-weight-1e+07.png.json is damaged" in stderr[0]

@@ -24,9 +24,11 @@ def test_setup_reads_one_place(monkeypatch, capsys, env, weights, steps, max_dim
     assert (settings.weights, settings.steps, settings.max_dim, settings.quick) == (weights, steps, max_dim, quick)
     printed = capsys.readouterr().out
     assert (notebook.RANDOM_BANNER in printed) == weights.startswith("random")
-    # The precision is always passed: a notebook's figures never depend on the library's default.
+    # The precision and the optimiser are always passed: a notebook's figures never depend on the library's
+    # defaults, and the notebooks retrace the seed's Adam (nstkit's own default is "auto").
     assert settings.run_options(steps=5) == {"weights": weights, "steps": 5, "max_dim": max_dim,
-                                             "precision": settings.precision}
+                                             "precision": settings.precision, "optimizer": "adam"}
+    assert "optimizer=adam (the seed's)" in printed
 
 
 def test_precision_from_the_environment(monkeypatch, capsys):

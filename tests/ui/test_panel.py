@@ -8,6 +8,7 @@ import pytest
 from nst_helpers import ROOT, smooth_image
 from PIL import Image
 
+from nstkit.core.record import record_path
 from nstkit.ui.panel import StylePanel
 
 
@@ -174,8 +175,8 @@ def test_save_writes_the_result_and_a_folder_that_cannot_take_it_rescues_it(pane
     panel.save_path.value = str(tmp_path / "mine.png")
     panel.save_button.click()
     saved = tmp_path / "mine.png"
-    assert saved.exists() and saved.with_suffix(".json").exists()
-    assert panel.status.value == f"saved {saved} and {saved.with_suffix('.json')}"
+    assert saved.exists() and record_path(saved).exists()
+    assert panel.status.value == f"saved {saved} and {record_path(saved)}"
     monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path / "system-tmp"))
     gone = tmp_path / "gone" / "deeper"
     monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(30, "Read-only file system"))
