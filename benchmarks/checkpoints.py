@@ -29,7 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     content = rng.uniform(0, 255, (args.size * 3 // 4, args.size, 3)).astype(np.float32)
-    options = dict(steps=args.steps, max_dim=args.size, weights="random", precision=args.precision)
+    options = dict(steps=args.steps, max_dim=args.size, weights="random", precision=args.precision,
+                   optimizer="adam")  # Adam's state, as measured for BENCHMARKS.md (L-BFGS's holds ~8x more)
     nstkit.stylize(content, content[::-1], **{**options, "steps": 2})  # build and trace once, outside the timing
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()

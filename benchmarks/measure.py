@@ -37,8 +37,10 @@ def nstkit_run(size: int, preset: str, precision: str, jit_compile: bool | None,
             steps_seen.append(progress.compiled_step)  # for its FLOPs
 
     started = time.perf_counter()
+    # Adam: the seed's step, which these timings set against the seed's loop step for step (an L-BFGS step is
+    # one evaluation: benchmarks/time_to_quality.py times it).
     result = nstkit.stylize(content, style, preset=preset, weights="random", steps=warmup + steps, max_dim=size,
-                            precision=precision, jit_compile=jit_compile, callbacks=[on_step])
+                            precision=precision, jit_compile=jit_compile, callbacks=[on_step], optimizer="adam")
     wall = time.perf_counter() - started
     times = np.diff(stamps[warmup - 1:])
     cpu_times = np.diff(cpu_stamps[warmup - 1:])

@@ -60,7 +60,7 @@ def run(content, style, preset: str, precision: str, size: int, steps: int, chec
             snapshots[progress.step] = progress.image()
 
     result = nstkit.stylize(content, style, preset=preset, precision=precision, steps=steps, max_dim=size,
-                            weights="random", seed=0, init=init, callbacks=[snapshot])
+                            weights="random", seed=0, init=init, callbacks=[snapshot], optimizer="adam")
     content_rgb = nstkit.media.images.load_image(content, size)
     return {"image": result.image, "snapshots": snapshots,
             "final_loss": result.record["final_losses"]["total"], "best_loss": result.record["best_loss"],

@@ -42,7 +42,8 @@ def main() -> None:
     for loss, weight in runs:
         options = {"style_weight": weight} if weight is not None else {}
         result = nstkit.stylize(content, style, preset="robust", style_loss=loss, steps=args.steps,
-                                max_dim=args.size, weights=args.weights, precision="float32", **options)
+                                max_dim=args.size, weights=args.weights, precision="float32", optimizer="adam",
+                                **options)
         scores = evaluate(result.image, content, style)
         history = result.history
         rows.append({"style_loss": loss, "style_weight": f"{result.config.style_weight:g}",

@@ -10,7 +10,7 @@
    are randomised (so nstkit's BN folding is exercised); the seed's loop and
    nstkit both load it.
 2. The objective is checked first: from that file the seed's loop and
-   ``stylize(preset="robust", precision="float32")`` must agree at step 1
+   ``stylize(preset="robust", optimizer="adam", precision="float32")`` must agree at step 1
    (within 1e-6 relative) and along nstkit's own path (the seed's loss of
    each of its images, within 1e-5), else it stops; the two loss curves after
    30 steps are reported against the issue's 1e-3 (see `check_same_objective`).

@@ -2,4 +2,4 @@
 `nstkit --version` prints it; docs/run-record.md describes each record version)."""
 
 __version__ = "0.2.0"
-RECORD_VERSION = 4  # what each version changed, and how older ones are read: `core.record._upgrade`
+RECORD_VERSION = 5  # what each version changed, and how older ones are read: `core.record._upgrade`

@@ -485,12 +485,15 @@ class StyleConfig:
     def from_record(cls, record: Mapping[str, Any]) -> "StyleConfig":
         """The config a run record (`record.build_record`) replays: its names as this version reads them.
 
-        Before record version 3, swag "softmax" meant what is now "softmax_relative".
+        Before record version 3, swag "softmax" meant what is now "softmax_relative"; before 5, optimizer
+        "lbfgs" meant scipy's L-BFGS-B, now "lbfgsb".
         """
         data = dict(record["config"])
         version = record.get("record_version", 0)
         if version < 3 and data.get("swag") == "softmax":
             data["swag"] = "softmax_relative"
+        if version < 5 and data.get("optimizer") == "lbfgs":
+            data["optimizer"] = "lbfgsb"
         return cls.from_dict(data, newer=version > RECORD_VERSION)
 
 
@@ -552,8 +555,11 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
     where L-BFGS's line search needs what the run does not give: the same loss
     at every step (jitter and tiles change it), one image (a batch would share
     one search), no loss scaling (float16); where the user set any of Adam's
-    own fields (`ADAM_FIELDS`: they ask for Adam); and for a video's frames,
-    whose few warm-started steps each were tuned with Adam (`api.video`).
+    own fields (`ADAM_FIELDS`: they ask for Adam; one at its default value does
+    not); for bfloat16 (L-BFGS's line search stalled on its rounded losses:
+    BENCHMARKS.md) and a Fourier spectrum (its first step there is not tuned);
+    and for a video's frames, whose few warm-started steps each were tuned with
+    Adam (`api.video`).
     """
     if config.optimizer != AUTO_OPTIMIZER:
         return config, None
@@ -566,6 +572,9 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                "tiles (the moving windows change the loss every step)" if config.tile_size else
                "jitter (the loss changes every step)" if config.jitter else
                "precision float16 (L-BFGS's line search has no loss scaling)" if config.precision == "float16" else
+               "precision bfloat16 (L-BFGS's line search stalls on its rounded losses)"
+               if config.precision == "bfloat16" else
+               "param fourier (L-BFGS's first step in a spectrum is not tuned)" if config.param == "fourier" else
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
     if because:
         return config.replace(optimizer="adam"), f"auto: adam, for {because}"

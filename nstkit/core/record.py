@@ -239,7 +239,9 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     - 1 -> 2: ``levels`` ([{scale, steps}]) became ``stages`` (with size, source, steps_run, ...), and
       ``steps_planned`` and ``best_stage`` were added;
     - 2 -> 3: swag "softmax" changed meaning (the config keeps the old name; `StyleConfig.from_record` maps it);
-    - 3 -> 4: the record became this dataclass; no field changed its name.
+    - 3 -> 4: the record became this dataclass; no field changed its name;
+    - 4 -> 5: optimizer "lbfgs" is the in-graph L-BFGS; scipy's L-BFGS-B, which it named before, is "lbfgsb"
+      (`StyleConfig.from_record` maps it); ``optimizer_chosen`` was added.
     """
     version = data.setdefault("record_version", 1)  # the first records had it too; a file without it is old
     if version < 2 and "levels" in data and "stages" not in data:

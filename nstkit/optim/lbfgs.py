@@ -23,7 +23,11 @@ step's `tf.function`, next to the network:
 - a correction pair is kept only if sᵀy > 0 (the curvature the Hessian
   model needs), and a search that fails `MAX_TRIES` times, or a direction
   that is no descent once projected, drops the memory and restarts from
-  the steepest descent.
+  the steepest descent; a trial is accepted only with a finite loss and
+  gradient and a projected step that descends; when the steepest descent
+  itself finds no decrease in `MAX_TRIES` trials, L-BFGS has stalled (at
+  float32's resolution of the loss, or on rounded losses) and says so
+  (`stalled`), and the stage ends, as scipy's does.
 
 Everything it carries is a TF variable, so a checkpoint holds all of it and
 a resumed run takes the same steps as an uninterrupted one (the same bytes
@@ -81,7 +85,7 @@ class LBFGS:
         self.gamma = tf.Variable(1.0, trainable=False)  # sᵀy / yᵀy of the newest pair: the initial Hessian scale
         self.counters = {name: tf.Variable(0, dtype=tf.int32, trainable=False)
                          for name in ("pairs", "head", "started", "tries",  # the ring of pairs, the search
-                                      "iterations", "rejected", "restarts", "skipped")}  # what the record reports
+                                      "iterations", "rejected", "restarts", "skipped", "stalled")}  # the record's
 
     # -------------------------------------------------------------------------------------------- in the graph
 
@@ -93,8 +97,10 @@ class LBFGS:
         trial = tf.reshape(self.variable, [-1])
         loss, gradient = tf.cast(loss, tf.float32), tf.reshape(tf.cast(gradient, tf.float32), [-1])
         step = trial - self.x
-        sufficient = loss <= self.f + ARMIJO * _dot(self.g, step)
-        accepted = tf.logical_or(tf.equal(c["started"], 0), tf.logical_and(sufficient, tf.math.is_finite(loss)))
+        slope = _dot(self.g, step)  # negative for a descent; projection can make a descent direction's step not one
+        sufficient = tf.logical_and(slope < 0, loss <= self.f + ARMIJO * slope)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.reduce_all(tf.math.is_finite(gradient)))
+        accepted = tf.logical_or(tf.equal(c["started"], 0), tf.logical_and(sufficient, finite))
         tf.cond(accepted, lambda: self._accept(trial, loss, gradient, step), lambda: self._reject(loss, step))
         self.variable.assign(tf.reshape(self._project(self.x + self.alpha * self.d), self.shape))
 
@@ -130,7 +136,15 @@ class LBFGS:
         curve = loss - self.f - slope
         fraction = tf.where(tf.logical_and(tf.math.is_finite(curve), curve > 0), -slope / (2.0 * curve), 0.1)
         self.alpha.assign(self.alpha * tf.clip_by_value(fraction, 0.1, 0.5))
-        tf.cond(c["tries"] > MAX_TRIES, self._restart, lambda: tf.constant(0))
+        # Too many rejections: drop a memory that misleads; with none left, the steepest descent found nothing.
+        tf.cond(c["tries"] >= MAX_TRIES,
+                lambda: tf.cond(c["pairs"] > 0, self._restart, self._stall), lambda: tf.constant(0))
+        return tf.constant(0)
+
+    def _stall(self):
+        import tensorflow as tf
+
+        self.counters["stalled"].assign(1)
         return tf.constant(0)
 
     def _remember(self, step, change, sy, yy):
@@ -232,6 +246,10 @@ class LBFGS:
 
     # -------------------------------------------------------------------------------------------- outside it
 
+    def stalled(self) -> bool:
+        """Whether the steepest descent from the best point found no decrease: the stage can end (see above)."""
+        return bool(self.counters["stalled"].numpy())
+
     def reset(self) -> None:
         """A fresh start from ``variable`` (a video's next frame): no memory, no iterate."""
         for counter in self.counters.values():
@@ -243,7 +261,9 @@ class LBFGS:
         counts = {name: int(v.numpy()) for name, v in self.counters.items()}
         return {"lbfgs": {"memory": self.memory, "iterations": counts["iterations"],
                           "rejected_trials": counts["rejected"], "restarts": counts["restarts"],
-                          "skipped_pairs": counts["skipped"]}}
+                          "skipped_pairs": counts["skipped"],
+                          **({"ended": "stalled: the steepest descent found no decrease (the loss at float32's "
+                                       "resolution, or rounded)"} if counts["stalled"] else {})}}
 
     _ARRAYS = ("x", "g", "d", "s", "y", "sy", "yy")
 

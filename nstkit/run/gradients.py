@@ -241,8 +241,11 @@ class WholeImage:
     def step(self) -> np.ndarray | None:
         """(B, 2 + T): each member's total, weighted terms and best loss so far; one device->host copy.
 
-        With scipy's L-BFGS-B: one function evaluation at scipy's next point; None once it can go no further.
+        With L-BFGS: one function evaluation; None once it can go no further (in-graph: `LBFGS.stalled`; scipy's:
+        at its next point, none).
         """
+        if self.lbfgs is not None and self.lbfgs.stalled():
+            return None  # it can go no further from the best point: the stage ends, as with scipy's
         if self.scipy is None:
             return self.compiled_step().numpy()
         point = self.scipy.next_point(self._best_point)

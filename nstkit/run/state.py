@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..core.config import LBFGS_OPTIMIZERS, StyleConfig
+from ..core.errors import NstkitError
 from ..media.images import deprocess
 
 if TYPE_CHECKING:
@@ -124,6 +125,9 @@ class RunState:
         from ..optim.optimizers import LossScale
 
         config = configs[0]
+        if config.optimizer not in ("adam", *LBFGS_OPTIMIZERS):  # "auto" is chosen before a run (`api.prepare`)
+            raise NstkitError(f"optimizer {config.optimizer!r} reached the run unresolved: pass the config through "
+                              "nstkit.api.stylize.prepare (config.resolve_optimizer)")
         self.configs, self.objective, self.stop_event = list(configs), objective, stop_event
         self.jit_compile = default_jit_compile() if config.jit_compile is None else config.jit_compile
         self.loss_scale = LossScale() if config.precision == "float16" else None

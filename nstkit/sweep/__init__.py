@@ -275,14 +275,16 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
         if not image.exists() or record_file is None:
             continue  # not run, or stopped before its record: run it
         again = f"running point {job.index} ({job.label()}) again; its new image and record replace it"
-        config = job.config.resolved()
-        asked = json.loads(json.dumps(config.to_dict()))  # as JSON has it: tuples as lists
         try:
             record = RunRecord.from_dict(json.loads(record_file.read_text()))
             row = row_from_record(job, record, record.get("host"))
+            # An "auto" optimiser as the run chose it: the fields it fills (Adam's warm-up) follow that choice.
+            chosen_optimizer = record.config["optimizer"] if job.config.optimizer == _AUTO else job.config.optimizer
+            config = job.config.replace(optimizer=chosen_optimizer).resolved()
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:  # NstkitError is a ValueError
             warn(f"resume: run record {record_file} is damaged ({_what_is_wrong(error)}): {again}")
             continue
+        asked = json.loads(json.dumps(config.to_dict()))  # as JSON has it: tuples as lists
         differs = _differing(record.config, asked)
         if differs:
             warn(f"resume: {image} was made with another config ({differs}): {again}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core import fields
 from ..core.config import FIELD_NAMES as FIELDS
-from ..core.config import OPTIONS, StyleConfig
+from ..core.config import ADAM_FIELDS, AUTO_OPTIMIZER, OPTIONS, StyleConfig
 from ..core.errors import NstkitError
 
 
@@ -69,6 +69,9 @@ def expand_grid(grid: Mapping[str, Sequence], config: StyleConfig | None = None,
         if key in options:
             raise NstkitError(f"{key} is both in the grid and given as an option: keep one")
     base = (config or StyleConfig()).replace(**options)
+    if base.optimizer == AUTO_OPTIMIZER and "optimizer" not in axes and set(axes) & set(ADAM_FIELDS):
+        # A grid over Adam's own fields compares Adam runs: "auto" would take L-BFGS for a point at its default.
+        base = base.replace(optimizer="adam")
     jobs = []
     for index, values in enumerate(itertools.product(*axes.values())):
         params = dict(zip(axes, values))

@@ -77,6 +77,14 @@ def test_a_version_1_record_is_upgraded(tmp_path):
     assert StyleConfig.from_record(record).coarse_levels == 1  # it still replays
 
 
+def test_a_version_4_lbfgs_replays_as_scipys_lbfgsb_which_it_meant():
+    """Before record version 5, optimizer "lbfgs" was scipy's L-BFGS-B; it is "lbfgsb" now."""
+    old = {**_record().to_dict(), "record_version": 4,
+           "config": {**StyleConfig(steps=7).to_dict(), "optimizer": "lbfgs"}}
+    assert StyleConfig.from_record(old).optimizer == "lbfgsb"
+    assert StyleConfig.from_record({**old, "record_version": 5}).optimizer == "lbfgs"
+
+
 def test_a_version_2_swag_softmax_replays_as_it_meant():
     record = RunRecord.from_dict({**_record(config={**StyleConfig().to_dict(), "swag": "softmax"}).to_dict(),
                                   "record_version": 2})

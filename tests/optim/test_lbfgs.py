@@ -127,6 +127,30 @@ def test_a_restored_state_takes_the_same_steps():
         assert rest == whole[stop:], stop
 
 
+def test_it_says_when_it_has_stalled_and_never_accepts_a_rise_or_a_non_finite_point():
+    """At float32's resolution of the loss the steepest descent finds no decrease: `stalled`, and the record says
+    so. No accepted point ever raises the loss, and a NaN gradient is a rejected trial, not the new iterate."""
+    import tensorflow as tf
+
+    a, b, _ = _box_quadratic(n=20, seed=4)
+    losses, _, lbfgs = _in_graph_run(a, b, 400)
+    assert lbfgs.stalled() and "stalled" in lbfgs.describe()["lbfgs"]["ended"]
+    accepted = lbfgs.describe()["lbfgs"]["iterations"]
+    assert 20 < accepted < 400
+    # The accepted iterates' losses never rise: each is the best so far when it is accepted.
+    best = np.minimum.accumulate(losses)
+    assert float(lbfgs.f.numpy()) == pytest.approx(best[-1], rel=1e-6)
+
+    variable = tf.Variable(np.full(4, 0.5, np.float32))
+    guarded = LBFGS(variable, (np.zeros(4), np.ones(4)), initial_step=0.25)
+    guarded.propose(tf.constant(1.0), tf.constant([1.0, -1.0, 0.5, 0.0]))  # the start: accepted
+    start, trial = guarded.x.numpy().copy(), variable.numpy().copy()
+    guarded.propose(tf.constant(0.5), tf.constant([np.nan, 0.0, 0.0, 0.0]))  # lower, but its gradient is NaN
+    np.testing.assert_array_equal(guarded.x.numpy(), start)
+    assert guarded.describe()["lbfgs"]["rejected_trials"] == 1 and np.isfinite(variable.numpy()).all()
+    assert not np.array_equal(variable.numpy(), trial)  # a shorter step along the same way
+
+
 def test_scipy_reaches_a_known_minimum_inside_the_box_and_on_its_edge():
     # f(x) = sum(w * (x - t)^2): its minimum is t, except where t lies outside the box [-1, 1]: there, the edge.
     rng = np.random.default_rng(0)
@@ -270,6 +294,8 @@ def test_refuses_batches(optimizer):
     ({"learning_rate": 5.0}, "adam", "learning_rate given"),
     ({"ema": 0.9}, "adam", "ema given"),
     ({"warmup_steps": 5, "epsilon": 1e-8}, "adam", "epsilon, warmup_steps given"),
+    ({"precision": "bfloat16"}, "adam", "bfloat16 (L-BFGS's line search stalls"),
+    ({"param": "fourier"}, "adam", "param fourier"),
 ])
 def test_auto_takes_lbfgs_wherever_it_applies_and_says_why_not(options, chosen, why):
     config, reason = resolve_optimizer(StyleConfig(**options))

@@ -98,6 +98,16 @@ def test_a_bad_grid_is_refused_before_any_job_is_submitted(grid, options, messag
     assert executor.submitted == 0
 
 
+def test_a_grid_over_adams_fields_runs_adam_at_every_point():
+    """Optimizer "auto" would take L-BFGS for the point at Adam's default rate and Adam for the others: a grid
+    over Adam's own fields compares Adam runs, so every point is Adam; any other grid keeps "auto"."""
+    jobs = expand_grid({"learning_rate": [5.0, 20.0, 80.0]})
+    assert {job.config.optimizer for job in jobs} == {"adam"}
+    assert {job.config.optimizer for job in expand_grid({"style_weight": [1e6, 1e7]})} == {"auto"}
+    mixed = expand_grid({"optimizer": ["lbfgs", "adam"], "epsilon": [0.1]})
+    assert [job.config.optimizer for job in mixed] == ["lbfgs", "adam"]
+
+
 def test_grid_text_takes_each_field_type():
     grid = parse_grid(["style-weight=1e6,1e7", "steps=2,3", "normalize_style_layers=true,no", "preset=robust",
                        "style_layers=conv1_relu,conv2_block1_out:2;conv3_block1_out", "style_blend=0.7,0.3"])
