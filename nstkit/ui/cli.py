@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from .._version import __version__
 from ..core import fields
 from ..core.catalog import BACKBONES, CATALOGS, LAYER_KINDS, layers_to_spec
-from ..core.config import OPTIONS, StyleConfig, init_is_path
+from ..core.config import OPTIONS, StyleConfig, init_is_path, resolve_optimizer
 from ..core.errors import NstkitError, NstkitWarning
 from ..core.presets import all_presets
 from ..core.record import record_path
@@ -341,7 +341,8 @@ def _video_command(args: argparse.Namespace) -> int:
     clip = read_clip(args.input, fps=args.fps, max_dim=resolved.max_dim)  # a bad clip: one line before TF
     style_shapes = check_inputs(clip.frames[0], args.style, resolved).style_shapes  # a frame stands for each
     import_tensorflow_quietly()
-    _warn_if_short_of_memory(resolved, clip.size,
+    frames_run = resolve_optimizer(config, video=True)[0].resolved()  # "auto" is Adam for frames: its memory
+    _warn_if_short_of_memory(frames_run, clip.size,
                              max(style_shapes, key=lambda shape: shape[0] * shape[1]))  # one frame's run at a time
     frame_steps = args.frame_steps or VIDEO_FRAME_STEPS
     result = stylize_video(clip, args.style if len(args.style) > 1 else args.style[0], args.output, config,
