@@ -66,3 +66,28 @@ def bad_images(tmp_path):
         Image.new("RGB", size, (200, 10, 10)).save(tmp_path / name)
         out.append((tmp_path / name, "32 px"))
     return out
+
+
+# A CLI run (`python -c SCRIPT stylize ...`) that sends itself SIGTERM before or after the {call}th call of
+# nstkit.{module}.{owner}.{attribute}: a signal at a chosen phase of a run (tests/test_faults.py, video's).
+SIGTERM_INJECTED = """
+import importlib, os, signal, sys
+module = importlib.import_module("nstkit.{module}")
+owner = getattr(module, "{owner}") if "{owner}" else module
+real = getattr(owner, "{attribute}")
+calls = []
+
+def inject(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == {call} and "{when}" == "before":
+        os.kill(os.getpid(), signal.SIGTERM)
+    result = real(*args, **kwargs)
+    if len(calls) == {call} and "{when}" == "after":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return result
+
+setattr(owner, "{attribute}", inject)
+from nstkit.ui.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nst_helpers import ROOT, sha256, smooth_image
+from nst_helpers import ROOT, SIGTERM_INJECTED, sha256, smooth_image
 from PIL import Image
 
 import nstkit
@@ -326,27 +326,6 @@ def test_checkpoints_are_off_for_short_runs_on_for_long_ones_and_a_full_disk_onl
 
 # --------------------------------------------------------------------------- signals at every phase
 
-INJECT = """
-import importlib, os, signal, sys
-module = importlib.import_module("nstkit.{module}")
-owner = getattr(module, "{owner}") if "{owner}" else module
-real = getattr(owner, "{attribute}")
-calls = []
-
-def inject(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == {call} and "{when}" == "before":
-        os.kill(os.getpid(), signal.SIGTERM)
-    result = real(*args, **kwargs)
-    if len(calls) == {call} and "{when}" == "after":
-        os.kill(os.getpid(), signal.SIGTERM)
-    return result
-
-setattr(owner, "{attribute}", inject)
-from nstkit.ui.cli import main
-
-sys.exit(main(sys.argv[1:]))
-"""
 # phase: (module, class or "", attribute, which call, signal before or after it, what must come out)
 PHASES = {
     "image checks": ("media.images", "", "load_image", 1, "before", "nothing"),
@@ -363,7 +342,7 @@ def test_sigterm_at_every_phase_gives_a_valid_output_or_one_line(tmp_path, tiny_
     environment, _ = env
     content, style = tiny_pair
     module, owner, attribute, call, when, outcome = PHASES[phase]
-    script = INJECT.format(module=module, owner=owner, attribute=attribute, call=call, when=when)
+    script = SIGTERM_INJECTED.format(module=module, owner=owner, attribute=attribute, call=call, when=when)
     out = tmp_path / "out.png"
     done = subprocess.run([sys.executable, "-c", script, "stylize", content, style, "-o", out, "--steps", "6",
                            "--checkpoint-every", "2", *FAST], capture_output=True, text=True, env=environment,

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from nst_helpers import ROOT, run_cli, smooth_image
+from nst_helpers import ROOT, SIGTERM_INJECTED, run_cli, smooth_image
 from PIL import Image
 
 from nstkit.core.errors import NstkitError, NstkitWarning
@@ -391,24 +391,6 @@ def test_a_damaged_frames_folder_on_resume_is_one_line_naming_the_file_and_the_f
 
 # --------------------------------------------------------------------------- SIGTERM
 
-SIGTERM_AT = """
-import importlib, os, signal, sys
-module = importlib.import_module("nstkit.{module}")
-owner = getattr(module, "{owner}") if "{owner}" else module
-real = getattr(owner, "{attribute}")
-calls = []
-
-def inject(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == {call}:
-        os.kill(os.getpid(), signal.SIGTERM)
-    return real(*args, **kwargs)
-
-setattr(owner, "{attribute}", inject)
-from nstkit.ui.cli import main
-
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.mark.slow
@@ -418,7 +400,7 @@ def test_sigterm_after_the_first_frame_writes_the_clip_so_far_and_exits_143(tmp_
                                       "between frames": ("media.flow", "", "optical_flow", 1)}[when]
     source = write_mp4(tmp_path / "pan.mp4", textured_pan(3, 4, 48, 64), fps=10)
     out = tmp_path / "out.mp4"
-    script = SIGTERM_AT.format(module=module, owner=owner, attribute=attribute, call=call)
+    script = SIGTERM_INJECTED.format(module=module, owner=owner, attribute=attribute, call=call, when="before")
     done = subprocess.run([sys.executable, "-c", script, "video", source, "-s", STYLE, "-o", out, "--steps", "2",
                            "--frame-steps", "20", "-q", *FAST], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300, check=False)
