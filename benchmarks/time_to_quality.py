@@ -62,6 +62,11 @@ CANDIDATES = {  # label -> stylize options (besides the shared ones)
     "adam bfloat16, ema 0.9": dict(optimizer="adam", precision="bfloat16", ema=0.9),
     "adam bfloat16, multi-scale": dict(optimizer="adam", precision="bfloat16", **MULTI_SCALE),
     "lbfgs bfloat16, multi-scale": dict(optimizer="lbfgs", precision="bfloat16", **MULTI_SCALE),
+    # Coarse-to-fine for L-BFGS (issue #25, item 4): levels at 1/2, 1/4 of the size, N evaluations each.
+    "lbfgs, 1 coarse level x 40": dict(optimizer="lbfgs", coarse_levels=1, coarse_steps=40),
+    "lbfgs, 1 coarse level x 80": dict(optimizer="lbfgs", coarse_levels=1, coarse_steps=80),
+    "lbfgs, 2 coarse levels x 40": dict(optimizer="lbfgs", coarse_levels=2, coarse_steps=40),
+    "lbfgs, 2 coarse levels x 80": dict(optimizer="lbfgs", coarse_levels=2, coarse_steps=80),
 }
 CHECK_STEPS = 30
 RUN_BY_DEFAULT = (DEFAULTS, "adam float32 (the seed's exact path)", "lbfgsb float32 (scipy, the reference)")

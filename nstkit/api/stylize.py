@@ -27,6 +27,7 @@ from ..core.config import (
     LBFGS_OPTIMIZERS,
     PRESET_FIELDS,
     StyleConfig,
+    auto_coarse_level,
     resolve_optimizer,
 )
 from ..core.errors import NstkitError
@@ -156,6 +157,9 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
 
     on_device, precision_reason = resolve_precision(requested)
     on_device, optimizer_reason = resolve_optimizer(on_device, batch=batch, video=video)
+    if optimizer_reason:  # "auto" chose: its L-BFGS starts at half the size on a large image
+        on_device, coarse_reason = auto_coarse_level(on_device, checked.content.shape[:2])
+        optimizer_reason += f", with {coarse_reason}" if coarse_reason else ""
     config = on_device.resolved()
     blend = config.blend_weights(len(styles))
     original_content_rgb = checked.content

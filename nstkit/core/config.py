@@ -61,6 +61,9 @@ COLOR_MODES = ("none", "luminance", "match")
 AUTO_OPTIMIZER = "auto"  # L-BFGS wherever it applies, else Adam (`resolve_optimizer`), chosen when a run starts
 OPTIMIZERS = (AUTO_OPTIMIZER, "adam", "lbfgs", "lbfgsb")
 LBFGS_OPTIMIZERS = ("lbfgs", "lbfgsb")  # in the compiled step (`optim.lbfgs.LBFGS`), and scipy's L-BFGS-B
+# "auto"'s L-BFGS starts at half the size on an image this large (long side, px), with this many evaluations there
+# (`auto_coarse_level`; measured in BENCHMARKS.md, "Time to quality").
+AUTO_COARSE_MIN_SIDE, AUTO_COARSE_STEPS = 384, 40
 ADAM_FIELDS = ("learning_rate", "beta_1", "beta_2", "epsilon", "warmup_steps", "lr_decay", "ema")  # Adam's alone
 PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/network/folding.py)
 AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), made when a run starts
@@ -161,8 +164,9 @@ class StyleConfig:
         kind="float", check=number(zero=True), default_text=f"0; {fields.number_text(VIDEO_TEMPORAL_WEIGHT)} for "
                                                              "nstkit video", group=_VIDEO)
     optimizer: str = option(
-        AUTO_OPTIMIZER, help="auto: lbfgs wherever it applies (one whole image, the same loss every step), else "
-                             "adam, and the run record says which and why; adam: the seed's; lbfgs: L-BFGS in the "
+        AUTO_OPTIMIZER, help="auto: lbfgs wherever it applies (one whole image, the same loss every step; from "
+                             "half the size first on an image of 384 px or more, unless coarse levels are given), "
+                             "else adam, and the run record says which and why; adam: the seed's; lbfgs: L-BFGS in the "
                              "compiled step (a step is one function evaluation; the Adam settings do not apply); "
                              "lbfgsb: scipy's L-BFGS-B on the host, the reference lbfgs is tested against",
         kind="str", check=one_of(OPTIMIZERS), choices=OPTIMIZERS, widget=("choice", *OPTIMIZERS),
@@ -580,3 +584,22 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
         return config.replace(optimizer="adam"), f"auto: adam, for {because}"
     return config.replace(optimizer="lbfgs"), ("auto: lbfgs, for one whole image with the same loss every step "
                                                "(fewer evaluations than Adam takes steps, each as cheap)")
+
+
+def auto_coarse_level(config: "StyleConfig", shape: tuple[int, int]) -> tuple["StyleConfig", str | None]:
+    """Where "auto" chose L-BFGS (``config`` as `resolve_optimizer` returned it) for an image of ``shape`` with a
+    long side of `AUTO_COARSE_MIN_SIDE` px or more, and no coarse level was asked for: one coarse level at half
+    the size with `AUTO_COARSE_STEPS` evaluations, and why; else ``config`` as it is, with None.
+
+    Measured (chelsea x mosaic, random weights, 2-core AMD EPYC, to the seed loop's 500-step loss): at 512 px
+    one level of 40 evaluations took L-BFGS from 14.5x to 18.2x the seed's loop (80 evaluations: 18.2x, two
+    levels: slower); at 256 px the same level was slower (20.3x against 24.3x: each stage's compile costs
+    about what the level saves), so smaller images start at full size. An optimizer given (even lbfgs) runs
+    the schedule given.
+    """
+    if config.optimizer != "lbfgs" or config.coarse_levels or config.coarse_steps is not None \
+            or config.coarse_factor != OPTIONS["coarse_factor"][0].default or max(shape) < AUTO_COARSE_MIN_SIDE:
+        return config, None
+    return (config.replace(coarse_levels=1, coarse_steps=AUTO_COARSE_STEPS),
+            f"one coarse level at half the size ({AUTO_COARSE_STEPS} evaluations) for a long side of "
+            f"{AUTO_COARSE_MIN_SIDE} px or more")

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ..api.progress import wanted
-from ..core.config import StyleConfig
+from ..core.config import StyleConfig, auto_coarse_level
 from ..core.errors import NstkitError, warn
 from ..core.files import reason
 from ..core.record import RunRecord, legacy_record_path, record_path
@@ -278,9 +278,13 @@ def _finished(jobs: Sequence[SweepJob], outputs: dict[int, Path]) -> dict[int, J
         try:
             record = RunRecord.from_dict(json.loads(record_file.read_text()))
             row = row_from_record(job, record, record.get("host"))
-            # An "auto" optimiser as the run chose it: the fields it fills (Adam's warm-up) follow that choice.
-            chosen_optimizer = record.config["optimizer"] if job.config.optimizer == _AUTO else job.config.optimizer
-            config = job.config.replace(optimizer=chosen_optimizer).resolved()
+            # An "auto" optimiser as the run chose it: the fields it fills (Adam's warm-up, L-BFGS's coarse level on
+            # a large image) follow that choice.
+            config = job.config
+            if job.config.optimizer == _AUTO:
+                config = config.replace(optimizer=record.config["optimizer"])
+                config = auto_coarse_level(config, tuple(record.image_size))[0]
+            config = config.resolved()
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:  # NstkitError is a ValueError
             warn(f"resume: run record {record_file} is damaged ({_what_is_wrong(error)}): {again}")
             continue

@@ -99,7 +99,7 @@ def test_the_patch_distance_passes_its_validation_on_every_bundled_pair():
 
     from nstkit.measure.metrics import BLEND_STEPS, validate_patch_distance
 
-    validation = validate_patch_distance(PAIRS, size=128)
+    validation = validate_patch_distance(PAIRS, size=128, tenths=False)  # the tenths are for the report's curve
     for check in validation["pairs"]:
         assert check["other_crop"] < check["shuffled"] < check["content"], check
         along = [check["blend"][f"{t:g}"] for t in BLEND_STEPS]

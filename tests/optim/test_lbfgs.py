@@ -312,6 +312,32 @@ def test_auto_is_adam_for_batches_and_video_frames_and_any_choice_given_stands()
             StyleConfig(optimizer=given, tile_size=64 if given == "adam" else None), None)
 
 
+def test_auto_starts_lbfgs_at_half_the_size_on_a_large_image_only_and_never_overrides_a_schedule():
+    """`config.auto_coarse_level`, as `prepare` applies it: one coarse level (the measured 40 evaluations) where
+    "auto" chose L-BFGS for a long side of 384 px or more; nothing for smaller images, Adam, an optimizer given,
+    or coarse levels given."""
+    from nstkit.api.stylize import prepare
+    from nstkit.core.config import AUTO_COARSE_MIN_SIDE, AUTO_COARSE_STEPS
+
+    large, small = smooth_image(1, 300, AUTO_COARSE_MIN_SIDE), smooth_image(1, 300, AUTO_COARSE_MIN_SIDE - 1)
+
+    def member(content, **given):
+        return prepare(content, STYLE, StyleConfig(weights="random", max_dim=1000, **given))
+
+    auto = member(large)
+    assert (auto.config.coarse_levels, auto.config.coarse_steps) == (1, AUTO_COARSE_STEPS)
+    assert auto.extra["optimizer_chosen"].endswith(f"with one coarse level at half the size ({AUTO_COARSE_STEPS} "
+                                                   "evaluations) for a long side of 384 px or more")
+    assert "coarse" not in member(small).extra["optimizer_chosen"] and member(small).config.coarse_levels == 0
+    for given in (dict(optimizer="lbfgs"), dict(optimizer="adam"), dict(jitter=2)):
+        assert member(large, **given).config.coarse_levels == 0, given
+    for given in (dict(coarse_levels=2), dict(coarse_levels=1, coarse_steps=7)):
+        chosen = member(large, **given).config
+        assert (chosen.optimizer, chosen.coarse_levels, chosen.coarse_steps) == \
+            ("lbfgs", given["coarse_levels"], given.get("coarse_steps")), given
+    assert nstkit.StyleConfig.from_record({"config": auto.config.to_dict()}).coarse_levels == 1  # replays as run
+
+
 def test_the_default_run_is_in_graph_lbfgs_and_its_record_says_why(tiny_pair, tmp_path):
     content, style = tiny_pair
     out = tmp_path / "out.png"
