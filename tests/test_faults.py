@@ -273,8 +273,8 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_pair, env):
 def test_python_resume_covers_tiles_and_coarse_stages(tmp_path):
     """Stopped inside a tiled stage (after a one-pass start), inside a fine stage, with schedules: the same bytes."""
     cases = [dict(tile_size=32, tile_overlap=8, tile_start_dim=32, tile_start_steps=3, learning_rate=5.0),
-             dict(coarse_levels=1, max_dim=128, learning_rate=5.0),
-             # the schedules: the rate follows the run's update count, the moving average is saved
+             # a coarse level, with the schedules: the rate follows the run's update count, the moving average is
+             # saved (one case covers the plain coarse stages too: the same checkpoint path, more state in it)
              dict(coarse_levels=1, max_dim=128, warmup_steps=3, lr_decay=0.2, ema=0.7)]
     for options in cases:
         content = smooth_image(1, 96, 128) if options.get("coarse_levels") else CONTENT

@@ -35,8 +35,10 @@ def _box_quadratic(n: int = 40, seed: int = 0):
     return a, b, 0.5 * best @ a @ best - b @ best
 
 
-def _in_graph_run(a, b, evaluations: int, memory: int = 10, stop_at: int | None = None, restored=None):
-    """Drive `LBFGS` as the engine's step does, from x = 0.5: returns (losses, points, the optimiser)."""
+def _in_graph_run(a, b, evaluations: int, memory: int = 10, stop_at: int | None = None, restored=None,
+                  snapshots: list | None = None):
+    """Drive `LBFGS` as the engine's step does, from x = 0.5: returns (losses, points, the optimiser); with
+    ``snapshots``, appends its `LBFGS.snapshot` after each step (what a checkpoint there would keep)."""
     import tensorflow as tf
 
     n = len(b)
@@ -60,6 +62,8 @@ def _in_graph_run(a, b, evaluations: int, memory: int = 10, stop_at: int | None 
         loss, point = step()
         losses.append(float(loss))
         points.append(point.numpy())
+        if snapshots is not None:
+            snapshots.append(lbfgs.snapshot())
     return losses, points, lbfgs
 
 
@@ -118,12 +122,14 @@ def test_the_compact_model_is_the_two_loop_recursion():
 
 def test_a_restored_state_takes_the_same_steps():
     a, b, _ = _box_quadratic(n=20, seed=3)
-    whole, points, lbfgs = _in_graph_run(a, b, 30)
+    snapshots = []
+    whole, points, lbfgs = _in_graph_run(a, b, 30, snapshots=snapshots)
     assert lbfgs.describe()["lbfgs"]["rejected_trials"] >= 3  # some stops fall inside a line search
+    _, _, stopped = _in_graph_run(a, b, 30, stop_at=6)
+    assert stopped.snapshot()[0] == snapshots[5][0]  # a run stopped there holds what the whole run held then
     for stop in range(2, 28, 2):
-        _, _, first = _in_graph_run(a, b, 30, stop_at=stop)
         # After `stop` steps the variable holds the next point; the snapshot is what a checkpoint keeps.
-        rest, _, _ = _in_graph_run(a, b, 30 - stop, restored=(points[stop], first.snapshot()))
+        rest, _, _ = _in_graph_run(a, b, 30 - stop, restored=(points[stop], snapshots[stop - 1]))
         assert rest == whole[stop:], stop
 
 
