@@ -67,6 +67,8 @@ CANDIDATES = {  # label -> stylize options (besides the shared ones)
     "lbfgs, 1 coarse level x 80": dict(optimizer="lbfgs", coarse_levels=1, coarse_steps=80),
     "lbfgs, 2 coarse levels x 40": dict(optimizer="lbfgs", coarse_levels=2, coarse_steps=40),
     "lbfgs, 2 coarse levels x 80": dict(optimizer="lbfgs", coarse_levels=2, coarse_steps=80),
+    "lbfgs bfloat16, 1 coarse level x 40": dict(optimizer="lbfgs", precision="bfloat16", coarse_levels=1,
+                                                coarse_steps=40),
 }
 CHECK_STEPS = 30
 RUN_BY_DEFAULT = (DEFAULTS, "adam float32 (the seed's exact path)", "lbfgsb float32 (scipy, the reference)")
