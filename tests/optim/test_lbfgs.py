@@ -342,6 +342,8 @@ def test_auto_starts_lbfgs_at_half_the_size_on_a_large_image_only_and_never_over
         assert (chosen.optimizer, chosen.coarse_levels, chosen.coarse_steps) == \
             ("lbfgs", given["coarse_levels"], given.get("coarse_steps")), given
     assert nstkit.StyleConfig.from_record({"config": auto.config.to_dict()}).coarse_levels == 1  # replays as run
+    short = member(large, steps=10).config  # a preview stays short: half its steps at the coarse level
+    assert (short.coarse_levels, short.coarse_steps) == (1, 5)
 
 
 def test_the_default_run_is_in_graph_lbfgs_and_its_record_says_why(tiny_pair, tmp_path):
