@@ -27,7 +27,6 @@ from ..core.config import (
     LBFGS_OPTIMIZERS,
     PRESET_FIELDS,
     StyleConfig,
-    auto_coarse_level,
     resolve_optimizer,
 )
 from ..core.errors import NstkitError
@@ -156,10 +155,8 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
     from ..network.device import resolve_precision
 
     on_device, precision_reason = resolve_precision(requested)
-    on_device, optimizer_reason = resolve_optimizer(on_device, batch=batch, video=video)
-    if optimizer_reason:  # "auto" chose: its L-BFGS starts at half the size on a large image
-        on_device, coarse_reason = auto_coarse_level(on_device, checked.content.shape[:2])
-        optimizer_reason += f", with {coarse_reason}" if coarse_reason else ""
+    on_device, optimizer_reason = resolve_optimizer(on_device, batch=batch, video=video,
+                                                    shape=checked.content.shape[:2])
     config = on_device.resolved()
     blend = config.blend_weights(len(styles))
     original_content_rgb = checked.content

@@ -548,8 +548,8 @@ def _first(*values):
     return next(v for v in values if v is not None)
 
 
-def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = False
-                      ) -> tuple["StyleConfig", str | None]:
+def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = False,
+                      shape: tuple[int, int] | None = None) -> tuple["StyleConfig", str | None]:
     """``config`` (as given, or as `StyleConfig.resolved` fills it) with optimizer "auto" replaced by what suits
     the run, and why (the run record's ``optimizer_chosen``); any optimizer given is kept, with None.
 
@@ -563,7 +563,8 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
     not); for bfloat16 (L-BFGS's line search stalled on its rounded losses:
     BENCHMARKS.md) and a Fourier spectrum (its first step there is not tuned);
     and for a video's frames, whose few warm-started steps each were tuned with
-    Adam (`api.video`).
+    Adam (`api.video`). With the image's ``shape`` (height, width), L-BFGS also
+    gets `auto_coarse_level`'s coarse level on a large image.
     """
     if config.optimizer != AUTO_OPTIMIZER:
         return config, None
@@ -582,8 +583,10 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
     if because:
         return config.replace(optimizer="adam"), f"auto: adam, for {because}"
-    return config.replace(optimizer="lbfgs"), ("auto: lbfgs, for one whole image with the same loss every step "
-                                               "(fewer evaluations than Adam takes steps, each as cheap)")
+    chosen, coarse = auto_coarse_level(config.replace(optimizer="lbfgs"), shape) if shape else (
+        config.replace(optimizer="lbfgs"), None)
+    return chosen, ("auto: lbfgs, for one whole image with the same loss every step (fewer evaluations than Adam "
+                    "takes steps, each as cheap)" + (f", with {coarse}" if coarse else ""))
 
 
 def auto_coarse_level(config: "StyleConfig", shape: tuple[int, int]) -> tuple["StyleConfig", str | None]:
