@@ -69,6 +69,11 @@ CANDIDATES = {  # label -> stylize options (besides the shared ones)
     "lbfgs, 2 coarse levels x 80": dict(optimizer="lbfgs", coarse_levels=2, coarse_steps=80),
     "lbfgs bfloat16, 1 coarse level x 40": dict(optimizer="lbfgs", precision="bfloat16", coarse_levels=1,
                                                 coarse_steps=40),
+    # bfloat16 evaluations with a float32 finish (issue #25, item 3), as "auto" would run them on a large image.
+    "lbfgs bfloat16, float32 finish": dict(optimizer="lbfgs", precision="bfloat16", float32_finish=True),
+    "lbfgs float32, auto's coarse level": dict(optimizer="auto", precision="float32"),
+    "lbfgs bfloat16, float32 finish, auto's coarse level": dict(optimizer="auto", precision="bfloat16",
+                                                                float32_finish=True),
 }
 CHECK_STEPS = 30
 RUN_BY_DEFAULT = (DEFAULTS, "adam float32 (the seed's exact path)", "lbfgsb float32 (scipy, the reference)")
@@ -150,7 +155,7 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
     judging = [0.0]  # seconds spent scoring inside the run: taken off its clock
 
     def keep(progress) -> None:
-        if progress.stage != len(progress.schedule) - 1:
+        if progress.schedule[progress.stage].size != progress.schedule[-1].size:
             return  # coarse stages: their time counts, their images are not full size
         # A float32 run's own loss is the judge's (checked above, to 1e-5): judge it when it says it is there.
         says_reached = float32 and progress.best_loss <= target

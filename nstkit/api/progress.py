@@ -61,10 +61,13 @@ class RunTimeEstimate:
         schedule = progress.schedule
         self.per_step = float(np.median(self._times))
         stage = schedule[progress.stage]
-        left = expected_seconds(stage.steps - progress.stage_step, self.per_step)
+        # A float32 finish (`Stage.shares_steps`, the last stage) runs what the plan has left.
+        left = expected_seconds(progress.steps - progress.step if stage.shares_steps else
+                                stage.steps - progress.stage_step, self.per_step)
         area = stage.size[0] * stage.size[1]
         for later in schedule[progress.stage + 1:]:
-            left += expected_seconds(later.steps, self.per_step * later.size[0] * later.size[1] / area)
+            if not later.shares_steps:  # its steps are counted in the stage before it
+                left += expected_seconds(later.steps, self.per_step * later.size[0] * later.size[1] / area)
         self.seconds_left = left
 
     def line(self) -> str:

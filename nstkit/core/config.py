@@ -64,6 +64,10 @@ LBFGS_OPTIMIZERS = ("lbfgs", "lbfgsb")  # in the compiled step (`optim.lbfgs.LBF
 # "auto"'s L-BFGS starts at half the size on an image this large (long side, px), with this many evaluations there
 # (`auto_coarse_level`; measured in BENCHMARKS.md, "Time to quality").
 AUTO_COARSE_MIN_SIDE, AUTO_COARSE_STEPS = 384, 40
+# ``float32_finish``: the bfloat16 stage ends once its best loss fell by less than this share over this many
+# evaluations (measured at 256 px, coffee x strokes: in-graph L-BFGS in bfloat16 fell 10-40% per 10 evaluations,
+# then 0% from evaluation 120 to 200, where float32's still fell 7-15% per 10).
+FLAT_GAIN, FLAT_WINDOW = 0.01, 10
 ADAM_FIELDS = ("learning_rate", "beta_1", "beta_2", "epsilon", "warmup_steps", "lr_decay", "ema")  # Adam's alone
 PRECISIONS = ("float32", "bfloat16", "float16")  # the network's compute precision (nstkit/network/folding.py)
 AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), made when a run starts
@@ -272,12 +276,20 @@ class StyleConfig:
     # Speed (issue #5): the network's compute precision (the image and the losses stay float32), and XLA.
     precision: str = option(
         AUTO_PRECISION, help="the network's compute precision (the image and the losses stay float32); auto: "
-                             "float32 here, as measured: bfloat16 ended 11% above float32's loss with Adam and "
-                             "stalled with L-BFGS (BENCHMARKS.md); bfloat16 was 1.4-2.6x faster per step on CPUs "
+                             "float32 here, as measured: bfloat16 ended 11% above float32's loss with Adam, "
+                             "stalled with L-BFGS, and ended 15-56% above it with L-BFGS and a float32 finish "
+                             "(BENCHMARKS.md); bfloat16 was 1.4-2.6x faster per step on CPUs "
                              "with AVX-512 BF16 or AMX (GPUs unmeasured). float32 is the "
                              "seed's exact path", kind="str", check=one_of((AUTO_PRECISION, *PRECISIONS)),
         choices=(AUTO_PRECISION, *PRECISIONS), group=_SPEED, widget=("choice", AUTO_PRECISION, *PRECISIONS),
         tiles=(lambda value: value != "float16", "precision float32 or bfloat16"))
+    float32_finish: bool = option(
+        False, help=f"L-BFGS in bfloat16: once its full-size loss stops falling (under {FLAT_GAIN:.0%} in {FLAT_WINDOW} "
+                    "evaluations) or its "
+                    "line search stalls on the rounded losses, spend the evaluations left in float32, from the best "
+                    "image and with L-BFGS's memory; a no-op in float32. Measured on an AVX-512 BF16 CPU: "
+                    "evaluations 25-40% cheaper, but the end 15-56% above float32's loss at equal evaluations "
+                    "(BENCHMARKS.md), so auto never takes it", kind="bool", check=fields.boolean, group=_SPEED)
     jit_compile: bool | None = option(
         help="compile the step with XLA", kind="bool", check=_tri_state, optional=True, group=_SPEED,
         default_text="on with a GPU, off on CPUs")
@@ -381,6 +393,12 @@ class StyleConfig:
         if chosen in LBFGS_OPTIMIZERS and adam_only:
             raise NstkitError(f"{', '.join(f'{k}={v}' for k, v in adam_only.items())} shape Adam's steps, and "
                               f"optimizer {chosen} takes its own: drop them, or use optimizer adam")
+        if self.float32_finish and chosen == "adam":
+            raise NstkitError("float32_finish ends an L-BFGS stage when its loss stops falling, and optimizer adam "
+                              "has no such stage: use optimizer lbfgs (or auto), or drop float32_finish")
+        if self.float32_finish and self.precision == "float16":
+            raise NstkitError("float32_finish finishes an L-BFGS run in bfloat16, and L-BFGS has no float16: "
+                              "use precision bfloat16, or drop float32_finish")
         if chosen in LBFGS_OPTIMIZERS and self.precision == "float16":
             raise NstkitError(f"optimizer {chosen} with precision float16 would need loss scaling in its line "
                               "search: use precision bfloat16 or float32")
@@ -561,7 +579,7 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
     one search), no loss scaling (float16); where the user set any of Adam's
     own fields (`ADAM_FIELDS`: they ask for Adam; one at its default value does
     not); for bfloat16 (L-BFGS's line search stalled on its rounded losses:
-    BENCHMARKS.md) and a Fourier spectrum (its first step there is not tuned);
+    BENCHMARKS.md) unless ``float32_finish`` finishes it, and a Fourier spectrum (its first step there is not tuned);
     and for a video's frames, whose few warm-started steps each were tuned with
     Adam (`api.video`). With the image's ``shape`` (height, width), L-BFGS also
     gets `auto_coarse_level`'s coarse level on a large image.
@@ -578,9 +596,12 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                "jitter (the loss changes every step)" if config.jitter else
                "precision float16 (L-BFGS's line search has no loss scaling)" if config.precision == "float16" else
                "precision bfloat16 (L-BFGS's line search stalls on its rounded losses)"
-               if config.precision == "bfloat16" else
+               if config.precision == "bfloat16" and not config.float32_finish else
                "param fourier (L-BFGS's first step in a spectrum is not tuned)" if config.param == "fourier" else
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
+    if because and config.float32_finish:
+        raise NstkitError(f"float32_finish finishes an L-BFGS run, and optimizer auto takes adam for {because}: "
+                          "drop float32_finish, or what asks for adam")
     if because:
         return config.replace(optimizer="adam"), f"auto: adam, for {because}"
     chosen, coarse = auto_coarse_level(config.replace(optimizer="lbfgs"), shape) if shape else (

@@ -28,6 +28,7 @@ live in GPU memory, which this module does not estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.catalog import MIN_IMAGE_SIDE
-from ..core.config import StyleConfig, resolve_optimizer
+from ..core.config import LBFGS_OPTIMIZERS, StyleConfig, resolve_optimizer
 from ..core.errors import NstkitError
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -173,9 +174,18 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
         from ..optim.lbfgs import LBFGSB
 
         breakdown["lbfgs state"] = 8 * values * (2 * LBFGSB.memory + 6 + 2 + 2) - 4 * values * 2
-    return MemoryEstimate(sum(breakdown.values()), breakdown, height, width, config.preset, config.precision,
-                          details={"activation_bytes": activations, "style_activation_bytes": style_activations,
-                                   "layers": len(graph.computed), "batch": batch})
+    estimate = MemoryEstimate(sum(breakdown.values()), breakdown, height, width, config.preset, config.precision,
+                              details={"activation_bytes": activations, "style_activation_bytes": style_activations,
+                                       "layers": len(graph.computed), "batch": batch})
+    if config.float32_finish and config.precision != "float32" and config.optimizer in LBFGS_OPTIMIZERS:
+        # Counted, not measured: a float32 finish (`run.schedule.float32_finish`) ends as a float32 run does,
+        # with the run's own network still built beside its float32 one.
+        finish = estimate_peak_bytes(height, width, config.replace(precision="float32", float32_finish=False),
+                                     style_shape=style_shape, weights=weights, batch=batch)
+        held = {**finish.breakdown, "weights": finish.breakdown["weights"] + graph.weight_bytes}
+        if sum(held.values()) > estimate.peak_bytes:
+            return dataclasses.replace(finish, peak_bytes=sum(held.values()), breakdown=held)
+    return estimate
 
 
 def largest_fitting_side(config: StyleConfig, available_bytes: int, *, aspect: float = 1.0,

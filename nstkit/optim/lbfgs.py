@@ -256,6 +256,19 @@ class LBFGS:
             counter.assign(0)
         self.gamma.assign(1.0)
 
+    def take_memory(self, other: "LBFGS") -> None:
+        """Start with ``other``'s correction pairs (a search over a variable of the same shape, which has ended).
+
+        A float32 finish after a bfloat16 stage (`run.schedule.float32_finish`): the pairs describe the same
+        loss's curvature near the same point, so the finish's first direction is a quasi-Newton one, not a
+        steepest descent that must relearn it. Its first evaluation, as any search's, is taken as the iterate
+        without a test (the losses of the stage before were rounded: no test against them would be fair).
+        """
+        for name in ("s", "y", "sy", "yy", "gamma"):
+            getattr(self, name).assign(getattr(other, name))
+        for name in ("pairs", "head"):
+            self.counters[name].assign(other.counters[name])
+
     def describe(self) -> dict[str, Any]:
         """For the run record: how the search went (iterations = accepted points; each trial is a step)."""
         counts = {name: int(v.numpy()) for name, v in self.counters.items()}

@@ -38,7 +38,7 @@ import numpy as np
 from ..core.errors import NstkitError
 from ..core.files import atomic_write, reason
 
-CHECKPOINT_VERSION = 2  # 2: optimizer lbfgs is the in-graph L-BFGS, its state in the checkpoint
+CHECKPOINT_VERSION = 3  # 2: optimizer lbfgs is the in-graph L-BFGS, its state in the checkpoint; 3: float32_finish
 AUTO_AFTER_SECONDS = 180.0  # runs predicted to take longer than this checkpoint by default
 AUTO_INTERVAL_SECONDS = 60.0  # ... about once a minute
 AUTO_DECIDE_AFTER_STEPS = 3  # the step time is measured over this many steps before deciding

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from ..core.config import FLAT_GAIN, FLAT_WINDOW
 from ..core.errors import NstkitError
 from ..core.record import RunRecord
 from ..media.images import resize_to, to_uint8
 from ..objective.terms import HISTORY_KEYS, Objective
 from .result import Callback, OutputNotSaved, Progress, Result, RunStopped
-from .schedule import Member, Stage, scaled, stage_inputs
+from .schedule import Member, Stage, planned_steps, scaled, stage_inputs
 from .signals import exit_status, stop_on_signals
 from .state import Compiled, RunState
 
@@ -68,6 +69,9 @@ def run_stages(members: Sequence[Member], stages: Sequence[Stage], callbacks: It
                 continue  # done before the checkpoint: its history and record came with it
             if run.stop_event.is_set():
                 break
+            if run.budget(index, stage) == 0:
+                run.skip(stage)  # a float32 finish with nothing left: never built
+                continue
             source = run.enter(index, stage, compiled)
             try:
                 stage_times = run.steps(index, stage, source)
@@ -91,7 +95,7 @@ class _Run:
         self.config_dicts = [config.to_dict() for config in self.configs]
         self.signature = signature(self.config_dicts, [member.inputs for member in members],
                                    [dataclasses.asdict(stage) for stage in stages])
-        self.total_steps = sum(stage.steps for stage in stages)
+        self.total_steps = planned_steps(stages)
         self.histories = [{key: [] for key in HISTORY_KEYS} for _ in members]
         self.described: list[dict[str, Any]] = []  # per stage: size, steps run, traces, speed
         self.described_members: list[list[dict[str, Any]]] = []  # per stage, per member: what the source adds
@@ -103,6 +107,8 @@ class _Run:
         self.start = time.perf_counter()
         self.stopped_by: list[str] = []
         self.objective = self.state = None
+        self.objectives: dict[str, Objective] = {}  # by precision, for a stage in another (a float32 finish)
+        self.handed_over = None  # the L-BFGS of the stage before, whose memory a float32 finish takes on
         self.start_rgbs = [member.init_rgb for member in members]
 
     def build(self, compiled: Compiled | None) -> None:
@@ -121,7 +127,7 @@ class _Run:
         """Set up ``stage``: the state at its size (fresh, restarted or resumed), its targets and gradient source."""
         from .gradients import SOURCES
 
-        kind, state, objective = SOURCES[stage.source], self.state, self.objective
+        kind, state, objective = SOURCES[stage.source], self.state, self.objective_for(stage, compiled)
         inputs = stage_inputs(self.members, stage)
         resuming = self.saved is not None and index == self.saved.meta["stage"]
         kept = compiled.stages.get(index) if compiled is not None else None
@@ -140,6 +146,10 @@ class _Run:
                 targets = compiled.as_variables(targets)
             restored = (self.saved.meta["source"], self.saved.arrays) if resuming else None
             source = kind(objective, state, stage, inputs, targets, restored=restored)
+            if stage.shares_steps and not resuming and self.handed_over is not None \
+                    and getattr(source, "lbfgs", None) is not None:
+                source.lbfgs.take_memory(self.handed_over)
+                self.handed_over = None  # its variables are copied: let them go before the finish runs
             if compiled is not None:
                 compiled.stages[index] = ((stage.size, stage.source), source, targets)
                 compiled.built += 1
@@ -151,8 +161,8 @@ class _Run:
         resuming = self.saved is not None and index == self.saved.meta["stage"]
         stage_times: list[float] = list(self.saved.meta["stage_times"]) if resuming else []
         first = self.saved.meta["step_in_stage"] if resuming else 0
-        for _ in range(first, stage.steps):
-            if self.stop_event.is_set():
+        for _ in range(first, self.budget(index, stage)):
+            if self.stop_event.is_set() or self.flat(stage, stage_times):
                 break
             started = time.perf_counter()
             values = source.step()
@@ -166,6 +176,30 @@ class _Run:
                 if self.checkpoint.due(done):
                     self.checkpoint.write(self.saved_now(source, index, stage_times), done)
         return stage_times
+
+    def flat(self, stage: Stage, stage_times: list[float]) -> bool:
+        """Whether ``stage`` ends because its loss stopped falling (`Stage.until_flat`; see `_flat`)."""
+        return stage.until_flat and bool(stage_times) and _flat(self.histories[0]["total"][-len(stage_times):])
+
+    def budget(self, index: int, stage: Stage) -> int:
+        """The steps ``stage`` may take: its own, or (`Stage.shares_steps`) what the stage before left of them."""
+        return stage.steps - self.described[index - 1]["steps_run"] if stage.shares_steps else stage.steps
+
+    def skip(self, stage: Stage) -> None:
+        """Describe a stage with no steps left to take, as the record lists every stage of the plan."""
+        self.described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
+                               "steps": 0, "steps_run": 0, "step_traces": 0, "seconds_per_step": None,
+                               **_precision(stage)})
+        self.described_members.append([{} for _ in self.members])
+
+    def objective_for(self, stage: Stage, compiled: Compiled | None) -> Objective:
+        """The run's objective, or one in the stage's own precision (the same terms and weights: a float32 finish)."""
+        if stage.precision is None or stage.precision == self.configs[0].precision:
+            return self.objective
+        kept = compiled.objectives if compiled is not None else self.objectives
+        if stage.precision not in kept:
+            kept[stage.precision] = Objective([config.replace(precision=stage.precision) for config in self.configs])
+        return kept[stage.precision]
 
     def report(self, values: np.ndarray, stage: int, stage_step: int) -> None:
         """One step's (B, 2 + T) values into the history, then to every callback, member by member."""
@@ -187,10 +221,13 @@ class _Run:
         if stage_times and (source.scores_when_stopped or not self.stop_event.is_set()):
             source.finish()  # the last update's image has no loss yet: score it so it can win
         self.described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
-                               "steps": stage.steps, "steps_run": len(stage_times), "step_traces": source.traces(),
-                               "seconds_per_step": _median(stage_times)})
+                               "steps": self.budget(index, stage), "steps_run": len(stage_times),
+                               "step_traces": source.traces(), "seconds_per_step": _median(stage_times),
+                               **_precision(stage),
+                               **({"ended": "its loss stopped falling"} if self.flat(stage, stage_times) else {})})
         self.described_members.append([source.describe(member) for member in range(len(self.members))])
         self.start_rgbs = self.state.best_rgbs()
+        self.handed_over = getattr(source, "lbfgs", None)
 
     def saved_now(self, source, stage: int, stage_times: list[float]) -> "Saved":
         """What a checkpoint holds after ``len(stage_times)`` steps of ``stage`` (see `checkpoint`)."""
@@ -268,6 +305,18 @@ class _Run:
             # The last stage's median step (the full-size speed); each stage's own is in `stages`.
             seconds_per_step=self.described[-1]["seconds_per_step"] if self.described else None,
         )
+
+
+def _flat(totals: Sequence[float]) -> bool:
+    """Whether a stage's losses so far stopped falling: its best fell by less than `FLAT_GAIN` in the last
+    `FLAT_WINDOW` steps. From the history alone, so a resumed stage ends where an uninterrupted one would."""
+    if len(totals) <= FLAT_WINDOW:
+        return False
+    return min(totals) > (1.0 - FLAT_GAIN) * min(totals[:-FLAT_WINDOW])
+
+
+def _precision(stage: Stage) -> dict[str, str]:
+    return {"precision": stage.precision} if stage.precision is not None else {}
 
 
 def _median(times: list[float]) -> float | None:

@@ -7,13 +7,14 @@ one-pass start and then its tiles. The loop (`loop.run_stages`) runs every kind 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..core.catalog import MIN_IMAGE_SIDE
-from ..core.config import StyleConfig
+from ..core.config import LBFGS_OPTIMIZERS, StyleConfig
 from ..core.errors import warn
 from ..media.images import resize_to
 from ..media.tiles import window_shape
@@ -31,6 +32,9 @@ class Stage:
     tile_size: int | None = None  # tiles only
     tile_overlap: int = 0
     style_max_dim: int | None = None  # the styles downscaled (never upscaled) to this long side; None: as the image
+    precision: str | None = None  # the network's precision here; None: the config's
+    until_flat: bool = False  # ends once its best loss stops falling (`core.config.FLAT_GAIN`, `FLAT_WINDOW`)
+    shares_steps: bool = False  # runs what the stage before it left of the same ``steps`` (a float32 finish)
 
 
 @dataclass
@@ -60,7 +64,10 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
     - ``coarse_levels`` N: below the first one-pass stage (the full size, or a
       tiled run's start), N stages at 1/Fᴺ … 1/F of its size (F:
       ``coarse_factor``), each with ``coarse_steps`` steps (default: half of
-      its steps) and none with a side under 32 px.
+      its steps) and none with a side under 32 px;
+    - ``float32_finish`` (L-BFGS below float32): the full-size stage ends
+      once its loss stops falling, and a float32 stage at the same size
+      runs the steps it left (`float32_finish`).
     """
     stages = []
     if not config.tile_size:
@@ -83,7 +90,31 @@ def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:
                 break
             steps = config.coarse_steps or max(1, first.steps // 2)
             stages.insert(0, Stage(scaled(shape, factor), steps, "image", scale=factor))
-    return stages
+    return float32_finish(config, stages)
+
+
+def float32_finish(config: StyleConfig, stages: list[Stage]) -> list[Stage]:
+    """``stages`` with a float32 finish, where ``config.float32_finish`` asks for one and the run is not float32.
+
+    L-BFGS on bfloat16 losses and gradients: each evaluation is cheaper (18-39% measured on an AVX-512 BF16
+    CPU), but its line search stalls or crawls once the loss nears bfloat16's resolution (BENCHMARKS.md, "Time
+    to quality"). So the full-size stage ends when its loss stops falling, and a float32 stage of the same size
+    spends the evaluations it left, from its best image and with its L-BFGS memory (`loop`): the cheap
+    evaluations were to do the early descent, float32 the end. Measured, the bfloat16 stage buys less descent
+    per evaluation long before it is flat, and the run ended 15-56% above float32's loss at equal evaluations
+    (BENCHMARKS.md, "Time to quality"): an option, not a default.
+    """
+    last = stages[-1]
+    if not config.float32_finish or config.precision == "float32" or last.source != "image" \
+            or config.optimizer not in LBFGS_OPTIMIZERS:
+        return stages
+    return [*stages[:-1], dataclasses.replace(last, until_flat=True),
+            dataclasses.replace(last, precision="float32", shares_steps=True)]
+
+
+def planned_steps(stages: Sequence[Stage]) -> int:
+    """The steps a schedule plans: a stage that shares the one before's steps (`Stage.shares_steps`) adds none."""
+    return sum(stage.steps for stage in stages if not stage.shares_steps)
 
 
 def stage_inputs(members: Sequence[Member], stage: Stage) -> StageInputs:

@@ -173,8 +173,9 @@ class RunState:
     def learning_rates(self):
         """Each member's learning-rate schedule (`optim.optimizers.LearningRate`) over all the run's stages' steps."""
         from ..optim.optimizers import LearningRate
+        from .schedule import planned_steps
 
-        total = sum(stage.steps for stage in self.stages)
+        total = planned_steps(self.stages)
         return [LearningRate(float(config.learning_rate), config.warmup_steps, float(config.lr_decay), total)
                 for config in self.configs]
 
@@ -246,6 +247,7 @@ class Compiled:
     objective: "Objective | None" = None
     state: RunState | None = None
     stages: dict[int, tuple[tuple, Any, Any]] = field(default_factory=dict)  # index -> (size and kind, source, targets)
+    objectives: dict[str, Any] = field(default_factory=dict)  # by precision, for stages in another (a float32 finish)
     built: int = 0  # compiled steps built so far: one per stage size, whatever the number of runs
 
     def as_variables(self, targets):

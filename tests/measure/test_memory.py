@@ -91,6 +91,15 @@ def test_bfloat16_predicts_less_than_float32():
     assert half.describe().endswith("at 512x512, preset robust, bfloat16")
 
 
+def test_a_float32_finish_is_estimated_at_its_float32_end_with_both_networks_held():
+    full = estimate_peak_bytes(512, 512, ROBUST.replace(optimizer="lbfgs"))
+    low = ROBUST.replace(optimizer="lbfgs", precision="bfloat16")
+    finished = estimate_peak_bytes(512, 512, low.replace(float32_finish=True))
+    assert finished.precision == "float32" and finished.peak_bytes > full.peak_bytes > \
+        estimate_peak_bytes(512, 512, low).peak_bytes
+    assert finished.breakdown["weights"] == 2 * full.breakdown["weights"]
+
+
 def test_a_larger_style_image_can_set_the_peak():
     same = estimate_peak_bytes(128, 128, ROBUST)
     big_style = estimate_peak_bytes(128, 128, ROBUST, style_shape=(1024, 1024))
