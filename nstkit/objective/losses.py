@@ -224,6 +224,65 @@ def histogram_loss(features: tf.Tensor, target_quantiles: tf.Tensor) -> tf.Tenso
     return _mean_per_member(tf.square(flat - tf.stop_gradient(matched)))
 
 
+def cosine_distances(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """(B, N, M): 1 - cos of the angle between each row of ``a`` (B, N, C) and each row of ``b`` (B, M, C).
+
+    STROTSS's ground cost (Kolkin, Salavon & Shakhnarovich 2019, §3.1): it compares what a feature vector
+    says (its direction), not how strongly the network responds (its length). A zero vector is at distance 1
+    from every vector (an epsilon keeps its gradient finite).
+    """
+    a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+    a = a / (tf.norm(a, axis=-1, keepdims=True) + 1e-8)
+    b = b / (tf.norm(b, axis=-1, keepdims=True) + 1e-8)
+    return 1.0 - tf.matmul(a, b, transpose_b=True)
+
+
+def relaxed_emd_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """The relaxed earth mover's distance between two sets of feature vectors (B, N, C) and (B, M, C), (B,).
+
+    Kolkin et al. 2019, eq. 5 (after Kusner et al. 2015): the exact EMD with
+    uniform masses is an assignment problem, too costly in a step; dropping
+    one of its two marginal constraints at a time gives two lower bounds, in
+    which each point simply moves to its nearest neighbour in the other set
+    (cost: `cosine_distances`), and the larger of the two is kept. Each bound
+    alone can be cheated (every output feature at one style feature is 0 for
+    the first); the maximum cannot: it is 0 exactly when each set lies within
+    the other, so equal sets, or one set and any permutation of it, read 0.
+    """
+    cost = cosine_distances(features, target)
+    return tf.maximum(tf.reduce_mean(tf.reduce_min(cost, axis=2), axis=1),
+                      tf.reduce_mean(tf.reduce_min(cost, axis=1), axis=1))
+
+
+def moment_loss(mean: tf.Tensor, cov: tf.Tensor, target_mean: tf.Tensor, target_cov: tf.Tensor) -> tf.Tensor:
+    """STROTSS's moment term (Kolkin et al. 2019, eq. 6): the mean absolute difference of the feature means
+    (B, C) and of the covariances (B, C, C), ℓ1 over C and C² entries, so both read per channel. The relaxed
+    EMD compares directions only; this keeps the magnitudes (and so the contrast) of the style's features."""
+    return (tf.reduce_mean(tf.abs(mean - target_mean), axis=1)
+            + tf.reduce_mean(tf.abs(cov - target_cov), axis=[1, 2]))
+
+
+def self_similarity_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """STROTSS's content loss (Kolkin et al. 2019, eq. 7), for two sets of features at the same N positions,
+    (B, N, C) each, (B,): the content is what the positions say about each other, not what they say.
+
+    Each set's matrix of `cosine_distances` between its own positions, each
+    column divided by its sum (so only the relative pattern counts), and the
+    mean absolute difference of the two matrices, times N (so the value does
+    not shrink as more positions are sampled). Features are centred on their
+    own mean over the positions first: a shift shared by every position (a
+    global colour cast at the pixel level) then changes nothing, and neither
+    does a positive scale (the cosine's own invariance).
+    """
+    def pattern(points):
+        points = tf.cast(points, tf.float32)
+        distances = cosine_distances(*(2 * [points - tf.reduce_mean(points, axis=1, keepdims=True)]))
+        return distances / (tf.reduce_sum(distances, axis=1, keepdims=True) + 1e-8)
+
+    count = tf.cast(tf.shape(features)[1], tf.float32)
+    return count * tf.reduce_mean(tf.abs(pattern(features) - pattern(target)), axis=[1, 2])
+
+
 def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
     image = tf.cast(image, tf.float32)

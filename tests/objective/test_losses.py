@@ -5,7 +5,11 @@ import tensorflow as tf
 from nstkit.core.presets import SEED_ROBUST_STYLE_LIST, get_preset
 from nstkit.objective.losses import (
     content_loss,
+    cosine_distances,
     gram_matrix,
+    moment_loss,
+    relaxed_emd_loss,
+    self_similarity_loss,
     style_loss,
     total_variation_loss,
 )
@@ -77,3 +81,65 @@ def test_bfloat16_gram_is_within_rounding_of_the_exact_one():
     exact = np.einsum("bijc,bijd->bcd", *[values.numpy().astype(np.float64)] * 2) / 1024
     largest = np.abs(exact).max()
     assert np.abs(gram_matrix(values).numpy() - exact).max() <= 2 ** -8 * largest
+
+
+# ------------------------------------------------------------------ STROTSS (Kolkin et al. 2019)
+
+def _on_circle(*angles):
+    """Unit vectors in the plane at these angles, one set (1, N, 2): their cosine distance is 1 - cos(Δangle)."""
+    return tf.constant(np.stack([np.cos(angles), np.sin(angles)], axis=1)[None].astype(np.float32))
+
+
+def test_the_relaxed_emd_of_equal_sets_and_of_a_permutation_is_zero():
+    points = np.random.default_rng(0).normal(size=(2, 30, 8)).astype(np.float32)
+    shuffled = points[:, np.random.default_rng(1).permutation(30)]
+    np.testing.assert_allclose(relaxed_emd_loss(points, points).numpy(), 0, atol=1e-6)
+    np.testing.assert_allclose(relaxed_emd_loss(points, shuffled).numpy(), 0, atol=1e-6)
+    assert np.all(relaxed_emd_loss(points, points[::-1]).numpy() > 0.1)  # each member against the other's
+
+
+def test_the_relaxed_emd_is_the_larger_of_its_two_nearest_neighbour_bounds_on_known_angles():
+    one, three = _on_circle(0.0), _on_circle(0.0, np.pi / 2, np.pi)
+    # One point inside the other set: every point of it has a match (0), but the set's other two points are at
+    # distance 1 and 2 from it, a mean of 1: the maximum keeps the second bound.
+    assert relaxed_emd_loss(one, three).numpy()[0] == pytest.approx(1.0, abs=1e-6)
+    assert relaxed_emd_loss(three, one).numpy()[0] == pytest.approx(1.0, abs=1e-6)  # symmetric
+    # Two sets a rotation apart: every nearest neighbour is at that angle.
+    turned = _on_circle(0.3, np.pi / 2 + 0.3, np.pi + 0.3)
+    assert relaxed_emd_loss(three, turned).numpy()[0] == pytest.approx(1 - np.cos(0.3), abs=1e-6)
+
+
+def test_the_relaxed_emd_is_a_lower_bound_of_the_exact_emd():
+    """With equal set sizes and uniform masses the exact EMD is an assignment (scipy's Hungarian solver)."""
+    from scipy.optimize import linear_sum_assignment
+
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        a, b = (rng.normal(size=(1, 12, 4)).astype(np.float32) for _ in range(2))
+        cost = cosine_distances(a, b).numpy()[0]
+        rows, columns = linear_sum_assignment(cost)
+        exact = cost[rows, columns].mean()
+        relaxed = relaxed_emd_loss(a, b).numpy()[0]
+        assert 0 < relaxed <= exact + 1e-6, seed
+
+
+def test_the_moment_term_is_the_mean_absolute_difference_of_means_and_covariances():
+    mean, target_mean = np.array([[1.0, 2.0]], np.float32), np.array([[0.0, 0.0]], np.float32)
+    cov, target_cov = np.eye(2, dtype=np.float32)[None], np.zeros((1, 2, 2), np.float32)
+    assert moment_loss(mean, cov, target_mean, target_cov).numpy()[0] == pytest.approx(1.5 + 0.5)
+    assert moment_loss(mean, cov, mean, cov).numpy()[0] == 0
+
+
+def test_the_self_similarity_loss_ignores_a_global_colour_shift_and_scale_but_not_a_new_layout():
+    """Pixels as features (an RGB image's positions): the same picture with a colour cast and a brightness
+    change reads 0; the same colours in another arrangement do not."""
+    rgb = np.random.default_rng(2).uniform(0, 255, size=(1, 64, 3)).astype(np.float32)
+    cast = 1.7 * (rgb + np.array([40.0, -25.0, 10.0], np.float32))
+    np.testing.assert_allclose(self_similarity_loss(rgb, cast).numpy(), 0, atol=1e-5)
+    rearranged = rgb[:, np.random.default_rng(3).permutation(64)]
+    assert self_similarity_loss(rgb, rearranged).numpy()[0] > 0.1
+    # Its scale does not depend on how many positions are sampled.
+    more = np.random.default_rng(4).uniform(0, 255, size=(1, 256, 3)).astype(np.float32)
+    few, many = (self_similarity_loss(x, x[:, np.random.default_rng(5).permutation(len(x[0]))]).numpy()[0]
+                 for x in (rgb, more))
+    assert 0.5 < many / few < 2
