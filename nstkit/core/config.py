@@ -48,7 +48,18 @@ def init_is_path(init: str) -> bool:
 
 
 # What of the style's features the style loss matches (nstkit/objective/style_stats.py describes each).
-STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram")
+STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram", "remd")
+# How the content is kept (nstkit/objective/terms.py, `content_term`): the seed's squared difference of
+# activations, or STROTSS's self-similarity (Kolkin et al. 2019), which keeps what the positions say about each
+# other and leaves their colours and textures free.
+CONTENT_LOSSES = ("mse", "self_similarity")
+# Losses sampled anew at every step (random positions, seeded by the step): Adam's, never L-BFGS's, whose line
+# search needs the same loss at every evaluation.
+SAMPLED_LOSSES = {"style_loss": ("remd",), "content_loss": ("self_similarity",)}
+# The self-similarity loss reads 0 at the content and about 5-10 once the layout is gone (64 px, random weights),
+# where the normalised style terms start at 1 x NORMALISED_STYLE_WEIGHT: this weight lets a lost layout pull about
+# as hard. A first setting, not tuned (random weights cannot judge it; the method comparison will measure it).
+SELF_SIMILARITY_CONTENT_WEIGHT = 1e4
 # The Gram loss keeps the seed's raw scale (its weights: the preset's, else 1e7). Every other statistic's loss
 # is divided, per layer, by its value at the content image, so it reads 1 there whatever the network. With
 # weight 1e5 (content 1e2) each reached the held-out style distance of the robust preset's Gram default
@@ -156,7 +167,9 @@ class StyleConfig:
         optional=True, batch=True)
     content_weight: float | None = option(
         help="content loss weight", kind="float", check=number(zero=True),
-        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}", batch=True, widget=("log", -8, 6, 0.5))
+        default_text=f"the preset's, else {fields.number_text(DEFAULT_CONTENT_WEIGHT)}; with --content-loss "
+                     f"self_similarity, {fields.number_text(SELF_SIMILARITY_CONTENT_WEIGHT)}", batch=True,
+        widget=("log", -8, 6, 0.5))
     style_weight: float | None = option(
         help="style loss weight", kind="float", check=number(zero=True),
         default_text=f"the preset's, else {fields.number_text(DEFAULT_STYLE_WEIGHT)}; with a --style-loss other "
@@ -250,10 +263,18 @@ class StyleConfig:
         "gram", help="what of the style's features to match: gram (the seed's Gram matrices), mean_cov (means and "
                      "covariances), wasserstein (the 2-Wasserstein distance of Gaussians fitted to them, as "
                      "crowsonkb/style-transfer), histogram (Gram plus each channel's histogram, Risser et al. "
-                     "2017). gram keeps the seed's raw scale; the others read 1 at the content image, so their "
-                     f"default style weight is {NORMALISED_STYLE_WEIGHT:g}",
+                     "2017), remd (STROTSS, Kolkin et al. 2019: the relaxed earth mover's distance between the "
+                     "features at 1024 positions drawn each step and the style's, plus their means and "
+                     "covariances; Adam only). gram keeps the seed's raw scale; the others read 1 at the content "
+                     f"image, so their default style weight is {NORMALISED_STYLE_WEIGHT:g}",
         kind="str", check=one_of(STYLE_LOSSES), choices=STYLE_LOSSES, group=_BEYOND,
         widget=("choice", *STYLE_LOSSES), tiles=(lambda value: value == "gram", "style_loss gram"))
+    content_loss: str = option(
+        "mse", help="how the content is kept: mse (the seed's squared difference of activations), or "
+                    "self_similarity (STROTSS, Kolkin et al. 2019: the pattern of cosine distances between 1024 "
+                    "positions drawn each step, so colours and textures stay free; Adam only)",
+        kind="str", check=one_of(CONTENT_LOSSES), choices=CONTENT_LOSSES, group=_BEYOND,
+        widget=("choice", *CONTENT_LOSSES), tiles=(lambda value: value == "mse", "content_loss mse"))
     style_scale: list[float] | None = option(
         help="resize each style image to F times the output's long side (in a tiled run, the window's) before "
              f"its statistics are taken (larger: larger texture features), up to {MAX_STYLE_SIDE} px; one F for "
@@ -355,7 +376,9 @@ class StyleConfig:
 
     def _defaults(self, preset: Preset) -> dict[str, Any]:
         """Step 3: fields left as None take the preset's value, else nstkit's default."""
-        return {"content_weight": _first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT),
+        return {"content_weight": (_first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
+                                   if self.content_loss == "mse" else
+                                   _first(self.content_weight, SELF_SIMILARITY_CONTENT_WEIGHT)),
                 "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
                                  if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
                 "swag": _first(self.swag, preset.swag, "none"),
@@ -420,6 +443,15 @@ class StyleConfig:
         if self.mask is not None and self.style_blend is not None:
             raise NstkitError("style_blend mixes the styles everywhere, and with a mask each region takes its own "
                               "style: drop style_blend or mask")
+        if self.mask is not None and self.style_loss == "remd":
+            raise NstkitError("style_loss remd draws its positions from the whole image, not per mask region: use "
+                              "style_loss gram, mean_cov or wasserstein with a mask")
+        sampled = [f"{name} {getattr(self, name)}" for name, values in SAMPLED_LOSSES.items()
+                   if getattr(self, name) in values]
+        if sampled and chosen in LBFGS_OPTIMIZERS:
+            raise NstkitError(f"{' and '.join(sampled)} draw{'s' if len(sampled) == 1 else ''} new positions every "
+                              f"step, and optimizer {chosen} "
+                              "needs the same loss at every evaluation: use optimizer adam (or auto)")
         if self.mask is not None and self.style_loss == "histogram":
             raise NstkitError("style_loss histogram matches each channel's histogram over the whole image, not per "
                               "mask region: use style_loss gram, mean_cov or wasserstein with a mask")
@@ -598,6 +630,9 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                "precision bfloat16 (L-BFGS's line search stalls on its rounded losses)"
                if config.precision == "bfloat16" and not config.float32_finish else
                "param fourier (L-BFGS's first step in a spectrum is not tuned)" if config.param == "fourier" else
+               " and ".join(f"{name} {getattr(config, name)}" for name, values in SAMPLED_LOSSES.items()
+                            if getattr(config, name) in values) + " (positions drawn anew each step)"
+               if any(getattr(config, name) in values for name, values in SAMPLED_LOSSES.items()) else
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
     if because and config.float32_finish:
         raise NstkitError(f"float32_finish finishes an L-BFGS run, and optimizer auto takes adam for {because}: "

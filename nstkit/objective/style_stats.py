@@ -15,6 +15,14 @@ features against it, as a list of parts, each a small function in `losses`.
   channel's histogram matched to the style's. The Gram alone leaves the
   activations' spread free, which is where its instabilities come from; the
   paper adds the histogram loss to it, as here.
+- ``remd`` (STROTSS, Kolkin, Salavon & Shakhnarovich 2019): the relaxed earth
+  mover's distance between the image's features at `REMD_SAMPLES` positions
+  drawn anew each step (the paper's sampling; the draw is seeded by the run's
+  seed and update count, so a run and its resume draw the same) and a fixed
+  set of `REMD_STYLE_POINTS` of the style's, plus the moment term (means and
+  covariances, ℓ1). The first matches which feature vectors occur, wherever
+  they occur; the second keeps their magnitudes. Per layer, not on the
+  paper's hypercolumns of upsampled layers: each layer is its own set.
 
 The parts of every statistic but ``gram`` are divided, per layer and region,
 by their value at the content image (`Objective.statistic_targets`) and
@@ -34,11 +42,21 @@ from typing import Callable
 import numpy as np
 
 from ..network.quiet import import_tensorflow_quietly
-from .losses import covariance, gram_loss, histogram_loss, moments, wasserstein_loss
+from .losses import (
+    covariance,
+    gram_loss,
+    histogram_loss,
+    moment_loss,
+    moments,
+    relaxed_emd_loss,
+    wasserstein_loss,
+)
 
 tf, _ = import_tensorflow_quietly()
 
 HISTOGRAM_QUANTILES = 512  # points of each channel's quantile function kept as the histogram target
+REMD_SAMPLES = 1024  # the image's positions per layer and step (STROTSS samples 1024)
+REMD_STYLE_POINTS = 2048  # the style's feature vectors kept per layer: a fixed random subset (all, if fewer)
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,7 @@ class Statistic:
     name: str
     summarise: Callable[[np.ndarray], dict]  # (H, W, C) float32 features of one style image -> summary
     target: Callable[[list[dict], list[float]], dict]  # summaries and blend shares -> the target (numpy)
-    parts: Callable[[tf.Tensor, dict, tf.Tensor | None], list]  # features, target tensors, weights -> [(B,)]
+    parts: Callable[..., list]  # (features, target tensors, weights, seed) -> [(B,)]; seed: a draw's (2,) int64
     normalised: bool = True
 
 
@@ -63,7 +81,7 @@ def _gram_target(summaries, shares):
     return {"second": _blend(summaries, shares, "second").astype(np.float32)}
 
 
-def _gram_parts(features, target, weights):
+def _gram_parts(features, target, weights, seed=None):
     _, second = moments(features, weights)
     return [gram_loss(second, target["second"])]
 
@@ -78,13 +96,13 @@ def _gaussian_target(summaries, shares, root: bool = False):
     return target
 
 
-def _mean_cov_parts(features, target, weights):
+def _mean_cov_parts(features, target, weights, seed=None):
     mean, second = moments(features, weights)
     return [tf.reduce_mean(tf.square(mean - target["mean"]), axis=1),
             tf.reduce_mean(tf.square(covariance(mean, second) - target["cov"]), axis=[1, 2])]
 
 
-def _wasserstein_parts(features, target, weights):
+def _wasserstein_parts(features, target, weights, seed=None):
     return [wasserstein_loss(features, target["mean"], target["cov"], target["root"], weights)]
 
 
@@ -98,8 +116,43 @@ def _histogram_target(summaries, shares):
         [s["values"] for s in summaries], shares, HISTOGRAM_QUANTILES)}
 
 
-def _histogram_parts(features, target, weights):
+def _histogram_parts(features, target, weights, seed=None):
     return [*_gram_parts(features, target, weights), histogram_loss(features, target["quantiles"])]
+
+
+def _remd_summary(features: np.ndarray) -> dict:
+    flat = features.reshape(-1, features.shape[-1])
+    rng = np.random.default_rng(0)  # the same subset for the same style, in every run
+    picked = rng.choice(len(flat), REMD_STYLE_POINTS, replace=len(flat) < REMD_STYLE_POINTS)
+    return {**_raw_moments(features), "points": flat[np.sort(picked)].astype(np.float32)}
+
+
+def _remd_target(summaries, shares):
+    """The styles' moments mixed, and `REMD_STYLE_POINTS` points drawn from each in proportion to its share."""
+    counts = np.floor(np.asarray(shares) * REMD_STYLE_POINTS).astype(int)
+    counts[np.argsort(-(np.asarray(shares) * REMD_STYLE_POINTS - counts))[:REMD_STYLE_POINTS - counts.sum()]] += 1
+    points = np.concatenate([summary["points"][:count] for summary, count in zip(summaries, counts)])
+    return {**_gaussian_target(summaries, shares), "points": points}
+
+
+def _remd_parts(features, target, weights, seed=None):
+    mean, second = moments(features, weights)
+    drawn = sample_positions(features, REMD_SAMPLES, seed)
+    return [relaxed_emd_loss(drawn, target["points"]),
+            moment_loss(mean, covariance(mean, second), target["mean"], target["cov"])]
+
+
+def sample_positions(features, count: int, seed) -> tf.Tensor:
+    """(B, H, W, C) -> (B, n, C): the features at ``count`` positions drawn uniformly (with replacement) by the
+    stateless generator from ``seed`` (a (2,) int64: the same seed, the same positions; None: (0, 0), for a
+    statistic's value outside a run's step), or at every position if there are no more than ``count``."""
+    flat = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
+    positions = features.shape[1] * features.shape[2] if features.shape[1] and features.shape[2] else None
+    if positions is not None and positions <= count:
+        return flat
+    seed = tf.zeros([2], tf.int64) if seed is None else seed
+    drawn = tf.random.stateless_uniform([count], seed, minval=0, maxval=tf.shape(flat)[1], dtype=tf.int32)
+    return tf.gather(flat, drawn, axis=1)
 
 
 def quantile_functions(values: list[np.ndarray], shares: list[float], points: int) -> np.ndarray:
@@ -129,20 +182,22 @@ STATISTICS = {
     "wasserstein": Statistic("wasserstein", _raw_moments, lambda s, w: _gaussian_target(s, w, root=True),
                              _wasserstein_parts),
     "histogram": Statistic("histogram", _histogram_summary, _histogram_target, _histogram_parts),
+    "remd": Statistic("remd", _remd_summary, _remd_target, _remd_parts),
 }
 
 
-def layer_loss(statistic: Statistic, features, regions: list[dict], masks, areas, norms):
+def layer_loss(statistic: Statistic, features, regions: list[dict], masks, areas, norms, seed=None):
     """One layer's style loss, (B,): each region's parts (over its own pixels), / their value at the content.
 
     ``regions``: one target (dict of tensors) per region; ``masks`` (B, h, w, K)
     at this layer's resolution, or None (one region: the whole image);
     ``areas`` (B, K) each region's share of the image, by which it counts;
-    ``norms`` (B, K, P) or None (raw scale).
+    ``norms`` (B, K, P) or None (raw scale); ``seed``: this step's draw for a
+    sampled statistic (`sample_positions`).
     """
     total = 0.0
     for k, target in enumerate(regions):
-        parts = statistic.parts(features, target, None if masks is None else masks[..., k])
+        parts = statistic.parts(features, target, None if masks is None else masks[..., k], seed)
         if norms is None:
             value = tf.add_n(parts)
         else:  # each part reads 1 at the content, and so does their mean

@@ -45,7 +45,8 @@ class StageInputs:
 
 @dataclass
 class LossTerm:
-    """One named part of the loss. ``loss(features, image, targets)`` returns the unweighted (B,) values."""
+    """One named part of the loss. ``loss(features, image, targets, seed)`` returns the unweighted (B,) values;
+    ``seed`` ((2,) int64, or None outside a run's step) seeds what a sampled loss draws at this step."""
 
     name: str
     weights: np.ndarray  # (B,): the term's weight for each member
@@ -67,13 +68,23 @@ def _per_member(configs: Sequence[StyleConfig], layers_of: Callable[[StyleConfig
 
 
 def content_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
-    """Gatys et al. 2016: the mean squared difference of activations keeps the content's layout."""
+    """Gatys et al. 2016: the mean squared difference of activations keeps the content's layout. Or
+    (``content_loss="self_similarity"``) Kolkin et al. 2019: the pattern of cosine distances between
+    `style_stats.REMD_SAMPLES` positions drawn each step, the same in the image and the content, so only
+    what the positions say about each other is kept (`losses.self_similarity_loss`)."""
     layers = _per_member(configs, lambda c: c.content_layers)
+    self_similar = configs[0].content_loss == "self_similarity"
 
-    def loss(features, image, targets):
-        from .losses import content_loss, mean_over_layers
+    def loss(features, image, targets, seed=None):
+        from .losses import content_loss, mean_over_layers, self_similarity_loss
+        from .style_stats import REMD_SAMPLES, sample_positions
 
-        return mean_over_layers({n: content_loss(features[n], targets[n]) for n in layers}, _tensors(layers))
+        if not self_similar:
+            return mean_over_layers({n: content_loss(features[n], targets[n]) for n in layers}, _tensors(layers))
+        return mean_over_layers(
+            {n: self_similarity_loss(*(sample_positions(f, REMD_SAMPLES, _layer_seed(seed, i))
+                                       for f in (features[n], targets[n])))
+             for i, n in enumerate(layers)}, _tensors(layers))
 
     def targets(objective: "Objective", inputs: StageInputs):
         features = objective.features(_constant(inputs.content))
@@ -109,7 +120,7 @@ def style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     layers = _per_member(configs, lambda c: c.style_layers)
     normalise = configs[0].normalize_style_layers
 
-    def loss(features, image, targets):
+    def loss(features, image, targets, seed=None):
         from .losses import gram_matrix, style_loss
 
         grams, scales = targets
@@ -126,7 +137,7 @@ def statistic_style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     layers = _per_member(configs, lambda c: c.style_layers)
     statistic_name = configs[0].style_loss
 
-    def loss(features, image, targets):
+    def loss(features, image, targets, seed=None):
         from .losses import mean_over_layers
         from .style_stats import STATISTICS, layer_loss
 
@@ -134,7 +145,8 @@ def statistic_style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
         statistic = STATISTICS[statistic_name]
         return mean_over_layers({n: layer_loss(statistic, features[n], [r[n] for r in regions],
                                                None if masks is None else masks[n], areas,
-                                               None if norms is None else norms[n]) for n in layers},
+                                               None if norms is None else norms[n], _layer_seed(seed, i))
+                                 for i, n in enumerate(layers)},
                                 _tensors(layers))
 
     def targets(objective: "Objective", inputs: StageInputs):
@@ -145,7 +157,7 @@ def statistic_style_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
 
 def tv_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Total variation: the mean squared difference of neighbouring pixels, against high-frequency noise."""
-    def loss(features, image, targets):
+    def loss(features, image, targets, seed=None):
         from .losses import total_variation_loss
 
         return total_variation_loss(image)
@@ -156,7 +168,7 @@ def tv_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
 def temporal_term(name: str, configs: Sequence[StyleConfig]) -> LossTerm:
     """Ruder, Dosovitskiy & Brox 2016: a video frame stays near the previous stylised frame warped onto it,
     where the optical flow can be trusted, so consecutive frames do not flicker between local minima."""
-    def loss(features, image, targets):
+    def loss(features, image, targets, seed=None):
         from .losses import temporal_loss
 
         previous, reliable = targets
@@ -232,13 +244,19 @@ class Objective:
         return {term.name: term.targets(self, inputs) for term in self.terms
                 if term.used and term.targets is not None and not (per_stage_only and term.window_targets)}
 
-    def values(self, image, targets: dict[str, Any]):
-        """(B, T) unweighted term values of ``image`` (unused terms read 0, without being computed)."""
+    def values(self, image, targets: dict[str, Any], draw=None):
+        """(B, T) unweighted term values of ``image`` (unused terms read 0, without being computed).
+
+        ``draw``: the run's update count (a scalar tensor), which with the config's seed seeds what a sampled
+        loss draws at this step (`style_stats.sample_positions`): the same draws in a run and its resume.
+        """
         import tensorflow as tf
 
         features = self.features(image, native=True)
         zero = tf.zeros([len(self.configs)])
-        return tf.stack([term.loss(features, image, targets.get(term.name)) if term.used else zero
+        seed = None if draw is None else tf.stack([tf.constant(self.configs[0].seed, tf.int64),
+                                                   tf.cast(draw, tf.int64)])
+        return tf.stack([term.loss(features, image, targets.get(term.name), seed) if term.used else zero
                          for term in self.terms], axis=1)
 
     def style_targets(self, inputs: StageInputs, layers: list[str], normalise: bool):
@@ -382,6 +400,15 @@ class LinearisedStyle:
         for name, mismatch in self.mismatch.items():
             mismatch.assign(grams[name] - grams_of_targets[name])
         return style_loss(grams, grams_of_targets, _tensors(self.layers), scales)
+
+
+def _layer_seed(seed, index: int):
+    """A layer's own draw from a step's seed (None stays None): each layer samples its own positions."""
+    if seed is None:
+        return None
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(seed, index)
 
 
 def _weights(configs: Sequence[StyleConfig], name: str) -> np.ndarray:

@@ -141,7 +141,7 @@ class WholeImage:
         """(scalar to minimise, (B, 1 + T): each member's total and its weighted terms)."""
         import tensorflow as tf
 
-        weighted = self.weights * self.objective.values(image, self.targets)
+        weighted = self.weights * self.objective.values(image, self.targets, draw=self.state.updates)
         total = tf.reduce_sum(weighted, axis=1)
         return tf.reduce_sum(total), tf.concat([total[:, None], weighted], axis=1)
 

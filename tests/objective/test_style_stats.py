@@ -167,8 +167,8 @@ def _column(*values, height=2):
     return np.tile(np.asarray(values, np.float32)[None, :, None], (height, 1, 1))
 
 
-def test_the_statistics_are_the_documented_four_and_only_the_gram_keeps_its_raw_scale():
-    assert list(STATISTICS) == ["gram", "mean_cov", "wasserstein", "histogram"]
+def test_the_statistics_are_the_documented_five_and_only_the_gram_keeps_its_raw_scale():
+    assert list(STATISTICS) == ["gram", "mean_cov", "wasserstein", "histogram", "remd"]
     assert [s.name for s in STATISTICS.values()] == list(STATISTICS)
     assert [name for name, s in STATISTICS.items() if not s.normalised] == ["gram"]
 
@@ -180,10 +180,11 @@ def test_every_part_is_zero_for_the_styles_own_features_wherever_they_are_and_po
     rearranged = style.reshape(-1, 4)[rng.permutation(120)].reshape(10, 12, 4)  # statistics have no layout
     other = rng.normal(1.0, 0.5, size=(10, 12, 4)).astype(np.float32) ** 2
     differs = _parts(name, other, style)
-    assert len(differs) == {"mean_cov": 2, "histogram": 2}.get(name, 1)
+    assert len(differs) == {"mean_cov": 2, "histogram": 2, "remd": 2}.get(name, 1)
     assert all(part > 1e-3 for part in differs), differs
     # The histogram's target is 512 points of the quantile function: each rank reads it between two samples.
-    tolerance = 1e-3 if name == "histogram" else 1e-5
+    # remd: its relaxed EMD differs by only 0.009 here, and its moment part's float32 covariances round at 1e-6.
+    tolerance = {"histogram": 1e-3, "remd": 1e-3}.get(name, 1e-5)
     for same in (_parts(name, style, style), _parts(name, rearranged, style)):
         assert all(abs(part) < tolerance * min(differs) for part in same), (same, differs)
 
@@ -197,6 +198,9 @@ def test_every_part_is_zero_for_the_styles_own_features_wherever_they_are_and_po
     ("wasserstein", _column(0, 2), _column(3, 5), [(1 - 4) ** 2]),  # W2² of N(1, 1) and N(4, 1)
     ("wasserstein", _column(0, 2), _column(-1, 3), [(1 - 2) ** 2]),  # of N(1, 1) and N(1, 4): (σ - σₜ)²
     ("histogram", _column(1, 2, 3, 4), _column(2, 3, 4, 5), [(7.5 - 13.5) ** 2, 1.0]),  # each value one below its rank's
+    # One channel: every positive value points the same way (cosine distance 0), a zero points nowhere (1 from
+    # all): the 0s have no match (half the image, 0.5), every style value has the 2s (0); moments |1 - 4| + 0.
+    ("remd", _column(0, 2), _column(3, 5), [0.5, 3.0]),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_known_small_cases(name, features, style, expected):
     assert _parts(name, features, style) == pytest.approx(expected, rel=1e-2, abs=1e-4)
@@ -247,3 +251,29 @@ def test_normalised_parts_read_1_at_the_image_they_were_measured_on():
         doubled = layer_loss(statistic, features, [target], None, None, norms / 2)
         assert float(doubled.numpy()[0]) == pytest.approx(2.0, rel=1e-5), name
 
+
+def test_remds_target_draws_from_each_style_in_proportion_to_its_share():
+    from nstkit.objective.style_stats import REMD_STYLE_POINTS
+
+    statistic = STATISTICS["remd"]
+    ones, threes = np.ones((40, 40, 2), np.float32), np.full((40, 40, 2), 3.0, np.float32)
+    points = statistic.target([statistic.summarise(ones), statistic.summarise(threes)], [0.75, 0.25])["points"]
+    assert points.shape == (REMD_STYLE_POINTS, 2)
+    assert (points[:, 0] == 1).mean() == pytest.approx(0.75, abs=1 / REMD_STYLE_POINTS)
+
+
+def test_remd_draws_its_positions_from_the_seed_and_only_where_there_are_more_than_it_takes(monkeypatch):
+    import nstkit.objective.style_stats as style_stats
+
+    rng = np.random.default_rng(11)
+    features = tf.constant(rng.gamma(2.0, size=(1, 8, 8, 3)), tf.float32)
+    style = rng.normal(2.0, 1.0, size=(8, 8, 3)).astype(np.float32) ** 2
+    statistic = STATISTICS["remd"]
+    target = {k: tf.constant(v[None]) for k, v in statistic.target([statistic.summarise(style)], [1.0]).items()}
+
+    def remd(seed):
+        return float(statistic.parts(features, target, None, tf.constant(seed, tf.int64))[0].numpy()[0])
+
+    assert remd([0, 1]) == remd([0, 2])  # 64 positions, fewer than it samples: all of them, whatever the seed
+    monkeypatch.setattr(style_stats, "REMD_SAMPLES", 16)
+    assert remd([0, 1]) == remd([0, 1]) != remd([0, 2])  # 16 of 64, drawn by the seed

@@ -93,11 +93,12 @@ def test_members_never_mix():
         np.testing.assert_allclose(together[member], value, rtol=1e-5, atol=1e-12, err_msg=str(member))
 
 
-@pytest.mark.parametrize("style_loss", ["gram", "mean_cov", "wasserstein", "histogram"])
-def test_the_content_and_the_style_read_0_at_their_own_images(style_loss):
+@pytest.mark.parametrize("style_loss, content_loss", [("gram", "mse"), ("mean_cov", "mse"), ("wasserstein", "mse"),
+                                                       ("histogram", "mse"), ("remd", "self_similarity")])
+def test_the_content_and_the_style_read_0_at_their_own_images(style_loss, content_loss):
     import tensorflow as tf
 
-    objective = Objective([_config(style_loss=style_loss)])
+    objective = Objective([_config(style_loss=style_loss, content_loss=content_loss)])
     at_content = objective.values(tf.constant(preprocess(CONTENT)), objective.targets(_inputs(1))).numpy()[0]
     assert at_content[0] == pytest.approx(0, abs=1e-6) and at_content[1] > 0
     if style_loss != "gram":  # the others' parts are divided by their value at the content: there, they read 1
@@ -117,3 +118,51 @@ def test_a_temporal_weight_without_a_previous_frame_is_one_line():
     with pytest.raises(NstkitError, match="temporal_weight ties a video frame to the previous one, and this run "
                                           "has none: use nstkit video"):
         objective.targets(_inputs(1))
+
+
+@pytest.fixture
+def draws_few(monkeypatch):
+    """16 positions a step, so a 64 px run samples at every layer (it takes every position where it has 1024)."""
+    import nstkit.objective.style_stats as style_stats
+
+    monkeypatch.setattr(style_stats, "REMD_SAMPLES", 16)
+
+
+SAMPLED = dict(BASE, style_loss="remd", content_loss="self_similarity", steps=6)
+
+
+def test_sampled_losses_draw_by_the_seed_and_the_step_and_a_resume_draws_the_same(draws_few, tmp_path):
+    import threading
+
+    whole = nstkit.stylize(CONTENT, STYLE, **SAMPLED)
+    assert whole.record["optimizer_chosen"].startswith("auto: adam, for style_loss remd and content_loss "
+                                                       "self_similarity (positions drawn anew each step)")
+    again, other = (nstkit.stylize(CONTENT, STYLE, **SAMPLED, seed=seed) for seed in (0, 1))
+    np.testing.assert_array_equal(again.image, whole.image)
+    assert other.history["style"][1:] != whole.history["style"][1:]  # another seed, other positions
+    # Each step draws anew: one image scored at two steps reads two values, at one step the same.
+    import tensorflow as tf
+
+    objective = Objective([_config(style_loss="remd", content_loss="self_similarity")])
+    image, targets = tf.constant(preprocess(smooth_image(7))), objective.targets(_inputs(1))
+    at = {step: objective.values(image, targets, draw=tf.constant(step, tf.int64)).numpy()[0] for step in (1, 2)}
+    assert list(objective.values(image, targets, draw=tf.constant(1, tf.int64)).numpy()[0]) == list(at[1])
+    assert at[1][1] != at[2][1]
+    checkpoint, stop = tmp_path / "out.checkpoint.npz", threading.Event()
+    nstkit.stylize(CONTENT, STYLE, **SAMPLED, stop_event=stop, checkpoint=checkpoint,
+                   callbacks=[lambda p: p.step == 3 and stop.set()])
+    resumed = nstkit.stylize(CONTENT, STYLE, **SAMPLED, checkpoint=checkpoint, resume=True)
+    assert resumed.record["resumed_at_step"] == 3 and resumed.history["total"] == whole.history["total"]
+    np.testing.assert_array_equal(resumed.image, whole.image)
+
+
+def test_sampled_losses_refuse_lbfgs_a_mask_and_tiles_in_one_line():
+    for options, words in ((dict(optimizer="lbfgs"), "style_loss remd draws new positions every step, and "
+                                                     "optimizer lbfgs needs the same loss at every evaluation"),
+                           (dict(mask="mask.png"), "style_loss remd draws its positions from the whole image"),
+                           (dict(tile_size=64), "style_loss gram")):
+        with pytest.raises(NstkitError, match=words):
+            nstkit.StyleConfig(style_loss="remd", **options).resolved()
+    with pytest.raises(NstkitError, match="content_loss mse"):
+        nstkit.StyleConfig(content_loss="self_similarity", tile_size=64).resolved()
+    assert nstkit.StyleConfig(content_loss="self_similarity").resolved().content_weight == 1e4
