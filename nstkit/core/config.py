@@ -48,14 +48,14 @@ def init_is_path(init: str) -> bool:
 
 
 # What of the style's features the style loss matches (nstkit/objective/style_stats.py describes each).
-STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram", "remd")
+STYLE_LOSSES = ("gram", "mean_cov", "wasserstein", "histogram", "remd", "nn", "mrf")
 # How the content is kept (nstkit/objective/terms.py, `content_term`): the seed's squared difference of
 # activations, or STROTSS's self-similarity (Kolkin et al. 2019), which keeps what the positions say about each
 # other and leaves their colours and textures free.
 CONTENT_LOSSES = ("mse", "self_similarity")
 # Losses sampled anew at every step (random positions, seeded by the step): Adam's, never L-BFGS's, whose line
 # search needs the same loss at every evaluation.
-SAMPLED_LOSSES = {"style_loss": ("remd",), "content_loss": ("self_similarity",)}
+SAMPLED_LOSSES = {"style_loss": ("remd", "nn", "mrf"), "content_loss": ("self_similarity",)}
 # The self-similarity loss reads 0 at the content and about 5-10 once the layout is gone (64 px, random weights),
 # where the normalised style terms start at 1 x NORMALISED_STYLE_WEIGHT: this weight lets a lost layout pull about
 # as hard. A first setting, not tuned (random weights cannot judge it; the method comparison will measure it).
@@ -265,7 +265,10 @@ class StyleConfig:
                      "crowsonkb/style-transfer), histogram (Gram plus each channel's histogram, Risser et al. "
                      "2017), remd (STROTSS, Kolkin et al. 2019: the relaxed earth mover's distance between the "
                      "features at 1024 positions drawn each step and the style's, plus their means and "
-                     "covariances; Adam only). gram keeps the seed's raw scale; the others read 1 at the content "
+                     "covariances; Adam only), nn (NNST, Kolkin et al. 2022: each drawn feature pulled to its "
+                     "nearest style feature; Adam only), mrf (CNNMRF, Li & Wand 2016: 3x3 feature patches pulled "
+                     "to their best-correlated style patch; Adam only). gram keeps the seed's raw scale; the "
+                     "others read 1 at the content "
                      f"image, so their default style weight is {NORMALISED_STYLE_WEIGHT:g}",
         kind="str", check=one_of(STYLE_LOSSES), choices=STYLE_LOSSES, group=_BEYOND,
         widget=("choice", *STYLE_LOSSES), tiles=(lambda value: value == "gram", "style_loss gram"))
@@ -443,9 +446,9 @@ class StyleConfig:
         if self.mask is not None and self.style_blend is not None:
             raise NstkitError("style_blend mixes the styles everywhere, and with a mask each region takes its own "
                               "style: drop style_blend or mask")
-        if self.mask is not None and self.style_loss == "remd":
-            raise NstkitError("style_loss remd draws its positions from the whole image, not per mask region: use "
-                              "style_loss gram, mean_cov or wasserstein with a mask")
+        if self.mask is not None and self.style_loss in SAMPLED_LOSSES["style_loss"]:
+            raise NstkitError(f"style_loss {self.style_loss} draws its positions from the whole image, not per mask "
+                              "region: use style_loss gram, mean_cov or wasserstein with a mask")
         sampled = [f"{name} {getattr(self, name)}" for name, values in SAMPLED_LOSSES.items()
                    if getattr(self, name) in values]
         if sampled and chosen in LBFGS_OPTIMIZERS:

@@ -254,6 +254,25 @@ def relaxed_emd_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
                       tf.reduce_mean(tf.reduce_min(cost, axis=1), axis=1))
 
 
+def nearest_neighbour_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """NNST's core (Kolkin, Kucera, Paris, Sykora, Shechtman & Shakhnarovich 2022, §3): each of the image's
+    feature vectors (B, N, C) is pulled towards its nearest style feature (B, M, C) by cosine distance, found
+    anew at every evaluation; (B,) the mean distance. Unlike the relaxed EMD it never asks that every style
+    feature be used: a style can be matched by a few of its features, which keeps the content's own
+    structure where a close style feature exists."""
+    return tf.reduce_mean(tf.reduce_min(cosine_distances(features, target), axis=2), axis=1)
+
+
+def mrf_loss(patches: tf.Tensor, target_patches: tf.Tensor) -> tf.Tensor:
+    """CNNMRF's patch loss (Li & Wand 2016, eqs. 2-3): each of the image's feature patches (B, N, D) is matched
+    to the style patch (B, M, D) of the highest normalised cross-correlation (the largest cosine), and the loss
+    is the mean squared difference to its match, the match held fixed (a step moves the patch, not the
+    choice); (B,)."""
+    match = tf.argmin(cosine_distances(patches, target_patches), axis=2)
+    matched = tf.gather(tf.cast(target_patches, tf.float32), match, batch_dims=1)
+    return tf.reduce_mean(tf.square(tf.cast(patches, tf.float32) - tf.stop_gradient(matched)), axis=[1, 2])
+
+
 def moment_loss(mean: tf.Tensor, cov: tf.Tensor, target_mean: tf.Tensor, target_cov: tf.Tensor) -> tf.Tensor:
     """STROTSS's moment term (Kolkin et al. 2019, eq. 6): the mean absolute difference of the feature means
     (B, C) and of the covariances (B, C, C), ℓ1 over C and C² entries, so both read per channel. The relaxed

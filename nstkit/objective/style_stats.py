@@ -23,6 +23,11 @@ features against it, as a list of parts, each a small function in `losses`.
   covariances, ℓ1). The first matches which feature vectors occur, wherever
   they occur; the second keeps their magnitudes. Per layer, not on the
   paper's hypercolumns of upsampled layers: each layer is its own set.
+- ``nn`` (NNST, Kolkin et al. 2022): each drawn feature pulled towards its
+  nearest style feature by cosine distance, the match found anew each step.
+- ``mrf`` (CNNMRF, Li & Wand 2016): 3x3 patches of features, each drawn
+  patch matched to the style patch of the highest normalised cross-correlation
+  and pulled towards it (squared difference).
 
 The parts of every statistic but ``gram`` are divided, per layer and region,
 by their value at the content image (`Objective.statistic_targets`) and
@@ -48,6 +53,8 @@ from .losses import (
     histogram_loss,
     moment_loss,
     moments,
+    mrf_loss,
+    nearest_neighbour_loss,
     relaxed_emd_loss,
     wasserstein_loss,
 )
@@ -121,18 +128,42 @@ def _histogram_parts(features, target, weights, seed=None):
 
 
 def _remd_summary(features: np.ndarray) -> dict:
-    flat = features.reshape(-1, features.shape[-1])
-    rng = np.random.default_rng(0)  # the same subset for the same style, in every run
-    picked = rng.choice(len(flat), REMD_STYLE_POINTS, replace=len(flat) < REMD_STYLE_POINTS)
-    return {**_raw_moments(features), "points": flat[np.sort(picked)].astype(np.float32)}
+    return {**_raw_moments(features), "points": _style_points(features.reshape(-1, features.shape[-1]))}
+
+
+def _style_points(rows: np.ndarray) -> np.ndarray:
+    """`REMD_STYLE_POINTS` of a style's feature vectors (or patches): a fixed random subset, drawn with
+    replacement only where there are fewer (the same subset for the same style in every run)."""
+    picked = np.random.default_rng(0).choice(len(rows), REMD_STYLE_POINTS, replace=len(rows) < REMD_STYLE_POINTS)
+    return rows[np.sort(picked)].astype(np.float32)
+
+
+def _patch_rows(features: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> ((H-2)(W-2), 9C): every 3x3 patch, in `tf.image.extract_patches`' order (row, column,
+    channel), so the style's patches and the image's line up."""
+    windows = np.lib.stride_tricks.sliding_window_view(features, (3, 3), axis=(0, 1))  # (H-2, W-2, C, 3, 3)
+    return windows.transpose(0, 1, 3, 4, 2).reshape(-1, 9 * features.shape[-1])
+
+
+def _points_target(summaries, shares) -> dict:
+    """`REMD_STYLE_POINTS` points drawn from each style in proportion to its share (largest remainders)."""
+    counts = np.floor(np.asarray(shares) * REMD_STYLE_POINTS).astype(int)
+    counts[np.argsort(-(np.asarray(shares) * REMD_STYLE_POINTS - counts))[:REMD_STYLE_POINTS - counts.sum()]] += 1
+    return {"points": np.concatenate([summary["points"][:count] for summary, count in zip(summaries, counts)])}
+
+
+def _nn_parts(features, target, weights, seed=None):
+    return [nearest_neighbour_loss(sample_positions(features, REMD_SAMPLES, seed), target["points"])]
+
+
+def _mrf_parts(features, target, weights, seed=None):
+    patches = tf.image.extract_patches(features, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
+    return [mrf_loss(sample_positions(patches, REMD_SAMPLES, seed), target["points"])]
 
 
 def _remd_target(summaries, shares):
-    """The styles' moments mixed, and `REMD_STYLE_POINTS` points drawn from each in proportion to its share."""
-    counts = np.floor(np.asarray(shares) * REMD_STYLE_POINTS).astype(int)
-    counts[np.argsort(-(np.asarray(shares) * REMD_STYLE_POINTS - counts))[:REMD_STYLE_POINTS - counts.sum()]] += 1
-    points = np.concatenate([summary["points"][:count] for summary, count in zip(summaries, counts)])
-    return {**_gaussian_target(summaries, shares), "points": points}
+    """The styles' moments mixed, and their points (`_points_target`)."""
+    return {**_gaussian_target(summaries, shares), **_points_target(summaries, shares)}
 
 
 def _remd_parts(features, target, weights, seed=None):
@@ -183,6 +214,9 @@ STATISTICS = {
                              _wasserstein_parts),
     "histogram": Statistic("histogram", _histogram_summary, _histogram_target, _histogram_parts),
     "remd": Statistic("remd", _remd_summary, _remd_target, _remd_parts),
+    "nn": Statistic("nn", lambda f: {"points": _style_points(f.reshape(-1, f.shape[-1]))}, _points_target,
+                    _nn_parts),
+    "mrf": Statistic("mrf", lambda f: {"points": _style_points(_patch_rows(f))}, _points_target, _mrf_parts),
 }
 
 

@@ -8,6 +8,8 @@ from nstkit.objective.losses import (
     cosine_distances,
     gram_matrix,
     moment_loss,
+    mrf_loss,
+    nearest_neighbour_loss,
     relaxed_emd_loss,
     self_similarity_loss,
     style_loss,
@@ -143,3 +145,23 @@ def test_the_self_similarity_loss_ignores_a_global_colour_shift_and_scale_but_no
     few, many = (self_similarity_loss(x, x[:, np.random.default_rng(5).permutation(len(x[0]))]).numpy()[0]
                  for x in (rgb, more))
     assert 0.5 < many / few < 2
+
+
+def test_nearest_neighbours_need_a_match_for_every_image_feature_not_for_every_style_feature():
+    one, three = _on_circle(0.0), _on_circle(0.0, np.pi / 2, np.pi)
+    assert nearest_neighbour_loss(one, three).numpy()[0] == pytest.approx(0, abs=1e-6)  # where remd reads 1
+    assert nearest_neighbour_loss(three, one).numpy()[0] == pytest.approx((0 + 1 + 2) / 3, abs=1e-6)
+    points = np.random.default_rng(6).normal(size=(1, 20, 5)).astype(np.float32)
+    np.testing.assert_allclose(nearest_neighbour_loss(points, points[:, ::-1]).numpy(), 0, atol=1e-6)
+
+
+def test_mrf_matches_by_correlation_and_pulls_by_squared_difference():
+    patch = tf.constant([[[1.0, 0.0]]])
+    # By correlation the first style patch matches (cosine 0.9998 against 0.71), though the second is nearer.
+    style = tf.constant([[[5.0, 0.1], [0.9, 0.9]]])
+    assert mrf_loss(patch, style).numpy()[0] == pytest.approx(((1 - 5) ** 2 + 0.1 ** 2) / 2, rel=1e-6)
+    with tf.GradientTape() as tape:
+        tape.watch(patch)
+        loss = mrf_loss(patch, style)
+    np.testing.assert_allclose(tape.gradient(loss, patch).numpy(), [[[2 * (1 - 5) / 2, 2 * (0 - 0.1) / 2]]],
+                               rtol=1e-5)  # towards the match, which is held fixed

@@ -147,8 +147,9 @@ def test_every_statistic_has_zero_loss_at_its_own_target():
         target = statistic.target([statistic.summarise(features)], [1.0])
         parts = statistic.parts(tf.constant(features[None]), {k: tf.constant(v[None]) for k, v in target.items()},
                                 None)
-        other = statistic.parts(tf.constant(features[None] * 1.5), {k: tf.constant(v[None]) for k, v in target.items()},
-                                None)
+        # Other magnitudes and other directions (nn compares directions only: a scale alone reads 0 there).
+        other = statistic.parts(tf.constant(1.5 * features[None] ** 1.5), {k: tf.constant(v[None]) for k, v in
+                                                                         target.items()}, None)
         assert sum(float(p.numpy()[0]) for p in parts) < 1e-4 * sum(float(p.numpy()[0]) for p in other), statistic.name
 
 
@@ -167,8 +168,8 @@ def _column(*values, height=2):
     return np.tile(np.asarray(values, np.float32)[None, :, None], (height, 1, 1))
 
 
-def test_the_statistics_are_the_documented_five_and_only_the_gram_keeps_its_raw_scale():
-    assert list(STATISTICS) == ["gram", "mean_cov", "wasserstein", "histogram", "remd"]
+def test_the_statistics_are_the_documented_ones_and_only_the_gram_keeps_its_raw_scale():
+    assert list(STATISTICS) == ["gram", "mean_cov", "wasserstein", "histogram", "remd", "nn", "mrf"]
     assert [s.name for s in STATISTICS.values()] == list(STATISTICS)
     assert [name for name, s in STATISTICS.items() if not s.normalised] == ["gram"]
 
@@ -185,7 +186,8 @@ def test_every_part_is_zero_for_the_styles_own_features_wherever_they_are_and_po
     # The histogram's target is 512 points of the quantile function: each rank reads it between two samples.
     # remd: its relaxed EMD differs by only 0.009 here, and its moment part's float32 covariances round at 1e-6.
     tolerance = {"histogram": 1e-3, "remd": 1e-3}.get(name, 1e-5)
-    for same in (_parts(name, style, style), _parts(name, rearranged, style)):
+    # mrf matches 3x3 patches, which carry local layout: only the style itself reads 0 there.
+    for same in (_parts(name, style, style), *([] if name == "mrf" else [_parts(name, rearranged, style)])):
         assert all(abs(part) < tolerance * min(differs) for part in same), (same, differs)
 
 
@@ -201,6 +203,7 @@ def test_every_part_is_zero_for_the_styles_own_features_wherever_they_are_and_po
     # One channel: every positive value points the same way (cosine distance 0), a zero points nowhere (1 from
     # all): the 0s have no match (half the image, 0.5), every style value has the 2s (0); moments |1 - 4| + 0.
     ("remd", _column(0, 2), _column(3, 5), [0.5, 3.0]),
+    ("nn", _column(0, 2), _column(3, 5), [0.5]),  # the same nearest neighbours, without the moments
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_known_small_cases(name, features, style, expected):
     assert _parts(name, features, style) == pytest.approx(expected, rel=1e-2, abs=1e-4)
@@ -215,8 +218,9 @@ def test_a_blend_of_styles_targets_the_mixtures_statistics_not_the_average_of_th
     # Raw second moments mix linearly: 0.25 * 1 + 0.75 * 9 = 7.
     assert _parts("gram", _column(7 ** 0.5, 7 ** 0.5), _column(1, 1), _column(3, 3),
                   shares=[0.25, 0.75]) == pytest.approx([0], abs=1e-5)
-    # A share of 0 leaves a style out; the histogram's quantiles are the mixture's too.
-    for name in STATISTICS:
+    # A share of 0 leaves a style out; the histogram's quantiles are the mixture's too (mrf's 3x3 patches need
+    # more than these 2x2 columns).
+    for name in set(STATISTICS) - {"mrf"}:
         assert _parts(name, _column(0, 2), _column(3, 5), twos, shares=[1.0, 0.0]) == pytest.approx(
             _parts(name, _column(0, 2), _column(3, 5)), rel=1e-5, abs=1e-6), name
     assert _parts("histogram", _column(0, 0, 2, 2), zeros, twos, shares=[0.5, 0.5])[1] == pytest.approx(0, abs=1e-4)
@@ -277,3 +281,12 @@ def test_remd_draws_its_positions_from_the_seed_and_only_where_there_are_more_th
     assert remd([0, 1]) == remd([0, 2])  # 64 positions, fewer than it samples: all of them, whatever the seed
     monkeypatch.setattr(style_stats, "REMD_SAMPLES", 16)
     assert remd([0, 1]) == remd([0, 1]) != remd([0, 2])  # 16 of 64, drawn by the seed
+
+
+def test_mrfs_style_patches_line_up_with_tensorflows_image_patches():
+    from nstkit.objective.style_stats import _patch_rows
+
+    features = np.random.default_rng(12).normal(size=(5, 6, 3)).astype(np.float32)
+    ours = _patch_rows(features)
+    theirs = tf.image.extract_patches(features[None], [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
+    np.testing.assert_array_equal(ours, theirs.numpy().reshape(-1, 27))

@@ -94,7 +94,8 @@ def test_members_never_mix():
 
 
 @pytest.mark.parametrize("style_loss, content_loss", [("gram", "mse"), ("mean_cov", "mse"), ("wasserstein", "mse"),
-                                                       ("histogram", "mse"), ("remd", "self_similarity")])
+                                                       ("histogram", "mse"), ("remd", "self_similarity"),
+                                                       ("nn", "mse"), ("mrf", "mse")])
 def test_the_content_and_the_style_read_0_at_their_own_images(style_loss, content_loss):
     import tensorflow as tf
 
