@@ -76,14 +76,17 @@ def test_flat_means_the_best_loss_fell_less_than_one_percent_in_ten_steps():
     assert _flat(falling[:12] + [1e9] + [falling[11] * 0.999] * 10)
 
 
-@pytest.fixture
-def hands_over_early(monkeypatch):
+@pytest.fixture(scope="module")
+def hands_over_early():
     """Flat sooner (under 50% in ten evaluations), so a tiny run hands over within a few dozen evaluations."""
-    monkeypatch.setattr(nstkit.run.loop, "FLAT_GAIN", 0.5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nstkit.run.loop, "FLAT_GAIN", 0.5)
+        yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def whole(hands_over_early):
+    """One uninterrupted run, which the hand-over and resume tests all read."""
     return nstkit.stylize(CONTENT, STYLE, steps=STEPS, **FINISH)
 
 
@@ -126,7 +129,7 @@ def test_the_finish_takes_the_bfloat16_stages_memory():
 
 
 @pytest.mark.parametrize("after", [0, 3], ids=["at the hand-over", "in the finish"])
-def test_a_run_stopped_at_or_after_the_hand_over_resumes_to_the_same_bytes(whole, after, tmp_path):
+def test_a_run_stopped_at_or_after_the_hand_over_resumes_to_the_same_bytes(whole, hands_over_early, after, tmp_path):
     stop_at = whole.record["stages"][0]["steps_run"] + after
     checkpoint, stop = tmp_path / "out.checkpoint.npz", threading.Event()
     stopped = nstkit.stylize(CONTENT, STYLE, steps=STEPS, stop_event=stop, checkpoint=checkpoint,
