@@ -56,11 +56,14 @@ test: env
 test-wheel: env
 	$(BIN)/python scripts/check_wheel.py
 
-# The oldest supported TensorFlow: what can differ there, the layers that call TensorFlow or Keras themselves (the
-# network, the objective, the optimisers, the run engine, and the memory estimate against TF's allocator), with
-# notebook 01 in quick mode for a whole run through the API. Not core/, media/, sweep/, ui/, api/ or the CLI: they
-# reach TensorFlow only through the layers tested here, and run in `make test` (issue #25: CI in 20 minutes).
-OLD_TF_TESTS := tests/network tests/objective tests/optim tests/run tests/measure/test_memory.py
+# The oldest supported TensorFlow: what can differ there. Keras builds, loads and folds the network (network/);
+# the optimisers are TF variables and ops inside tf.function (optim/); the run engine compiles, checkpoints and
+# resumes (run/test_loop, run/test_checkpoint); the memory estimate reads TF's allocator; notebook 01 in quick
+# mode runs the whole API. Not the losses' tensor arithmetic (objective/), the schedule's and the tiles' plans
+# over the same engine (run/test_schedule, run/test_gradients), core/, media/, sweep/, ui/, api/ or the CLI:
+# they reach TensorFlow only through what is tested here, and run in `make test` (issue #25: CI in 20 minutes).
+OLD_TF_TESTS := tests/network tests/optim tests/run/test_loop.py tests/run/test_checkpoint.py \
+    tests/measure/test_memory.py
 test-oldest-tf: $(OLD_VENV)/.installed
 	NSTKIT_PROGRESS=0 NSTKIT_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest $(PYTEST_PARALLEL) \
 	    --nbval-lax -m "not slow" $(OLD_TF_TESTS) notebooks/01_vanilla_resnet_nst.ipynb
