@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seed_loop import SeedLoop  # noqa: E402
-from time_to_quality import PAIRS, _judge, images, weights_file  # noqa: E402
+from time_to_quality import PAIRS, _judge, at_full_size, images, weights_file  # noqa: E402
 
 RUNS = {"float32": dict(precision="float32"),
         "bfloat16 + float32 finish": dict(precision="bfloat16", float32_finish=True)}
@@ -47,7 +47,7 @@ def run(options: dict, content, style, weights: str, size: int, steps: int, loop
     started, judging = time.perf_counter(), [0.0]
 
     def keep(progress) -> None:
-        if progress.schedule[progress.stage].size != progress.schedule[-1].size:
+        if not at_full_size(progress):
             return  # a coarse level: its time counts, its images are not full size
         if progress.step % every == 0 or progress.step == progress.steps:
             seconds = time.perf_counter() - started - judging[0]

@@ -155,7 +155,7 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
     judging = [0.0]  # seconds spent scoring inside the run: taken off its clock
 
     def keep(progress) -> None:
-        if progress.schedule[progress.stage].size != progress.schedule[-1].size:
+        if not at_full_size(progress):
             return  # coarse stages: their time counts, their images are not full size
         # A float32 run's own loss is the judge's (checked above, to 1e-5): judge it when it says it is there.
         says_reached = float32 and progress.best_loss <= target
@@ -179,6 +179,11 @@ def run_candidate(options: dict, content, style, weights: str, size: int, steps:
             "seconds_per_step": record["seconds_per_step"], "final_loss": curve[-1][1] if curve else None,
             "optimizer": record["config"]["optimizer"], "precision": record["config"]["precision"],
             "optimizer_chosen": record.get("optimizer_chosen")}
+
+
+def at_full_size(progress) -> bool:
+    """Whether a callback's step is at the output's size (not a coarse level's): its image can be judged."""
+    return progress.schedule[progress.stage].size == progress.schedule[-1].size
 
 
 def _judge(loop: SeedLoop, rgb: np.ndarray) -> float:

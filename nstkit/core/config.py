@@ -449,8 +449,7 @@ class StyleConfig:
         if self.mask is not None and self.style_loss in SAMPLED_LOSSES["style_loss"]:
             raise NstkitError(f"style_loss {self.style_loss} draws its positions from the whole image, not per mask "
                               "region: use style_loss gram, mean_cov or wasserstein with a mask")
-        sampled = [f"{name} {getattr(self, name)}" for name, values in SAMPLED_LOSSES.items()
-                   if getattr(self, name) in values]
+        sampled = self.sampled_losses()
         if sampled and chosen in LBFGS_OPTIMIZERS:
             raise NstkitError(f"{' and '.join(sampled)} draw{'s' if len(sampled) == 1 else ''} new positions every "
                               f"step, and optimizer {chosen} "
@@ -463,6 +462,11 @@ class StyleConfig:
             raise NstkitError("no style layers selected; choose a preset or pass style layers")
         if not self.content_layers and self.content_weight:
             raise NstkitError("no content layers selected; choose a preset or pass content layers")
+
+    def sampled_losses(self) -> list[str]:
+        """The losses this config samples anew each step (`SAMPLED_LOSSES`), as "field value" phrases."""
+        return [f"{name} {getattr(self, name)}" for name, values in SAMPLED_LOSSES.items()
+                if getattr(self, name) in values]
 
     def _check_swag(self) -> None:
         """Smoothing must reach a loss: a smoothed layer no term reads changes nothing, without a word."""
@@ -633,9 +637,8 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                "precision bfloat16 (L-BFGS's line search stalls on its rounded losses)"
                if config.precision == "bfloat16" and not config.float32_finish else
                "param fourier (L-BFGS's first step in a spectrum is not tuned)" if config.param == "fourier" else
-               " and ".join(f"{name} {getattr(config, name)}" for name, values in SAMPLED_LOSSES.items()
-                            if getattr(config, name) in values) + " (positions drawn anew each step)"
-               if any(getattr(config, name) in values for name, values in SAMPLED_LOSSES.items()) else
+               " and ".join(config.sampled_losses()) + " (positions drawn anew each step)"
+               if config.sampled_losses() else
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
     if because and config.float32_finish:
         raise NstkitError(f"float32_finish finishes an L-BFGS run, and optimizer auto takes adam for {because}: "

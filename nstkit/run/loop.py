@@ -187,9 +187,7 @@ class _Run:
 
     def skip(self, stage: Stage) -> None:
         """Describe a stage with no steps left to take, as the record lists every stage of the plan."""
-        self.described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
-                               "steps": 0, "steps_run": 0, "step_traces": 0, "seconds_per_step": None,
-                               **_precision(stage)})
+        self.described.append(_described(stage, 0, [], traces=0))
         self.described_members.append([{} for _ in self.members])
 
     def objective_for(self, stage: Stage, compiled: Compiled | None) -> Objective:
@@ -220,11 +218,8 @@ class _Run:
             self.checkpoint.write(self.saved_now(source, index, stage_times), len(self.histories[0]["total"]))
         if stage_times and (source.scores_when_stopped or not self.stop_event.is_set()):
             source.finish()  # the last update's image has no loss yet: score it so it can win
-        self.described.append({"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source,
-                               "steps": self.budget(index, stage), "steps_run": len(stage_times),
-                               "step_traces": source.traces(), "seconds_per_step": _median(stage_times),
-                               **_precision(stage),
-                               **({"ended": "its loss stopped falling"} if self.flat(stage, stage_times) else {})})
+        self.described.append(_described(stage, self.budget(index, stage), stage_times, source.traces(),
+                                         ended_flat=self.flat(stage, stage_times)))
         self.described_members.append([source.describe(member) for member in range(len(self.members))])
         self.start_rgbs = self.state.best_rgbs()
         self.handed_over = getattr(source, "lbfgs", None)
@@ -315,8 +310,12 @@ def _flat(totals: Sequence[float]) -> bool:
     return min(totals) > (1.0 - FLAT_GAIN) * min(totals[:-FLAT_WINDOW])
 
 
-def _precision(stage: Stage) -> dict[str, str]:
-    return {"precision": stage.precision} if stage.precision is not None else {}
+def _described(stage: Stage, steps: int, stage_times: list[float], traces: int, ended_flat: bool = False) -> dict:
+    """A stage as the record lists it: its size, the steps it had and ran, its traces and speed."""
+    return {"size": list(stage.size), "scale": round(stage.scale, 6), "source": stage.source, "steps": steps,
+            "steps_run": len(stage_times), "step_traces": traces, "seconds_per_step": _median(stage_times),
+            **({"precision": stage.precision} if stage.precision is not None else {}),
+            **({"ended": "its loss stopped falling"} if ended_flat else {})}
 
 
 def _median(times: list[float]) -> float | None:
