@@ -1,4 +1,5 @@
-"""The CLI end to end, in subprocesses, as a user runs it."""
+"""The CLI end to end as a user runs it: in a new process where that is what is tested (the terminal's stderr,
+signals, another process's bytes), otherwise in this one (`nst_helpers.run_cli`)."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import sys
 import time
 
 import numpy as np
-from nst_helpers import ROOT, bad_images, run_cli, sha256
+from nst_helpers import ROOT, bad_images, run_cli, run_cli_process, sha256
 from PIL import Image
 
 from nstkit.core.record import record_path
@@ -20,7 +21,8 @@ def test_stylize_end_to_end_with_snapshots(tiny_pair, tmp_path):
     content, style = tiny_pair
     before = sha256(content), sha256(style)
     out = tmp_path / "out.png"
-    done = run_cli("stylize", content, style, "-o", out, "--steps", "4", "--save-every", "2", "--seed", "5", *FAST)
+    done = run_cli_process("stylize", content, style, "-o", out, "--steps", "4", "--save-every", "2", "--seed", "5",
+                           *FAST)
     assert done.returncode == 0, done.stderr
     assert (sha256(content), sha256(style)) == before
     assert Image.open(out).size == Image.open(content).size
@@ -38,8 +40,8 @@ def test_stylize_end_to_end_with_snapshots(tiny_pair, tmp_path):
 
     # Another process, same seed: the same bytes.
     again = tmp_path / "again.png"
-    assert run_cli("stylize", content, style, "-o", again, "--steps", "4", "--seed", "5", "-q",
-                   *FAST).returncode == 0
+    assert run_cli_process("stylize", content, style, "-o", again, "--steps", "4", "--seed", "5", "-q",
+                           *FAST).returncode == 0
     assert sha256(again) == sha256(out)
 
 

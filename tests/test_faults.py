@@ -7,6 +7,7 @@ path is patched to raise the same errno. Tiny images, few steps.
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nst_helpers import ROOT, SIGTERM_INJECTED, sha256, smooth_image
+from nst_helpers import ROOT, run_cli, sha256, sigterm_at, smooth_image
 from PIL import Image
 
 import nstkit
@@ -55,11 +56,6 @@ def env(tmp_path):
     rescue = tmp_path / "system-tmp"
     rescue.mkdir()
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(rescue)}, rescue
-
-
-def _cli(*args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "nstkit", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout)
 
 
 def _one_error_line(done) -> str:
@@ -122,10 +118,14 @@ def test_a_record_that_cannot_be_written_is_rescued_with_the_image(tmp_path, mon
     assert (tmp_path / "out.png").exists()  # the image itself made it
 
 
-def test_cli_full_disk_at_the_end_rescues_the_image_and_exits_74(tmp_path, tiny_pair, env):
+def test_cli_full_disk_at_the_end_rescues_the_image_and_exits_74(tmp_path, tiny_pair, monkeypatch):
     """A tmpfs with no room for the output: one line naming the file, the cause and where the result went."""
-    environment, rescue = env
+    import nstkit.core.files as files
+
     content, style = tiny_pair
+    rescue = tmp_path / "system-tmp"
+    rescue.mkdir()
+    monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(rescue))
     full = tmp_path / "full"
     if not _mount_tmpfs(full, "64k"):
         pytest.skip("cannot mount a tmpfs here; test_a_failed_write_keeps_the_result... covers ENOSPC by patching")
@@ -137,7 +137,7 @@ def test_cli_full_disk_at_the_end_rescues_the_image_and_exits_74(tmp_path, tiny_
             except OSError:
                 pass
         out = full / "out.png"
-        done = _cli("stylize", content, style, "-o", out, "--steps", "2", *FAST, env=environment)
+        done = run_cli("stylize", content, style, "-o", out, "--steps", "2", *FAST)
         assert done.returncode == 74, done.stderr
         line = _one_error_line(done)
         assert f"could not write {out}" in line and "No space left on device" in line
@@ -238,7 +238,7 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_pair, env):
     content, style = tiny_pair
     run = ["--steps", "14", "--seed", "3", "--init", "noise", *FAST]
     whole = tmp_path / "whole.png"
-    assert _cli("stylize", content, style, "-o", whole, *run, env=environment).returncode == 0
+    assert run_cli("stylize", content, style, "-o", whole, *run).returncode == 0  # in this process: see run_cli
 
     out = tmp_path / "killed.png"
     checkpoint = tmp_path / "killed.png.checkpoint.npz"
@@ -252,21 +252,21 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_pair, env):
     process.wait(30)
     assert checkpoint.exists() and not out.exists()
     kept = checkpoint.read_bytes()
-    rerun = _cli("stylize", content, style, "-o", out, *run, env=environment)  # the same command, no --resume
+    rerun = run_cli("stylize", content, style, "-o", out, *run)  # the same command, no --resume
     assert rerun.returncode == 2 and "continue it with resume (--resume), or start afresh with overwrite " \
         "(--overwrite)" in _one_error_line(rerun)
     assert checkpoint.read_bytes() == kept and not out.exists()  # the killed run's work is kept
 
-    other = _cli("stylize", content, style, "-o", out, *run, "--resume", "--style-weight", "1e8", env=environment)
+    other = run_cli("stylize", content, style, "-o", out, *run, "--resume", "--style-weight", "1e8")
     assert other.returncode == 2 and "is of another run (style_weight was 10000000.0, now 100000000.0)" in \
         _one_error_line(other)
-    resumed = _cli("stylize", content, style, "-o", out, *run, "--resume", env=environment)
+    resumed = run_cli("stylize", content, style, "-o", out, *run, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sha256(out) == sha256(whole)  # the steps an uninterrupted run takes, byte for byte
     record = json.loads(record_path(out).read_text())
     assert record["resumed_at_step"] in (6, 9) and record["steps_run"] == 14 and not checkpoint.exists()
     assert record["checkpoints"]["path"] == str(checkpoint)
-    again = _cli("stylize", content, style, "-o", out, *run, "--resume", env=environment)
+    again = run_cli("stylize", content, style, "-o", out, *run, "--resume")
     assert again.returncode == 2 and "no checkpoint" in _one_error_line(again)
 
 
@@ -338,15 +338,14 @@ PHASES = {
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
-def test_sigterm_at_every_phase_gives_a_valid_output_or_one_line(tmp_path, tiny_pair, env, phase):
-    environment, _ = env
+def test_sigterm_at_every_phase_gives_a_valid_output_or_one_line(tmp_path, tiny_pair, monkeypatch, phase):
+    """In this process (`run_cli`, `sigterm_at`): the CLI's handlers, not the process, meet the signal;
+    test_sigint_stops_with_exit_130 and test_cli's SIGTERM test send theirs to a process of its own."""
     content, style = tiny_pair
     module, owner, attribute, call, when, outcome = PHASES[phase]
-    script = SIGTERM_INJECTED.format(module=module, owner=owner, attribute=attribute, call=call, when=when)
+    sigterm_at(monkeypatch, module, owner, attribute, call, when)
     out = tmp_path / "out.png"
-    done = subprocess.run([sys.executable, "-c", script, "stylize", content, style, "-o", out, "--steps", "6",
-                           "--checkpoint-every", "2", *FAST], capture_output=True, text=True, env=environment,
-                          cwd=ROOT, timeout=300)
+    done = run_cli("stylize", content, style, "-o", out, "--steps", "6", "--checkpoint-every", "2", *FAST)
     assert done.returncode == 143, (phase, done.stderr[-2000:])
     assert "Traceback" not in done.stderr and _no_temp_files(tmp_path), done.stderr
     if outcome == "nothing":
@@ -415,8 +414,9 @@ def test_a_killed_sweep_worker_fails_only_its_row_and_resume_runs_only_what_is_m
     before = kept.stat().st_mtime_ns
 
     seen = []
-    resumed = nstkit.sweep(CONTENT, STYLE, grid, out_dir=out, resume=True, weights="random", max_dim=48, workers=1,
-                           on_row=seen.append)
+    with concurrent.futures.ThreadPoolExecutor(1) as here:  # in this process: no second TensorFlow import
+        resumed = nstkit.sweep(CONTENT, STYLE, grid, out_dir=out, resume=True, weights="random", max_dim=48,
+                               executor=here, on_row=seen.append)
     assert kept.stat().st_mtime_ns == before  # the finished point was kept, not run again
     assert [row["error"] for row in resumed.rows] == [None, None] and resumed.rows[0]["steps_run"] == 400
     assert len(seen) == 2 and resumed.images[1].tobytes() == result.images[1].tobytes()

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from nst_helpers import ROOT, SIGTERM_INJECTED, run_cli, smooth_image
+from nst_helpers import ROOT, run_cli, sigterm_at, smooth_image
 from PIL import Image
 
 from nstkit.core.errors import NstkitError, NstkitWarning
@@ -188,8 +188,8 @@ def test_a_frames_folder_that_is_not_ours_or_holds_the_inputs_is_refused(tmp_pat
 
 def test_temporal_weight_zero_given_is_kept_and_none_takes_the_video_default():
     from nstkit import StyleConfig
-    from nstkit.core.config import VIDEO_TEMPORAL_WEIGHT
     from nstkit.api.video import video_config
+    from nstkit.core.config import VIDEO_TEMPORAL_WEIGHT
 
     assert video_config().temporal_weight == VIDEO_TEMPORAL_WEIGHT
     assert video_config(StyleConfig(temporal_weight=0.0)).temporal_weight == 0.0
@@ -395,15 +395,13 @@ def test_a_damaged_frames_folder_on_resume_is_one_line_naming_the_file_and_the_f
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["during the second frame", "between frames"])
-def test_sigterm_after_the_first_frame_writes_the_clip_so_far_and_exits_143(tmp_path, when):
+def test_sigterm_after_the_first_frame_writes_the_clip_so_far_and_exits_143(tmp_path, monkeypatch, when):
     module, owner, attribute, call = {"during the second frame": ("run.gradients", "WholeImage", "step", 4),
                                       "between frames": ("media.flow", "", "optical_flow", 1)}[when]
     source = write_mp4(tmp_path / "pan.mp4", textured_pan(3, 4, 48, 64), fps=10)
     out = tmp_path / "out.mp4"
-    script = SIGTERM_INJECTED.format(module=module, owner=owner, attribute=attribute, call=call, when="before")
-    done = subprocess.run([sys.executable, "-c", script, "video", source, "-s", STYLE, "-o", out, "--steps", "2",
-                           "--frame-steps", "20", "-q", *FAST], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300, check=False)
+    sigterm_at(monkeypatch, module, owner, attribute, call, "before")  # in this process: the CLI's handlers meet it
+    done = run_cli("video", source, "-s", STYLE, "-o", out, "--steps", "2", "--frame-steps", "20", "-q", *FAST)
     assert done.returncode == 143, done.stderr[-2000:]  # 128 + SIGTERM, as stylize: `nstkit video ... && next` stops
     assert "Traceback" not in done.stderr and "stopped (SIGTERM) after 1 of 3 frames" in done.stderr, done.stderr
     record = json.loads(record_path(out).read_text())
