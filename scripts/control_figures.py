@@ -31,6 +31,18 @@ CONTROLS = {
     "style_loss": ("--style-loss: the statistics the style loss matches",
                    [(f"--style-loss {name}", {"style_loss": name})
                     for name in ("gram", "mean_cov", "wasserstein", "histogram")]),
+    "sampled_losses": ("--style-loss remd, nn and mrf draw features at 1024 positions each step; "
+                       "--content-loss self_similarity keeps the content's pattern of cosine distances",
+                       [("--style-loss gram", {"style_loss": "gram"}), ("--style-loss remd", {"style_loss": "remd"}),
+                        ("--style-loss remd\n--content-loss self_similarity",
+                         {"style_loss": "remd", "content_loss": "self_similarity"}),
+                        ("--style-loss nn", {"style_loss": "nn"}), ("--style-loss mrf", {"style_loss": "mrf"})]),
+    "color": (f"--color-transfer: recoloured before the run; the default --color-from content gives the style the "
+              f"content's colours, style gives the content the style's, {SECOND_STYLE} a third image's",
+              [("no transfer", {}), ("--color-transfer histogram", {"color_transfer": "histogram"}),
+               ("--color-from style", {"color_from": "style"}),
+               ("--color-from style\n--color-transfer mean_cov", {"color_from": "style", "color_transfer": "mean_cov"}),
+               (f"--color-from {SECOND_STYLE}", {"color_from": SECOND_STYLE})]),
     "mask": ("--mask: two styles on two regions (left: mosaic, right: waves), and one style on the right only",
              [("--mask halves.png (2 styles)", {"mask": "halves", "styles": [STYLE, SECOND_STYLE]}),
               ("--mask right.png (black: unstyled)", {"mask": "right"})]),
@@ -69,6 +81,8 @@ def run_control(name: str, settings, folder: Path) -> dict:
         styles = [bundled_image(s, settings.max_dim) for s in options.pop("styles", [STYLE])]
         if "mask" in options:
             options["mask"] = str(mask_paths[options["mask"]])
+        if options.get("color_from", "content") not in ("content", "style"):
+            options["color_from"] = str(nstkit.sample(options["color_from"]))  # a bundled image as the palette
         result = nstkit.stylize(content, styles if len(styles) > 1 else styles[0],
                                 **settings.run_options(**options))
         scores = evaluate(result.image, content, styles[0])

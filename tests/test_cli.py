@@ -107,6 +107,8 @@ def _bad_cli_cases(tmp_path, content, style):
          "swag layer(s) conv3_block4_out, conv4_block6_out feed no loss"),
         ([content, style, *out, "--swag", "softmax", "--swag-temperature", "0.5"], "swag softmax has no temperature"),
         ([content, style, *out, "--swag-layers", "conv4_block2_2_conv"], "and swag is none"),
+        ([content, style, *out, "--color-from", tmp_path / "palette.png"], "no file at"),
+        ([content, style, *out, "--color-from", "style", "--preserve-color", "match"], "drop one"),
     ]
     return cases
 

@@ -310,15 +310,42 @@ def test_controls_from_the_cli_and_their_record_replays(tiny_pair, tmp_path):
     assert difference.max() <= 2
 
 
+@pytest.mark.slow
+def test_a_palette_recolours_the_run_and_the_record_names_it_and_replays(tiny_pair, tmp_path):
+    """--color-from IMAGE: content and style take the palette's colours before the run, so the result wears them."""
+    content, style = tiny_pair
+    palette = tmp_path / "palette.png"
+    swatch = np.zeros((24, 24, 3), np.uint8)
+    swatch[...] = (30, 60, 210)
+    swatch[:8] = (200, 40, 160)  # a third magenta, the rest blue
+    Image.fromarray(swatch).save(palette)
+    common = ("--steps", "3", "--weights", "random", "--max-dim", "64", "--optimizer", "adam", "-q")
+    plain, recoloured = tmp_path / "plain.png", tmp_path / "recoloured.png"
+    assert run_cli("stylize", content, style, "-o", plain, *common).returncode == 0
+    done = run_cli("stylize", content, style, "-o", recoloured, "--color-from", palette, *common)
+    assert done.returncode == 0, done.stderr
+    mean = {name: np.asarray(Image.open(path), float).reshape(-1, 3).mean(0) for name, path in
+            (("plain", plain), ("recoloured", recoloured))}
+    target = swatch.reshape(-1, 3).mean(0)
+    assert np.abs(mean["recoloured"] - target).max() < 12 < np.abs(mean["plain"] - target).max()
+    record = json.loads(record_path(recoloured).read_text())
+    assert (record["config"]["color_transfer"], record["config"]["color_from"]) == ("histogram", str(palette))
+    assert record["inputs"]["color_from"]["sha256"] == sha256(palette)
+    replay = nstkit.stylize(str(content), str(style), nstkit.StyleConfig.from_record(record))
+    assert replay.image.tobytes() == np.asarray(Image.open(recoloured)).tobytes()
+
+
 def test_a_sweep_grid_can_vary_each_control():
     from nstkit.sweep.grid import expand_grid, parse_grid
 
-    grid = parse_grid(["style_loss=gram,wasserstein", "style_scale=0.5;2", "pooling=max,avg", "init=gray,style_stats"])
+    grid = parse_grid(["style_loss=gram,wasserstein", "style_scale=0.5;2", "pooling=max,avg", "init=gray,style_stats",
+                       "color_transfer=none,mean_cov"])
     jobs = expand_grid(grid, nstkit.StyleConfig(weights="random"))
-    assert len(jobs) == 16
-    assert {(j.config.style_loss, tuple(j.config.style_scale), j.config.pooling, j.config.init) for j in jobs} == {
-        (a, (b,), c, d) for a in ("gram", "wasserstein") for b in (0.5, 2.0) for c in ("max", "avg")
-        for d in ("gray", "style_stats")}
+    assert len(jobs) == 32
+    assert {(j.config.style_loss, tuple(j.config.style_scale), j.config.pooling, j.config.init,
+             j.config.resolved().color_transfer) for j in jobs} == {
+        (a, (b,), c, d, e) for a in ("gram", "wasserstein") for b in (0.5, 2.0) for c in ("max", "avg")
+        for d in ("gray", "style_stats") for e in ("none", "mean_cov")}
 
 
 def test_every_control_is_in_the_help_with_its_default():

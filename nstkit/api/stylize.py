@@ -27,12 +27,13 @@ from ..core.config import (
     LBFGS_OPTIMIZERS,
     PRESET_FIELDS,
     StyleConfig,
+    palette_path,
     resolve_optimizer,
 )
 from ..core.errors import NstkitError
 from ..core.record import describe_inputs
 from ..media.checks import check_inputs
-from ..media.color import prepare_for_color_mode, restore_color
+from ..media.color import prepare_for_color_mode, restore_color, transfer_colors
 from ..media.images import ImageInput
 from ..media.start import initial_image
 from ..run.loop import run_stages
@@ -159,15 +160,17 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
                                                     shape=checked.content.shape[:2])
     config = on_device.resolved()
     blend = config.blend_weights(len(styles))
-    original_content_rgb = checked.content
-    style_rgbs = checked.style_images()
+    # Recoloured first (color_transfer; refused beside a preserve_color mode), so a content start takes the colours.
+    original_content_rgb, style_rgbs = transfer_colors(config.color_transfer, config.color_from, checked.content,
+                                                       checked.style_images(), checked.palette)
     regions = checked.regions
     content_rgb, style_rgbs, init_rgb = prepare_for_color_mode(  # Gatys et al. 2017
         config.preserve_color, original_content_rgb, style_rgbs,
         initial_image(config, original_content_rgb, style_rgbs, blend, init_rgb=checked.init))
     if config.init == "style_stats" and config.preserve_color != "none":
         init_rgb = initial_image(config, content_rgb, style_rgbs, blend)  # the palette the run matches
-    inputs = describe_inputs(content, styles, config.init, config.mask)
+    inputs = describe_inputs(content, styles, config.init, config.mask,
+                             config.color_from if palette_path(config.color_from) else None)
 
     def finish(best_rgb):
         return np.clip(restore_color(config.preserve_color, best_rgb, original_content_rgb), 0, 255)

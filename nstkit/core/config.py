@@ -42,6 +42,11 @@ DEFAULT_STYLE_WEIGHT = 1e7
 INIT_CHOICES = ("content", "gray", "uniform", "noise", "style_stats")
 
 
+def palette_path(color_from: str) -> bool:
+    """Whether ``color_from`` names a palette image (anything not in `COLOR_SOURCES`)."""
+    return color_from not in COLOR_SOURCES
+
+
 def init_is_path(init: str) -> bool:
     """Whether ``init`` names an image file (anything not in `INIT_CHOICES`): the one place that decides it."""
     return init not in INIT_CHOICES
@@ -69,6 +74,8 @@ NORMALISED_STYLE_WEIGHT = 1e5
 POOLINGS = ("max", "avg")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
+COLOR_TRANSFERS = ("none", "histogram", "mean_cov")  # `media.color.transfer_colors`
+COLOR_SOURCES = ("content", "style")  # color_from, besides a palette image's path
 AUTO_OPTIMIZER = "auto"  # L-BFGS wherever it applies, else Adam (`resolve_optimizer`), chosen when a run starts
 OPTIMIZERS = (AUTO_OPTIMIZER, "adam", "lbfgs", "lbfgsb")
 LBFGS_OPTIMIZERS = ("lbfgs", "lbfgsb")  # in the compiled step (`optim.lbfgs.LBFGS`), and scipy's L-BFGS-B
@@ -249,6 +256,17 @@ class StyleConfig:
         "none", help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the style the "
                      "content's colour statistics first (Gatys et al. 2017)",
         kind="str", check=one_of(COLOR_MODES), choices=COLOR_MODES, group=_BEYOND, batch=True)
+    color_transfer: str | None = option(
+        help="recolour before the run (Gatys et al. 2017, section 5): histogram (each RGB channel's histogram, "
+             "matched) or mean_cov (the colours' mean and covariance, a linear map); --color-from says whose "
+             "colours", kind="str", check=one_of(COLOR_TRANSFERS), choices=COLOR_TRANSFERS, optional=True,
+        group=_BEYOND, widget=("choice", *COLOR_TRANSFERS),
+        default_text="none; histogram with --color-from style or an image")
+    color_from: str = option(
+        "content", help="whose colours --color-transfer gives: content (the styles take the content's colours), "
+                        "style (the content and the start take the styles'), or a palette image's path (all of "
+                        "them take its colours)", kind="str", metavar="content|style|PATH", group=_BEYOND,
+        widget=("choice", *COLOR_SOURCES))
     coarse_levels: int = option(
         0, help="first optimise at 1/F, 1/F², ... of the size (F: --coarse-factor), then upsample; Adam's moments "
                 "carry across, resized with the image (with --param fourier they restart)", kind="int", check=whole(0),
@@ -385,6 +403,8 @@ class StyleConfig:
                 "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
                                  if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
                 "swag": _first(self.swag, preset.swag, "none"),
+                "color_transfer": _first(self.color_transfer,
+                                         "histogram" if self.color_from != "content" else "none"),
                 "temporal_weight": _first(self.temporal_weight, 0.0),  # nstkit video gives its own default
                 "warmup_steps": _first(self.warmup_steps, COLOR_WARMUP_STEPS if self.preserve_color != "none"
                                        and self.optimizer == "adam" else 0),
@@ -434,6 +454,12 @@ class StyleConfig:
         if self.mask is not None and self.normalize_style_layers:
             raise NstkitError("normalize_style_layers scales the plain Gram loss, and a mask takes each region's "
                               "own statistics: drop one")
+        if self.color_transfer not in (None, "none") and self.preserve_color != "none":
+            raise NstkitError(f"color_transfer recolours the images before the run, and preserve_color "
+                              f"{self.preserve_color} sets the colours its own way: drop one")
+        if self.color_transfer == "none" and self.color_from != "content":
+            raise NstkitError(f"color_from {self.color_from} says whose colours color_transfer gives, and "
+                              "color_transfer is none: give color_transfer histogram or mean_cov, or drop color_from")
         if self.temporal_weight and self.jitter:
             raise NstkitError("jitter shifts the image against the previous frame the temporal loss compares it "
                               "with: drop jitter, or set temporal_weight 0")

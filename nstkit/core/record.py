@@ -100,13 +100,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def describe_inputs(content: Any, styles: list, init: str, mask: str | None = None) -> dict[str, Any]:
-    """The run record's ``inputs``: content, one or several styles, the init image and the mask if given."""
+def describe_inputs(content: Any, styles: list, init: str, mask: str | None = None,
+                    palette: str | None = None) -> dict[str, Any]:
+    """The run record's ``inputs``: content, one or several styles, the init image, the mask and color_from's
+    palette image if given."""
     return {"content": describe_input(content),
             **({"style": describe_input(styles[0])} if len(styles) == 1 else
                {f"style_{i + 1}": describe_input(s) for i, s in enumerate(styles)}),
             **({"init": describe_input(init)} if init_is_path(init) else {}),
-            **({"mask": describe_input(mask)} if mask is not None else {})}
+            **({"mask": describe_input(mask)} if mask is not None else {}),
+            **({"color_from": describe_input(palette)} if palette is not None else {})}
 
 
 @dataclass
@@ -122,7 +125,7 @@ class RunRecord(Mapping):
 
     # What ran.
     config: dict[str, Any]  # the resolved `StyleConfig` (`to_dict`): replay with `StyleConfig.from_record`
-    inputs: dict[str, dict[str, Any]]  # content, style (or style_1, style_2 ...), init and mask if files: path or
+    inputs: dict[str, dict[str, Any]]  # content, style (or style_1, ...), init, mask, color_from if files: path or
     #                                    array shape, and sha256
     weights: dict[str, Any] | None  # the backbone's weights: description, source, and its md5 or seed
     style_blend: list[float]  # each style's share of the target statistics

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.config import StyleConfig, init_is_path, parse_weights
+from ..core.config import StyleConfig, init_is_path, palette_path, parse_weights
 from ..core.errors import NstkitError
 from . import images
 from .images import ImageInput, resize_to, scaled_style_shape
@@ -24,7 +24,7 @@ from .masks import Regions, load_regions
 from .start import load_init_image
 
 # The config fields `check_inputs` reads: configs that agree on these check alike (a sweep checks each set once).
-INPUT_FIELDS = ("max_dim", "style_scale", "init", "mask", "weights")
+INPUT_FIELDS = ("max_dim", "style_scale", "init", "mask", "color_from", "weights")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Inputs:
     style_shapes: list[tuple[int, int] | None]  # (height, width) each style's statistics are taken at
     init: np.ndarray | None  # an init path's image at its own size; None for the other starts
     regions: Regions | None  # the mask's regions at the content's size
+    palette: np.ndarray | None = None  # color_from's image (float32 RGB at max_dim), when it names one
 
     def style_images(self) -> list[np.ndarray]:
         """Each style at the size its statistics are taken at (a scaled style is resized from the whole image)."""
@@ -47,9 +48,10 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     """Read and check a run's inputs for a resolved ``config``, without TensorFlow; a bad one is one `NstkitError`.
 
     In order: one blend weight and one style scale per style, the content, each style (and its scaled size),
-    the init image, the mask, the weights spec. ``read_paths=False`` reads no file (images given as arrays
-    are still checked): a cluster's workers may see files this machine does not. ``point``: a sweep's grid
-    point, named in the errors that come from the config's own combination (a style scale, a mask).
+    the init image, the mask, color_from's palette image, the weights spec. ``read_paths=False`` reads no file
+    (images given as arrays are still checked): a cluster's workers may see files this machine does not.
+    ``point``: a sweep's grid point, named in the errors that come from the config's own combination (a style
+    scale, a mask).
     """
     count = len(styles)
     if count:
@@ -81,8 +83,15 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     if config.mask and read_paths and content_rgb is not None:
         with _naming(point):
             regions = load_regions(config.mask, content_rgb.shape[:2], count)
+    palette = None
+    if palette_path(config.color_from) and read_paths:
+        if not os.path.exists(config.color_from):
+            raise NstkitError(f"color_from must be 'content', 'style' or a palette image's path, and there is no "
+                              f"file at {config.color_from}: check the path")
+        palette = images.load_image(config.color_from, config.max_dim, what="colour palette image (color_from)",
+                                    check_min_size=False)  # no network sees it: a small swatch will do
     parse_weights(config.weights, check_file=read_paths)
-    return Inputs(content_rgb, loaded, shapes, init_rgb, regions)
+    return Inputs(content_rgb, loaded, shapes, init_rgb, regions, palette)
 
 
 @contextlib.contextmanager

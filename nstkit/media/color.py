@@ -1,7 +1,11 @@
 """Colour control (Gatys, Ecker, Bethge, Hertzmann, Shechtman, "Controlling Perceptual Factors in Neural
 Style Transfer", CVPR 2017).
 
-Two ways to keep the content's colours while taking the style's texture:
+`transfer_colors` recolours images before a run (``color_transfer``, ``color_from``): the styles to the
+content's colours, the content to the styles', or all of them to a palette image's; by each RGB channel's
+histogram (`match_histogram`) or by the colours' mean and covariance (`match_color`, the paper's linear map).
+
+Two ways to keep the content's colours while taking the style's texture (``preserve_color``):
 
 - `match_color`: before the run, give the style image the content's colour mean and covariance
   (a linear map in RGB), so the style's palette no longer competes with the content's;
@@ -39,6 +43,45 @@ def match_color(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     transform = _sqrt_psd(target_cov) @ _sqrt_psd(source_cov, inverse=True)
     flat = (source.reshape(-1, 3) - source_mean) @ transform.T + target_mean
     return np.clip(flat, 0, 255).reshape(source.shape).astype(np.float32)
+
+
+def match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` with each RGB channel's histogram made ``target``'s: each value goes to the target's quantile
+    at that value's mid-rank (a monotone map per channel: equal values stay equal, the order is kept).
+
+    Unlike `match_color` it moves every quantile, not only the first two moments, so a palette's separate hues
+    come through and no value leaves the target's range. Not scikit-image's `match_histograms`: it
+    interpolates between the target's distinct values by their cumulative counts, which for a swatch of a
+    few flat colours (a common palette image) maps half of the pixels below the darkest colour's share.
+    """
+    matched = np.empty(np.shape(source), np.float32)
+    for channel in range(3):
+        values = np.asarray(source, np.float32)[..., channel]
+        distinct, index, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
+        mid_ranks = (np.cumsum(counts) - counts / 2) / values.size
+        matched[..., channel] = np.quantile(np.asarray(target, np.float32)[..., channel].ravel(),
+                                            mid_ranks)[index].reshape(values.shape)
+    return matched
+
+
+def transfer_colors(method: str, source: str, content_rgb: np.ndarray, style_rgbs: list[np.ndarray],
+                    palette_rgb: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(content, styles) recoloured before a run: ``method`` "histogram" or "mean_cov" ("none": as given).
+
+    ``source`` "content": the styles take the content's colours, so the style's palette no longer competes
+    with the content's (the paper's colour-preserving transfer); "style": the content (so a content start
+    too) takes the styles' colours, all styles' pixels pooled, so the result wears the style's palette;
+    otherwise ``palette_rgb``, a third image, gives its colours to the content and every style.
+    """
+    if method == "none":
+        return content_rgb, style_rgbs
+    match = match_histogram if method == "histogram" else match_color
+    if source == "content":
+        return content_rgb, [match(rgb, content_rgb) for rgb in style_rgbs]
+    if source == "style":
+        pooled = np.concatenate([rgb.reshape(-1, 1, 3) for rgb in style_rgbs])
+        return match(content_rgb, pooled), style_rgbs
+    return match(content_rgb, palette_rgb), [match(rgb, palette_rgb) for rgb in style_rgbs]
 
 
 def rgb_to_yiq(rgb: np.ndarray) -> np.ndarray:

@@ -73,3 +73,15 @@ def test_a_record_of_a_newer_nstkit_replays_with_one_warning():
     with pytest.warns(UserWarning, match="config fields palette come from a newer nstkit") as caught:
         config = StyleConfig.from_record({"record_version": 99, "config": {"steps": 5, "palette": "a.png"}})
     assert config.steps == 5 and len(caught) == 1
+
+
+def test_color_from_picks_whose_colours_and_a_palette_takes_the_histogram_by_default():
+    assert StyleConfig().resolved().color_transfer == "none"
+    assert StyleConfig(color_from="palette.png").resolved().color_transfer == "histogram"
+    assert StyleConfig(color_from="style", color_transfer="mean_cov").resolved().color_transfer == "mean_cov"
+    with pytest.raises(NstkitError, match="preserve_color luminance sets the colours its own way: drop one"):
+        StyleConfig(color_transfer="histogram", preserve_color="luminance").resolved()
+    with pytest.raises(NstkitError, match="color_from style says whose colours .* and color_transfer is none"):
+        StyleConfig(color_from="style", color_transfer="none").resolved()
+    with pytest.raises(NstkitError, match="color_transfer"):
+        StyleConfig(color_transfer="hist").resolved()
