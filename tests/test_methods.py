@@ -40,6 +40,7 @@ METHODS = [
     (dict(param="fourier", jitter=2, preset="swag"), dict(preset="swag")),
     (dict(normalize_style_layers=True), dict()),
     (dict(preserve_color="match"), dict()),
+    (dict(normalize_gradients=True), dict(content_weight=5.0, style_weight=100.0, optimizer="adam")),
 ]
 
 

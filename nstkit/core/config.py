@@ -74,6 +74,8 @@ NORMALISED_STYLE_WEIGHT = 1e5
 POOLINGS = ("max", "avg")
 PARAMETERIZATIONS = ("pixel", "fourier")
 COLOR_MODES = ("none", "luminance", "match")
+# normalize_gradients: the default (content, style) weights of unit-L1 gradients, neural-style's defaults.
+GRADIENT_NORMALIZED_WEIGHTS = (5.0, 100.0)
 COLOR_TRANSFERS = ("none", "histogram", "mean_cov")  # `media.color.transfer_colors`
 COLOR_SOURCES = ("content", "style")  # color_from, besides a palette image's path
 AUTO_OPTIMIZER = "auto"  # L-BFGS wherever it applies, else Adam (`resolve_optimizer`), chosen when a run starts
@@ -252,6 +254,14 @@ class StyleConfig:
     normalize_style_layers: bool = option(
         False, help="divide each style layer's loss by its target's scale (He et al. 2016)", kind="bool",
         check=fields.boolean, group=_BEYOND)
+    normalize_gradients: bool = option(
+        False, help="divide each loss layer's gradient by its mean absolute value, then weigh it (after "
+                    "neural-style's -normalize_gradients, Johnson 2015, which divides by the sum): every layer pulls "
+                    "as hard as its weight says, whatever its activations' scale or the image's size. The weights "
+                    "then weigh unit pulls: default "
+                    f"content {GRADIENT_NORMALIZED_WEIGHTS[0]:g}, style {GRADIENT_NORMALIZED_WEIGHTS[1]:g} "
+                    "(neural-style's); Adam only", kind="bool", check=fields.boolean, group=_BEYOND,
+        tiles=(lambda value: not value, "no normalize_gradients"))
     preserve_color: str = option(
         "none", help="keep the content's colours: 'luminance' transfers luminance only, 'match' gives the style the "
                      "content's colour statistics first (Gatys et al. 2017)",
@@ -397,11 +407,15 @@ class StyleConfig:
 
     def _defaults(self, preset: Preset) -> dict[str, Any]:
         """Step 3: fields left as None take the preset's value, else nstkit's default."""
-        return {"content_weight": (_first(self.content_weight, preset.content_weight, DEFAULT_CONTENT_WEIGHT)
-                                   if self.content_loss == "mse" else
-                                   _first(self.content_weight, SELF_SIMILARITY_CONTENT_WEIGHT)),
-                "style_weight": (_first(self.style_weight, preset.style_weight, DEFAULT_STYLE_WEIGHT)
-                                 if self.style_loss == "gram" else _first(self.style_weight, NORMALISED_STYLE_WEIGHT)),
+        if self.normalize_gradients:  # the weights weigh unit pulls: neither the preset's nor a loss's scale
+            content_weight, style_weight = GRADIENT_NORMALIZED_WEIGHTS
+        else:
+            content_weight = (_first(preset.content_weight, DEFAULT_CONTENT_WEIGHT) if self.content_loss == "mse"
+                              else SELF_SIMILARITY_CONTENT_WEIGHT)
+            style_weight = (_first(preset.style_weight, DEFAULT_STYLE_WEIGHT) if self.style_loss == "gram"
+                            else NORMALISED_STYLE_WEIGHT)
+        return {"content_weight": _first(self.content_weight, content_weight),
+                "style_weight": _first(self.style_weight, style_weight),
                 "swag": _first(self.swag, preset.swag, "none"),
                 "color_transfer": _first(self.color_transfer,
                                          "histogram" if self.color_from != "content" else "none"),
@@ -451,6 +465,15 @@ class StyleConfig:
         if self.normalize_style_layers and self.style_loss != "gram":
             raise NstkitError(f"normalize_style_layers scales the Gram loss per layer, and style_loss "
                               f"{self.style_loss} is normalised per layer already: drop one")
+        if self.normalize_gradients and self.normalize_style_layers:
+            raise NstkitError("normalize_gradients gives each layer a unit pull, so normalize_style_layers' scale "
+                              "per layer would change nothing: drop one")
+        if self.normalize_gradients and chosen in LBFGS_OPTIMIZERS:
+            raise NstkitError(f"normalize_gradients steps along normalised gradients, not the loss's, and optimizer "
+                              f"{chosen}'s line search needs the loss's: use optimizer adam (or auto)")
+        if self.normalize_gradients and self.precision == "float16":
+            raise NstkitError("normalize_gradients divides out the loss scaling float16 needs: use precision "
+                              "bfloat16 or float32")
         if self.mask is not None and self.normalize_style_layers:
             raise NstkitError("normalize_style_layers scales the plain Gram loss, and a mask takes each region's "
                               "own statistics: drop one")
@@ -665,6 +688,8 @@ def resolve_optimizer(config: "StyleConfig", *, batch: int = 1, video: bool = Fa
                "param fourier (L-BFGS's first step in a spectrum is not tuned)" if config.param == "fourier" else
                " and ".join(config.sampled_losses()) + " (positions drawn anew each step)"
                if config.sampled_losses() else
+               "normalize_gradients (its steps are not the loss's gradient, which L-BFGS's line search needs)"
+               if config.normalize_gradients else
                f"{', '.join(adam_set)} given (Adam's own settings)" if adam_set else None)
     if because and config.float32_finish:
         raise NstkitError(f"float32_finish finishes an L-BFGS run, and optimizer auto takes adam for {because}: "

@@ -166,3 +166,44 @@ def test_sampled_losses_refuse_lbfgs_a_mask_and_tiles_in_one_line():
     with pytest.raises(NstkitError, match="content_loss mse"):
         nstkit.StyleConfig(content_loss="self_similarity", tile_size=64).resolved()
     assert nstkit.StyleConfig(content_loss="self_similarity").resolved().content_weight == 1e4
+
+
+def test_normalize_gradients_gives_each_layer_a_pull_of_its_weight_whatever_the_scale():
+    """After neural-style's -normalize_gradients: what reaches each layer of a term has a mean absolute value of the
+    term's weight times the layer's share, per member; the loss values are the loss's own."""
+    import tensorflow as tf
+
+    layers = {"conv1_relu": 1.0, "conv2_block1_out": 3.0}  # style only there, content elsewhere: no layer shared
+    configs = [_config(normalize_gradients=True, style_layers=layers, content_layers="conv3_block1_out",
+                       style_weight=style_weight) for style_weight in (100.0, 7.0)]
+    objective = Objective(configs)
+    targets = objective.targets(_inputs(2))
+    image = tf.constant(np.concatenate([preprocess(smooth_image(5)), preprocess(smooth_image(6))]))
+    features = objective.features(image, native=True)
+    style = next(term for term in objective.terms if term.name == "style")
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        value = style.loss(objective.term_features(features, style), image, targets["style"])
+        total = tf.reduce_sum(1e9 * value)  # any scale upstream is divided out
+    gradients = tape.gradient(total, features)
+    for name, weight in layers.items():
+        pulls = tf.reduce_mean(tf.abs(gradients[name]), axis=[1, 2, 3]).numpy()
+        np.testing.assert_allclose(pulls, [100.0 * weight / 4, 7.0 * weight / 4], rtol=1e-4)
+    plain = Objective([_config(style_layers=layers, content_layers="conv3_block1_out", style_weight=100.0)])
+    np.testing.assert_allclose(value.numpy()[:1], plain.values(image[:1], plain.targets(_inputs(1))).numpy()[:, 1],
+                               rtol=1e-5)  # the value is untouched
+
+
+def test_normalize_gradients_takes_its_own_default_weights_and_adam_and_refuses_what_it_breaks():
+    from nstkit.core.config import GRADIENT_NORMALIZED_WEIGHTS, resolve_optimizer
+
+    config = nstkit.StyleConfig(normalize_gradients=True, preset="vanilla").resolved()
+    assert (config.content_weight, config.style_weight) == GRADIENT_NORMALIZED_WEIGHTS  # not the preset's 1e6
+    chosen, why = resolve_optimizer(nstkit.StyleConfig(normalize_gradients=True))
+    assert chosen.optimizer == "adam" and "normalize_gradients" in why
+    for options, said in ((dict(optimizer="lbfgs"), "line search needs the loss's"),
+                          (dict(precision="float16", optimizer="adam"), "divides out the loss scaling"),
+                          (dict(normalize_style_layers=True), "drop one"),
+                          (dict(tile_size=64, optimizer="adam"), "no normalize_gradients")):
+        with pytest.raises(NstkitError, match=said):
+            nstkit.StyleConfig(normalize_gradients=True, **options).resolved()
