@@ -226,7 +226,8 @@ class StyleConfig:
     seed: int = option(0, help="seed for noise init, jitter and tile offsets", kind="int", check=whole(0), batch=True)
     weights: str = option("imagenet", kind="str",
                           help="'imagenet' (downloaded once to the Keras cache), a local .h5 path, or "
-                               "'random[:SEED]' for offline runs")
+                               "'random[:SEED]' for offline runs (Keras' initialisation; 'random-kaiming[:SEED]': "
+                               "PyTorch's ResNet one, Kaiming-normal fan-out)")
     backbone: str | None = option(
         help="network; vgg19 is the baseline", kind="str", check=one_of(BACKBONES), choices=BACKBONES,
         default_text="resnet50, or the preset's")
@@ -620,22 +621,29 @@ BATCH_VARIES = tuple(name for name, (_, spec) in OPTIONS.items() if spec.batch)
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
+# Seeded random weights: Keras' default initialisation, and PyTorch's ResNet one (`network.backbone._init_random`).
+RANDOM_WEIGHTS = ("random", "random-kaiming")
+
+
 def parse_weights(weights: str, *, check_file: bool = True) -> tuple[str, int | str | None]:
-    """Classify a weights string: ("imagenet", None), ("random", seed) or ("file", path). No TensorFlow.
+    """Classify a weights string: ("imagenet", None), (a `RANDOM_WEIGHTS` kind, seed) or ("file", path). No
+    TensorFlow.
 
     ``check_file=False`` takes a path as given, unchecked (a cluster's workers may see files this machine does not).
     """
     if weights == "imagenet":
         return "imagenet", None
-    if weights == "random" or weights.startswith("random:"):
-        seed_text = weights.partition(":")[2] or "0"
-        if not seed_text.isdigit():
-            raise NstkitError(f"weights '{weights}': the seed after 'random:' must be a whole number, e.g. random:1")
-        return "random", int(seed_text)
+    for kind in RANDOM_WEIGHTS:
+        if weights == kind or weights.startswith(f"{kind}:"):
+            seed_text = weights.partition(":")[2] or "0"
+            if not seed_text.isdigit():
+                raise NstkitError(f"weights '{weights}': the seed after '{kind}:' must be a whole number, "
+                                  f"e.g. {kind}:1")
+            return kind, int(seed_text)
     path = Path(weights).expanduser()
     if check_file and not path.is_file():
-        raise NstkitError(f"weights file not found: {weights}: give imagenet, random, or the path of a "
-                          f"ResNet-50 notop .h5 file such as {IMAGENET_FILE}")
+        raise NstkitError(f"weights file not found: {weights}: give imagenet, random, random-kaiming, or the path "
+                          f"of a ResNet-50 notop .h5 file such as {IMAGENET_FILE}")
     return "file", str(path)
 
 

@@ -8,8 +8,9 @@ which weights made it:
   back to random weights on its own.
 - a path to a local ``.h5`` / ``.weights.h5`` file of ``ResNet50(include_top=False)``.
 - ``"random"`` or ``"random:SEED"``: Keras' default initialisers drawn from a
-  local seeded generator, for offline runs and tests. With random weights a
-  run transfers palette and fine texture, not the style's shapes.
+  local seeded generator, for offline runs and tests (``"random-kaiming[:SEED]"``:
+  PyTorch's ResNet initialisation). With random weights a run transfers
+  palette and fine texture, not the style's shapes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.catalog import CATALOGS, check_layer_name, deepest
-from ..core.config import IMAGENET_FILE, parse_weights
+from ..core.config import IMAGENET_FILE, RANDOM_WEIGHTS, parse_weights
 from ..core.errors import NstkitError
 from .quiet import import_tensorflow_quietly
 
@@ -127,9 +128,11 @@ def load_backbone(backbone: str = "resnet50", weights: str = "imagenet"):
 
     builder = keras.applications.VGG19 if backbone == "vgg19" else keras.applications.ResNet50
     model = builder(include_top=False, weights=None, input_shape=(None, None, 3))
-    if kind == "random":
-        _init_random(model, int(arg))
-        info = WeightsInfo("random", f"random (seeded {arg}; not ImageNet: shows mechanics, not learned features)")
+    if kind in RANDOM_WEIGHTS:
+        _init_random(model, int(arg), kaiming=kind == "random-kaiming")
+        init = " Kaiming fan-out" if kind == "random-kaiming" else ""
+        info = WeightsInfo("random", f"random{init} (seeded {arg}; not ImageNet: shows mechanics, not learned "
+                                     "features)")
     else:
         path = imagenet_weights_path(backbone) if kind == "imagenet" else Path(str(arg))
         try:
@@ -146,8 +149,11 @@ def load_backbone(backbone: str = "resnet50", weights: str = "imagenet"):
     return model, info
 
 
-def _init_random(model, seed: int) -> None:
-    """Keras' default initialisers (Glorot-uniform kernels, zero biases, identity BN), from a local RNG.
+def _init_random(model, seed: int, kaiming: bool = False) -> None:
+    """Keras' default initialisers (Glorot-uniform kernels, zero biases, identity BN), from a local RNG; with
+    ``kaiming``, PyTorch's ResNet initialisation instead: kernels normal with standard deviation
+    sqrt(2 / fan_out), fan_out = kernel area x output channels (He et al. 2015, "mode fan_out", the ReLU
+    gain; torchvision's `resnet50`), the one SWAG's paper (Wang et al. CVPR 2021) stylised with untrained.
 
     Drawing from our own `numpy.random.Generator` keeps the user's global
     seeds untouched and gives the same weights on every machine.
@@ -161,8 +167,11 @@ def _init_random(model, seed: int) -> None:
             if name == "kernel":
                 fan_in = int(np.prod(shape[:-1]))
                 fan_out = int(np.prod(shape[:-2])) * shape[-1]
-                limit = np.sqrt(6.0 / (fan_in + fan_out))
-                values.append(rng.uniform(-limit, limit, shape).astype(np.float32))
+                if kaiming:
+                    values.append(rng.normal(0.0, np.sqrt(2.0 / fan_out), shape).astype(np.float32))
+                else:
+                    limit = np.sqrt(6.0 / (fan_in + fan_out))
+                    values.append(rng.uniform(-limit, limit, shape).astype(np.float32))
             elif name in ("gamma", "moving_variance"):
                 values.append(np.ones(shape, np.float32))
             else:  # bias, beta, moving_mean

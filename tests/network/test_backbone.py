@@ -44,6 +44,27 @@ def test_random_weights_are_seeded(fresh_cache):
     assert not _same_weights(a, other)
 
 
+def test_random_kaiming_draws_pytorchs_resnet_initialisation(fresh_cache):
+    """Kernels normal with std sqrt(2 / fan_out), fan_out = kernel area x output channels; BN identity, seeded."""
+    model, info = load_resnet50("random-kaiming:1")
+    glorot, _ = load_resnet50("random:1")
+    assert info.is_random and "Kaiming fan-out" in info.description
+    for name in ("conv1_conv", "conv2_block1_2_conv", "conv4_block3_3_conv"):
+        kernel = model.get_layer(name).get_weights()[0]
+        fan_out = kernel.shape[0] * kernel.shape[1] * kernel.shape[3]
+        assert kernel.mean() == pytest.approx(0.0, abs=3 * np.sqrt(2 / fan_out / kernel.size))
+        assert kernel.std() == pytest.approx(np.sqrt(2 / fan_out), rel=0.05), name
+        kurtosis = lambda k: ((k - k.mean()) ** 4).mean() / k.var() ** 2  # noqa: E731 (normal 3, uniform 1.8)
+        assert kurtosis(kernel) == pytest.approx(3.0, abs=0.3)
+        assert kurtosis(glorot.get_layer(name).get_weights()[0]) == pytest.approx(1.8, abs=0.2)
+    gamma, beta, mean, variance = model.get_layer("conv2_block1_1_bn").get_weights()
+    assert (gamma == 1).all() and (beta == 0).all() and (mean == 0).all() and (variance == 1).all()
+    backbone._BACKBONES.clear()
+    assert _same_weights(model, load_resnet50("random-kaiming:1")[0])
+    with pytest.raises(NstkitError, match="the seed after 'random-kaiming:' must be a whole number"):
+        load_resnet50("random-kaiming:x")
+
+
 def test_imagenet_path_loads_the_cached_file_offline(tmp_path, monkeypatch, fresh_cache):
     """The real "imagenet" code path, with the Keras cache holding a file of the expected name."""
     source, _ = load_resnet50("random:7")
