@@ -2,9 +2,9 @@ import h5py
 import numpy as np
 import pytest
 
-from nstkit.network import backbone
 from nstkit.core.catalog import CATALOG
 from nstkit.core.errors import NstkitError
+from nstkit.network import backbone
 from nstkit.network.backbone import FeatureExtractor, file_md5, load_resnet50
 
 
