@@ -96,6 +96,25 @@ def _definitions(settings: Settings) -> dict:
                            "blend_steps": metrics.BLEND_STEPS}}))
 
 
+def _with_new_methods(results: dict, wanted: dict, definitions: dict) -> dict:
+    """A stored comparison grown by the methods ``wanted`` adds, when that is all that differs: the same
+    size, steps, seeds, pairs, weights and precision, its methods first and unchanged (the same options),
+    the same metric constants. Then only the new methods' runs are made, beside the stored ones; anything
+    else is returned as it is, for `run` to refuse."""
+    settings, stored = results.get("settings") or {}, results.get("definitions")
+    methods = settings.get("methods", [])
+    same_otherwise = {k: v for k, v in settings.items() if k != "methods"} == \
+        {k: v for k, v in wanted.items() if k != "methods"}
+    if not same_otherwise or methods == wanted["methods"] or wanted["methods"][:len(methods)] != methods:
+        return results
+    if stored is not None and ({k: v for k, v in stored.items() if k != "methods"} !=
+                               {k: v for k, v in definitions.items() if k != "methods"}
+                               or any(stored["methods"][m] != definitions["methods"][m] for m in methods)):
+        return results
+    return {**results, "settings": wanted,
+            **({"definitions": definitions} if stored is not None else {})}
+
+
 def _key(method: str, pair: Sequence[str], seed: int) -> str:
     return f"{method} | {pair[0]} x {pair[1]} | seed {seed}"
 
@@ -149,6 +168,7 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
     wanted = settings.as_dict()
     if path.exists():
         results = load(path)
+        results = _with_new_methods(results, wanted, _definitions(settings))
         if results.get("settings") != wanted:
             raise NstkitError(f"{path} holds a comparison made with other settings ({results.get('settings')}): "
                               "choose another --out, or move the file away to start again")
@@ -190,7 +210,7 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
             result.save(folder / f"{method.replace(' ', '_').replace('+', '_')}-{Path(pair[0]).stem}-"
                                  f"{Path(pair[1]).stem}-seed{seed}.png")
         results["runs"][_key(method, pair, seed)] = {"method": method, "pair": list(pair), "seed": seed,
-                                                     "metrics": metrics}
+                                                     "metrics": metrics, "device": result.record["device"]}
         _store(path, results)
         if progress:
             progress(f"[{number}/{len(todo)}] {method:14} {pair[0]:>13} x {pair[1]:<12} seed {seed}: "

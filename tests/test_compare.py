@@ -154,6 +154,35 @@ def test_a_comparison_made_with_other_settings_is_refused_not_mixed(tiny, tmp_pa
         compare.run(tiny, path, progress=None)
 
 
+def test_a_stored_comparison_grows_by_new_methods_and_keeps_its_runs(tiny, tmp_path, monkeypatch):
+    """The methods added at the end run; the stored ones are kept, not rerun. Their options changed, or any other
+    setting: refused."""
+    import dataclasses
+
+    import nstkit.api.stylize
+
+    path, older = tmp_path / "results.json", dataclasses.replace(tiny, methods=("vanilla",))
+    kept = {compare._key("vanilla", tiny.pairs[0], 0): {"method": "vanilla", "pair": list(tiny.pairs[0]), "seed": 0,
+                                                       "metrics": {"stored": 1.0}}}
+    stored = {"settings": older.as_dict(), "runs": kept, "validation": {"passed": True},
+              "definitions": compare._definitions(older)}
+    compare._store(path, stored)
+    real, calls = nstkit.api.stylize.stylize, []
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", lambda *a, **o: calls.append(o["preset"]) or real(*a, **o))
+    results = compare.run(tiny, path, progress=None)
+    assert calls == ["robust"] and results["runs"][compare._key("vanilla", tiny.pairs[0], 0)] == kept[
+        compare._key("vanilla", tiny.pairs[0], 0)]
+    assert json.loads(path.read_text())["settings"]["methods"] == ["vanilla", "robust"]
+    for changed in ({**stored, "definitions": {**stored["definitions"], "methods": {"vanilla": {"preset": "conv"}}}},
+                    {**stored, "settings": dataclasses.replace(older, steps=5).as_dict()}):
+        compare._store(path, changed)
+        with pytest.raises(NstkitError, match="other settings|other method options"):
+            compare.run(tiny, path, progress=None)
+    compare._store(path, {**stored, "settings": dataclasses.replace(tiny, methods=("robust", "vanilla")).as_dict()})
+    with pytest.raises(NstkitError, match="other settings"):  # stored methods not first: not a growth
+        compare.run(tiny, path, progress=None)
+
+
 def test_a_missing_or_broken_store_is_one_clear_error(tmp_path):
     with pytest.raises(NstkitError, match="run `python scripts/compare_methods.py`"):
         compare.load(tmp_path / "none.json")
