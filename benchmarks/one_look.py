@@ -2,7 +2,8 @@
 
     python benchmarks/one_look.py [--sizes 256 512 1024] [--steps 200] [--judge-size 256] [--weights random]
 
-For each setting (the defaults, and ``--normalize-gradients``) the pair is stylised at each size with Adam
+For each setting (the defaults, and ``--normalize-gradients``) the pair, resized to each size (upscaled where the
+bundled file is smaller), is stylised there with Adam
 (``--steps`` steps, float32), every output is downscaled to ``--judge-size``, and two weight-free judges read it
 there: the patch distance to the style (`nstkit.measure.metrics.patch_distance`, also downscaled) and the
 content SSIM (luminance). A setting gives "one look" when its three outputs read alike: printed is each
@@ -59,7 +60,9 @@ def main() -> None:
     rows = []
     for name, options in SETTINGS.items():
         for size in args.sizes:
-            content, style = bundled_image(args.content, size), bundled_image(args.style, size)
+            # Resized to the size, upscaled where the file is smaller (the bundled images are 451-512 px):
+            # nstkit itself never upscales, so without this a larger --max-dim would rerun the same size.
+            content, style = (_long_side(bundled_image(name), size) for name in (args.content, args.style))
             result = nstkit.stylize(content, style, weights=args.weights, steps=args.steps, max_dim=size,
                                     precision="float32", progress=False, **options)
             scores = judge(result.float_image, content, style, args.judge_size)
