@@ -57,13 +57,21 @@ test-wheel: env
 	$(BIN)/python scripts/check_wheel.py
 
 # The oldest supported TensorFlow: what can differ there. Keras builds, loads and folds the network (network/);
-# the optimisers are TF variables and ops inside tf.function (optim/); the run engine compiles, checkpoints and
-# resumes (run/test_loop, run/test_checkpoint); the memory estimate reads TF's allocator; notebook 01 in quick
-# mode runs the whole API. Not the losses' tensor arithmetic (objective/), the schedule's and the tiles' plans
-# over the same engine (run/test_schedule, run/test_gradients), core/, media/, sweep/, ui/, api/ or the CLI:
-# they reach TensorFlow only through what is tested here, and run in `make test` (issue #25: CI in 20 minutes).
-OLD_TF_TESTS := tests/network tests/optim tests/run/test_loop.py tests/run/test_checkpoint.py \
-    tests/measure/test_memory.py
+# Adam, scipy's L-BFGS-B and the Fourier parameterisation are TF variables and ops inside tf.function
+# (optim/test_optimizers, optim/test_param); the in-graph L-BFGS on a known minimum, its two-loop recursion, the
+# default run (`auto` takes it) and its resume to the same bytes (LBFGS_ON_OLD_TF); the run engine compiles,
+# checkpoints and resumes (run/test_loop, run/test_checkpoint); the memory estimate reads TF's allocator;
+# notebook 01 in quick mode runs the whole API. Not the rest of optim/test_lbfgs (against scipy on the real
+# objective, restore, stall rules: the same ops), the losses' tensor arithmetic (objective/), the schedule's and
+# the tiles' plans over the same engine (run/test_schedule, run/test_gradients), core/, media/, sweep/, ui/, api/
+# or the CLI: they reach TensorFlow only through what is tested here, and run in `make test` (issue #25: CI in 20
+# minutes).
+LBFGS_ON_OLD_TF := $(addprefix tests/optim/test_lbfgs.py::, \
+    test_in_graph_lbfgs_reaches_the_known_minimum_of_a_box_constrained_quadratic_as_scipy_does \
+    test_the_compact_model_is_the_two_loop_recursion test_a_resumed_in_graph_run_gives_the_same_bytes \
+    test_the_default_run_is_in_graph_lbfgs_and_its_record_says_why)
+OLD_TF_TESTS := tests/network tests/optim/test_optimizers.py tests/optim/test_param.py $(LBFGS_ON_OLD_TF) \
+    tests/run/test_loop.py tests/run/test_checkpoint.py tests/measure/test_memory.py
 test-oldest-tf: $(OLD_VENV)/.installed
 	NSTKIT_PROGRESS=0 NSTKIT_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(OLD_VENV)/bin/python -m pytest $(PYTEST_PARALLEL) \
 	    --nbval-lax -m "not slow" $(OLD_TF_TESTS) notebooks/01_vanilla_resnet_nst.ipynb
