@@ -82,8 +82,12 @@ QUICK = Settings(max_dim=64, steps=3, seeds=(0, 1), pairs=PAIRS[:2], methods=tup
 
 
 def weights_for(weights: str, seed: int) -> str:
-    """Random weights: one network per seed. Anything else: the same weights for every seed."""
-    return f"random:{seed}" if weights.startswith("random") else weights
+    """Random weights (of either kind, `core.config.RANDOM_WEIGHTS`): one network per seed. Anything else: the
+    same weights for every seed."""
+    from nstkit.core.config import RANDOM_WEIGHTS, parse_weights
+
+    kind = parse_weights(weights, check_file=False)[0]
+    return f"{kind}:{seed}" if kind in RANDOM_WEIGHTS else weights
 
 
 def _definitions(settings: Settings) -> dict:

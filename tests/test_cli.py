@@ -78,6 +78,8 @@ def _bad_cli_cases(tmp_path, content, style):
     mask[:, :32], mask[:, 32:] = (255, 0, 0), (0, 0, 255)
     Image.fromarray(mask).save(two_colours)
     out = ["-o", tmp_path / "o.png"]
+    one_pixel = tmp_path / "one_pixel.png"
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(one_pixel)
     cases += [
         ([content, style, *out, "--style-layers", "conv4_block2_2_rellu"], "did you mean conv4_block2_2_relu"),
         ([content, style, *out, "--content-layers", "conv9_out"], "unknown ResNet-50 layer"),
@@ -109,6 +111,7 @@ def _bad_cli_cases(tmp_path, content, style):
         ([content, style, *out, "--swag-layers", "conv4_block2_2_conv"], "and swag is none"),
         ([content, style, *out, "--color-from", tmp_path / "palette.png"], "no file at"),
         ([content, style, *out, "--color-from", "style", "--preserve-color", "match"], "drop one"),
+        ([content, style, *out, "--color-from", one_pixel, "--color-transfer", "mean_cov"], "has one pixel"),
     ]
     return cases
 

@@ -183,6 +183,11 @@ def test_a_stored_comparison_grows_by_new_methods_and_keeps_its_runs(tiny, tmp_p
         compare.run(tiny, path, progress=None)
 
 
+def test_each_seed_gets_its_own_random_network_of_the_kind_asked_for():
+    assert [compare.weights_for(w, 2) for w in ("random", "random:5", "random-kaiming", "imagenet")] == [
+        "random:2", "random:2", "random-kaiming:2", "imagenet"]
+
+
 def test_a_missing_or_broken_store_is_one_clear_error(tmp_path):
     with pytest.raises(NstkitError, match="run `python scripts/compare_methods.py`"):
         compare.load(tmp_path / "none.json")

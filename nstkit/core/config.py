@@ -259,7 +259,7 @@ class StyleConfig:
         False, help="divide each loss layer's gradient by its mean absolute value, then weigh it (after "
                     "neural-style's -normalize_gradients, Johnson 2015, which divides by the sum): every layer pulls "
                     "as hard as its weight says, whatever its activations' scale or the image's size. The weights "
-                    "then weigh unit pulls: default "
+                    "then weigh unit pulls (tv, on pixels, keeps its raw scale): default "
                     f"content {GRADIENT_NORMALIZED_WEIGHTS[0]:g}, style {GRADIENT_NORMALIZED_WEIGHTS[1]:g} "
                     "(neural-style's); Adam only", kind="bool", check=fields.boolean, group=_BEYOND,
         tiles=(lambda value: not value, "no normalize_gradients"))
@@ -472,6 +472,10 @@ class StyleConfig:
         if self.normalize_gradients and chosen in LBFGS_OPTIMIZERS:
             raise NstkitError(f"normalize_gradients steps along normalised gradients, not the loss's, and optimizer "
                               f"{chosen}'s line search needs the loss's: use optimizer adam (or auto)")
+        if self.normalize_gradients and self.temporal_weight:
+            raise NstkitError("normalize_gradients sets each layer's pull by its weight, and the temporal loss (on "
+                              "pixels, not layers) keeps its raw scale, so it would outweigh the style: set "
+                              "temporal_weight 0, or drop normalize_gradients")
         if self.normalize_gradients and self.precision == "float16":
             raise NstkitError("normalize_gradients divides out the loss scaling float16 needs: use precision "
                               "bfloat16 or float32")

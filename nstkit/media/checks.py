@@ -90,6 +90,9 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
                               f"file at {config.color_from}: check the path")
         palette = images.load_image(config.color_from, config.max_dim, what="colour palette image (color_from)",
                                     check_min_size=False)  # no network sees it: a small swatch will do
+        if palette.shape[0] * palette.shape[1] < 2:
+            raise NstkitError(f"colour palette image (color_from) {config.color_from} has one pixel, and a "
+                              "colour transfer needs a spread of colours: give an image of at least 2 pixels")
     parse_weights(config.weights, check_file=read_paths)
     return Inputs(content_rgb, loaded, shapes, init_rgb, regions, palette)
 

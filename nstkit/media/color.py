@@ -59,8 +59,12 @@ def match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:
         values = np.asarray(source, np.float32)[..., channel]
         distinct, index, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
         mid_ranks = (np.cumsum(counts) - counts / 2) / values.size
-        matched[..., channel] = np.quantile(np.asarray(target, np.float32)[..., channel].ravel(),
-                                            mid_ranks)[index].reshape(values.shape)
+        reference = np.sort(np.asarray(target, np.float32)[..., channel].ravel())
+        # np.quantile's linear rule, as one interpolation: its per-quantile work took 10 s a channel for the
+        # 65536 distinct values of a float image.
+        positions = mid_ranks * (reference.size - 1)
+        matched[..., channel] = np.interp(positions, np.arange(reference.size), reference)[index].reshape(
+            values.shape)
     return matched
 
 

@@ -204,6 +204,7 @@ def test_normalize_gradients_takes_its_own_default_weights_and_adam_and_refuses_
     for options, said in ((dict(optimizer="lbfgs"), "line search needs the loss's"),
                           (dict(precision="float16", optimizer="adam"), "divides out the loss scaling"),
                           (dict(normalize_style_layers=True), "drop one"),
-                          (dict(tile_size=64, optimizer="adam"), "no normalize_gradients")):
+                          (dict(tile_size=64, optimizer="adam"), "no normalize_gradients"),
+                          (dict(temporal_weight=1.0, optimizer="adam"), "temporal loss .* keeps its raw scale")):
         with pytest.raises(NstkitError, match=said):
             nstkit.StyleConfig(normalize_gradients=True, **options).resolved()
