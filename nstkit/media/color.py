@@ -54,12 +54,13 @@ def match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     interpolates between the target's distinct values by their cumulative counts, which for a swatch of a
     few flat colours (a common palette image) maps half of the pixels below the darkest colour's share.
     """
-    matched = np.empty(np.shape(source), np.float32)
+    source, target = np.asarray(source, np.float32), np.asarray(target, np.float32)
+    matched = np.empty(source.shape, np.float32)
     for channel in range(3):
-        values = np.asarray(source, np.float32)[..., channel]
-        distinct, index, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
+        values = source[..., channel]
+        _, index, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
         mid_ranks = (np.cumsum(counts) - counts / 2) / values.size
-        reference = np.sort(np.asarray(target, np.float32)[..., channel].ravel())
+        reference = np.sort(target[..., channel].ravel())
         # np.quantile's linear rule, as one interpolation: its per-quantile work took 10 s a channel for the
         # 65536 distinct values of a float image.
         positions = mid_ranks * (reference.size - 1)
@@ -121,8 +122,8 @@ def prepare_for_color_mode(mode: str, content_rgb: np.ndarray, style_rgbs: list[
     turns all three into grey luminance images (the styles' matched to the
     content's), and `restore_color` brings the content's chroma back at the end.
     """
-    if mode == "match":
-        return content_rgb, [match_color(rgb, content_rgb) for rgb in style_rgbs], init_rgb
+    if mode == "match":  # the styles take the content's colour mean and covariance: color_transfer mean_cov's
+        return (*transfer_colors("mean_cov", "content", content_rgb, style_rgbs), init_rgb)
     if mode == "luminance":
         return (luminance_as_rgb(content_rgb), [luminance_as_rgb(rgb, like=content_rgb) for rgb in style_rgbs],
                 luminance_as_rgb(init_rgb))
