@@ -49,6 +49,11 @@ METHODS: dict[str, dict] = {
     "lbfgs": {"preset": "vanilla", "optimizer": "lbfgsb"},
     "wasserstein": {"preset": "vanilla", "style_loss": "wasserstein", **ADAM},
     "histogram": {"preset": "vanilla", "style_loss": "histogram", **ADAM},
+    # Issue #26: the losses of the user studies' winners, and neural-style's per-layer gradient normalisation.
+    "remd+self_similarity": {"preset": "vanilla", "style_loss": "remd", "content_loss": "self_similarity", **ADAM},
+    "nn": {"preset": "vanilla", "style_loss": "nn", **ADAM},
+    "mrf": {"preset": "vanilla", "style_loss": "mrf", **ADAM},
+    "normalize gradients": {"preset": "vanilla", "normalize_gradients": True, **ADAM},
 }
 BASELINE = "vanilla"
 PAIRS = (("astronaut.jpg", "hexagons.png"), ("chelsea.jpg", "mosaic.png"), ("coffee.jpg", "waves.png"),
@@ -160,8 +165,9 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
         patch_distance,
         validate_patch_distance,
     )
-    from nstkit.media.images import bundled_image
     from nstkit.api.stylize import stylize
+    from nstkit.media.images import bundled_image
+    from nstkit.network.device import cpu_model
 
     unknown = [method for method in settings.methods if method not in METHODS]
     if unknown:
@@ -214,10 +220,11 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
             result.save(folder / f"{method.replace(' ', '_').replace('+', '_')}-{Path(pair[0]).stem}-"
                                  f"{Path(pair[1]).stem}-seed{seed}.png")
         results["runs"][_key(method, pair, seed)] = {"method": method, "pair": list(pair), "seed": seed,
-                                                     "metrics": metrics, "device": result.record["device"]}
+                                                     "metrics": metrics, "device": result.record["device"],
+                                                     "cpu": cpu_model()}
         _store(path, results)
         if progress:
-            progress(f"[{number}/{len(todo)}] {method:14} {pair[0]:>13} x {pair[1]:<12} seed {seed}: "
+            progress(f"[{number}/{len(todo)}] {method:20} {pair[0]:>13} x {pair[1]:<12} seed {seed}: "
                      f"gram {metrics['gram_distance']:.3f} patch {metrics['patch_distance']:.4f} "
                      f"ssim {metrics['ssim_luminance']:.3f} ({seconds:.0f} s)")
     return results
@@ -389,7 +396,23 @@ def made_by(results: dict) -> str:
     hours = sum(run["metrics"]["seconds"] for run in results["runs"].values()) / 3600
     return (f"{len(settings['methods'])} methods x {len(cells)} of {total} (pair, seed) cells, "
             f"{settings['steps']} steps at {settings['max_dim']} px, {settings['precision']}; {weights}; "
-            f"Gram distance judged by a held-out random ResNet-50; {hours:.1f} h of runs")
+            f"Gram distance judged by a held-out random ResNet-50; {hours:.1f} h of runs{machines(results)}")
+
+
+def machines(results: dict) -> str:
+    """Which machines made the runs (stored since issue #26; earlier runs did not say): seconds compare
+    fairly only between runs of one machine, so a comparison made on several says so."""
+    counts: dict[str, list[str]] = {}
+    for run in results["runs"].values():
+        machine = (f"{run['device']}: {run['cpu']}" if "cpu" in run else run.get("device", "machine not recorded"))
+        counts.setdefault(machine, []).append(run["method"])
+    if len(counts) < 2:
+        return "" if not counts or "machine not recorded" in counts else f"; on {next(iter(counts))}"
+    parts = []
+    for machine, methods in counts.items():
+        names = list(dict.fromkeys(methods))
+        parts.append(f"{machine} ({len(methods)} runs" + (f": {', '.join(names)})" if len(names) <= 4 else ")"))
+    return "; runs on " + " and ".join(parts) + ": compare seconds only within one machine"
 
 
 def report(results: dict) -> str:

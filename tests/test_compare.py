@@ -46,6 +46,20 @@ def test_the_bootstrap_resamples_seeds_within_pairs_so_fixed_pairs_add_no_spread
     assert mean == 6.0 and 5.0 <= low < 6.0 < high <= 7.0
 
 
+def test_made_by_names_the_machines_when_runs_came_from_several():
+    results = synthetic({"new": (0.0, 0.0)})
+    assert "runs on" not in compare.made_by(results)  # runs from before machines were recorded: nothing to say
+    for run in results["runs"].values():
+        if run["method"] == "new":
+            run.update(device="CPU (x86_64, 2 cores)", cpu="AMD EPYC")
+    line = compare.made_by(results)
+    assert "runs on machine not recorded (6 runs: vanilla) and CPU (x86_64, 2 cores): AMD EPYC (6 runs: new)" in line
+    assert line.endswith("compare seconds only within one machine")
+    for run in results["runs"].values():
+        run.update(device="CPU (x86_64, 2 cores)", cpu="AMD EPYC")
+    assert compare.made_by(results).endswith("; on CPU (x86_64, 2 cores): AMD EPYC")
+
+
 def test_the_comparison_with_vanilla_is_paired_on_pair_and_seed():
     results = synthetic({"better": (-0.1, 0.0)})
     mean, low, high = compare.paired(results, "better", "gram_distance")

@@ -138,9 +138,16 @@ def _style_points(rows: np.ndarray) -> np.ndarray:
     return rows[np.sort(picked)].astype(np.float32)
 
 
+def _patch_padding(height: int, width: int) -> list[tuple[int, int]]:
+    """The mirror padding that brings a feature map under 3 px on a side (a small image's deepest layers) to
+    3, so that it still has a 3x3 patch: CNNMRF's patches assume maps larger than themselves."""
+    return [(max(0, 3 - side) // 2, max(0, 3 - side) - max(0, 3 - side) // 2) for side in (height, width)]
+
+
 def _patch_rows(features: np.ndarray) -> np.ndarray:
     """(H, W, C) -> ((H-2)(W-2), 9C): every 3x3 patch, in `tf.image.extract_patches`' order (row, column,
     channel), so the style's patches and the image's line up."""
+    features = np.pad(features, [*_patch_padding(*features.shape[:2]), (0, 0)], mode="symmetric")
     windows = np.lib.stride_tricks.sliding_window_view(features, (3, 3), axis=(0, 1))  # (H-2, W-2, C, 3, 3)
     return windows.transpose(0, 1, 3, 4, 2).reshape(-1, 9 * features.shape[-1])
 
@@ -157,6 +164,9 @@ def _nn_parts(features, target, weights, seed=None):
 
 
 def _mrf_parts(features, target, weights, seed=None):
+    padding = _patch_padding(features.shape[1], features.shape[2])
+    if any(sum(side) for side in padding):
+        features = tf.pad(features, [(0, 0), *padding, (0, 0)], mode="SYMMETRIC")
     patches = tf.image.extract_patches(features, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
     return [mrf_loss(sample_positions(patches, REMD_SAMPLES, seed), target["points"])]
 

@@ -290,3 +290,15 @@ def test_mrfs_style_patches_line_up_with_tensorflows_image_patches():
     ours = _patch_rows(features)
     theirs = tf.image.extract_patches(features[None], [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
     np.testing.assert_array_equal(ours, theirs.numpy().reshape(-1, 27))
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 2), (1, 5), (2, 4)])
+def test_mrf_holds_on_maps_under_its_patch_mirroring_both_sides_alike(height, width):
+    # A small image's deepest layers are 1-2 px: CNNMRF's 3x3 patches found none there (a crash at 64 px).
+    # Both sides mirror to 3 px alike, so the style itself reads 0 and another map does not.
+    rng = np.random.default_rng(13)
+    style = rng.gamma(2.0, size=(height, width, 4)).astype(np.float32)
+    other = rng.normal(1.0, 0.5, size=(height, width, 4)).astype(np.float32) ** 2
+    differs = _parts("mrf", other, style)[0]
+    assert np.isfinite(differs) and differs > 1e-3
+    assert abs(_parts("mrf", style, style)[0]) < 1e-5 * differs
