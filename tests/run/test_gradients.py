@@ -168,3 +168,17 @@ def test_a_bfloat16_tiled_run_follows_the_float32_one(four_steps):
     low = stylize_tiled(CONTENT, STYLE, steps=4, precision="bfloat16", **TILED)
     assert low.record["config"]["precision"] == "bfloat16"
     np.testing.assert_allclose(low.history["total"], four_steps[0].history["total"], rtol=0.05)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_the_last_image_is_scored_by_the_step_with_its_update_off(optimizer):
+    # The last update's image has no loss until `finish` scores it, through the step's own compiled function (no
+    # second trace): it can win, and the scoring pass moves nothing, so L-BFGS took exactly one trial a step.
+    steps, seen = 3, []
+    result = nstkit.stylize(CONTENT, STYLE, weights="random", steps=steps, optimizer=optimizer, learning_rate=5.0,
+                            callbacks=[lambda p: seen.append(p.losses["total"])])
+    stage = result.record["stages"][0]
+    assert stage["step_traces"] == 1 and len(seen) == steps
+    assert result.record["best_step"] == steps and result.record["best_loss"] < min(seen)  # the last image won
+    if optimizer == "lbfgs":
+        assert stage["lbfgs"]["iterations"] + stage["lbfgs"]["rejected_trials"] == steps
