@@ -22,6 +22,7 @@ from .api.stylize import (
            stylize_batch,
            stylize_tiled,
 )
+from .api.recolor import Recolored, recolor
 from .api.video import VideoResult, stylize_video
 from .core.catalog import CATALOG
 from .core.config import StyleConfig
@@ -36,5 +37,6 @@ _moved.install()
 warn_if_untested_tensorflow()
 
 __all__ = ["StyleConfig", "NstkitError", "CATALOG", "all_presets", "get_preset", "Progress", "Result", "RunStopped",
-           "stylize", "stylize_batch", "stylize_tiled", "SweepResult", "sweep", "stylize_video", "VideoResult",
+           "stylize", "stylize_batch", "stylize_tiled", "recolor", "Recolored", "SweepResult", "sweep",
+           "stylize_video", "VideoResult",
            "metrics", "sample", "sample_names", "__version__"]

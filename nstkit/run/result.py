@@ -133,32 +133,48 @@ class Result:
         ``encoding``: bit depth, JPEG quality and chroma subsampling (`images.Encoding`); the format follows
         the extension (.png, .jpg, .tif, .webp).
         """
-        inputs = tuple(protect) + tuple(v["path"] for v in self.record["inputs"].values() if "path" in v)
-        path = Path(path)
-        encoding.check(path)  # a wrong extension for the bit depth is the caller's to fix, not a rescue's
         pixels = self.float_image if encoding.bit_depth == 16 and self.float_image is not None else self.image
+        return save_with_record(path, pixels, self.record, protect=protect, encoding=encoding)
+
+
+def save_with_record(path, pixels: np.ndarray, record, *, protect: Iterable = (),
+                     encoding: Encoding = Encoding()) -> Path:
+    """``pixels`` (uint8, or float for 16 bits) saved atomically at ``path`` and ``record`` beside it, never over
+    an input (``protect``, and every path in ``record["inputs"]``); if either cannot be written there, both go to
+    the first of `files.rescue_paths` that takes them, and `OutputNotSaved` says where."""
+    inputs = tuple(protect) + tuple(_input_paths(record["inputs"]))
+    path = Path(path)
+    encoding.check(path)  # a wrong extension for the bit depth is the caller's to fix, not a rescue's
+    try:
+        saved = save_image(path, pixels, protect=inputs, encoding=encoding)
+    except (OSError, NstkitError) as error:
+        problem = f"could not write {path} ({reason(error)})"
+    else:
         try:
-            saved = save_image(path, pixels, protect=inputs, encoding=encoding)
-        except (OSError, NstkitError) as error:
-            problem = f"could not write {path} ({reason(error)})"
-        else:
-            try:
-                write_record(saved, _with(self.record, output=str(saved), encoding=encoding.describe(saved)))
-                return saved
-            except OSError as error:
-                problem = f"saved {saved}, but could not write its record {record_path(saved)} ({reason(error)})"
-        for place in rescue_paths(path):
-            try:
-                if place.parent != path.parent:  # a rescue folder; the user's own folder is never re-made
-                    place.parent.mkdir(parents=True, exist_ok=True)
-                rescued = save_image(place, pixels, protect=inputs, encoding=encoding)
-                write_record(rescued, _with(self.record, output=str(rescued), asked_for=str(path),
-                                            encoding=encoding.describe(rescued)))
-            except (OSError, NstkitError):
-                continue
-            raise OutputNotSaved(f"{problem}; saved the result to {rescued} and its record beside it", rescued)
-        raise OutputNotSaved(f"{problem}, nor anywhere else ({', '.join(str(p.parent) for p in rescue_paths(path))}): "
-                             "the image is still in memory (result.image)")
+            write_record(saved, _with(record, output=str(saved), encoding=encoding.describe(saved)))
+            return saved
+        except OSError as error:
+            problem = f"saved {saved}, but could not write its record {record_path(saved)} ({reason(error)})"
+    for place in rescue_paths(path):
+        try:
+            if place.parent != path.parent:  # a rescue folder; the user's own folder is never re-made
+                place.parent.mkdir(parents=True, exist_ok=True)
+            rescued = save_image(place, pixels, protect=inputs, encoding=encoding)
+            write_record(rescued, _with(record, output=str(rescued), asked_for=str(path),
+                                        encoding=encoding.describe(rescued)))
+        except (OSError, NstkitError):
+            continue
+        raise OutputNotSaved(f"{problem}; saved the result to {rescued} and its record beside it", rescued)
+    raise OutputNotSaved(f"{problem}, nor anywhere else ({', '.join(str(p.parent) for p in rescue_paths(path))}): "
+                         "the image is still in memory (result.image)")
+
+
+def _input_paths(inputs):
+    """Every input path a record names (an entry, or a list of entries, each with "path" if it was a file)."""
+    for value in inputs.values():
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict) and "path" in entry:
+                yield entry["path"]
 
 
 def _with(record, **fields):

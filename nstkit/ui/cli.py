@@ -1,4 +1,4 @@
-"""The `nstkit` command line: stylize, video, estimate, sweep, layers, presets.
+"""The `nstkit` command line: stylize, video, recolor, estimate, sweep, layers, presets.
 
 Every flag maps to one `StyleConfig` field and shows its default in --help.
 All input is checked before TensorFlow is imported (`media.checks.check_inputs`, as the API checks it), so
@@ -124,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_flags(run)
 
+    # `nstkit recolor`: colour-only transfer, no network (nstkit/api/recolor.py).
+    recolor = commands.add_parser("recolor", help="give CONTENT the colours of COLORS (no style, no network): "
+                                                  "a palette tried in a second")
+    recolor.add_argument("content", help="content image")
+    recolor.add_argument("colors", nargs="+", help="image(s) to take the colours from; several are pooled")
+    recolor.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif, .webp); its record "
+                                                               "goes beside it as .json")
+    recolor.add_argument("--color-transfer", dest="method", choices=("histogram", "mean_cov"), default="histogram",
+                         help="match each channel's histogram, or the colours' mean and covariance "
+                              "(default: histogram)")
+    recolor.add_argument("--max-dim", type=_positive_int, metavar="PX",
+                         help="downscale the content so its long side is at most PX (default: its own size)")
+    recolor.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                         help="bits per channel; 16 (PNG, TIFF) writes the unrounded image (default: 8)")
+
     # `nstkit estimate`: the predicted peak memory of a stylize run (nstkit/measure/memory.py), with stylize's own flags.
     estimate = commands.add_parser("estimate", help="predict the peak memory of a stylize run before starting it")
     estimate.add_argument("content", help="content image (its size after --max-dim decides the memory)")
@@ -216,6 +231,8 @@ def _command(args: argparse.Namespace) -> int:
             return _sweep_command(args)
         if args.command == "video":
             return _video_command(args)
+        if args.command == "recolor":
+            return _recolor_command(args)
         return _stylize(args)
     except RunStopped as stopped:
         print(f"nstkit: {stopped}; nothing saved", file=sys.stderr)
@@ -230,6 +247,25 @@ def _command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("nstkit: interrupted", file=sys.stderr)
         return 130
+
+
+def _recolor_command(args: argparse.Namespace) -> int:
+    from ..api.recolor import recolor
+    from ..media.images import Encoding, check_output_path
+    from ..run.result import OutputNotSaved
+
+    inputs = (args.content, *args.colors)
+    output = check_output_path(args.output, inputs)
+    encoding = Encoding(args.bit_depth)
+    encoding.check(output)
+    result = recolor(args.content, args.colors, args.method, args.max_dim)
+    try:
+        saved = result.save(output, protect=inputs, encoding=encoding)
+    except OutputNotSaved as lost:
+        print(f"nstkit: error: {lost}", file=sys.stderr)
+        return lost.exit_code
+    print(f"nstkit: recoloured ({args.method}): {saved} and {record_path(saved)}")
+    return 0
 
 
 def _list_samples(name: str | None) -> int:
