@@ -87,6 +87,32 @@ class MemoryEstimate:
         return [f"  {name:{width}}  {format_bytes(size):>10}" for name, size in self.breakdown.items()]
 
 
+def style_loss_bytes(config: StyleConfig, graph: "_Graph", height: int, width: int) -> int:
+    """Counted, not measured (the fit above is of Gram runs): what a style loss other than the Gram holds per
+    member beyond the Grams counted as targets, in float32, summed over its style layers
+    (`objective.style_stats`). The histogram: each channel's quantile function, and the sorted copy of the
+    layer (and its gradient). ``remd`` and ``nn``: the style's kept points, the image's sampled positions, and
+    the cost matrix between them (and its gradient). ``mrf``: the same over 3x3 patches (nine times the
+    channels), plus the whole layer's patches, which the sampling reads. Measured at 512 px, float32: 0.95-1.14x
+    the peak with ``vanilla`` and ``robust`` (BENCHMARKS.md, "Memory"). The mean and
+    covariance losses hold a C x C matrix per layer, as the Gram does: nothing more."""
+    from ..objective.style_stats import HISTOGRAM_QUANTILES, REMD_SAMPLES, REMD_STYLE_POINTS
+
+    layer_values = graph.layer_values(height, width)
+    total = 0
+    for name in config.style_layers:
+        channels, values = graph.channels[name], layer_values[name]
+        if config.style_loss == "histogram":
+            total += channels * HISTOGRAM_QUANTILES + 2 * values
+        elif config.style_loss in ("remd", "nn", "mrf"):
+            width_of_point = 9 * channels if config.style_loss == "mrf" else channels
+            positions = values // channels
+            total += (REMD_STYLE_POINTS + REMD_SAMPLES) * width_of_point + 2 * REMD_SAMPLES * REMD_STYLE_POINTS
+            if config.style_loss == "mrf":
+                total += positions * width_of_point
+    return 4 * total
+
+
 def format_bytes(size: int | float) -> str:
     """MiB below 1 GiB, else GiB with one decimal."""
     if abs(size) < 2 ** 30:
@@ -160,6 +186,9 @@ def estimate_peak_bytes(height: int, width: int, config: StyleConfig, *,
         "image buffers": image_buffers,
         "targets": targets,
     }
+    loss_state = style_loss_bytes(config, graph, height, width) * batch
+    if loss_state:
+        breakdown["style loss"] = loss_state
     values = 3 * height * width
     if config.optimizer == "lbfgs":
         # Counted, not measured: in-graph L-BFGS keeps 2 x memory correction pairs, the iterate, its gradient,

@@ -28,7 +28,7 @@ from ..run.signals import Interrupted, exit_status, on_signals
 
 # The fields that decide a run's memory: `nstkit estimate` takes these of stylize's flags.
 # The fields that decide memory. Not backbone: estimates are calibrated for ResNet-50 only (`measure.memory`).
-ESTIMATE_FIELDS = ("max_dim", "preset", "style_layers", "content_layers", "precision")
+ESTIMATE_FIELDS = ("max_dim", "preset", "style_layers", "content_layers", "precision", "style_loss")
 
 
 class _Parser(argparse.ArgumentParser):

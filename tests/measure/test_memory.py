@@ -83,6 +83,28 @@ def test_a_batch_multiplies_what_each_member_holds():
         estimate_peak_bytes(256, 256, ROBUST, batch=0)
 
 
+def test_the_sampled_and_histogram_losses_count_what_they_hold():
+    from nstkit.objective.style_stats import REMD_SAMPLES, REMD_STYLE_POINTS
+
+    layer = "conv3_block4_out"  # 64 x 64 x 512 at 512 px
+    one = ROBUST.replace(style_layers=layer, preset="vanilla", optimizer="adam")  # the sampled losses take Adam
+    gram = estimate_peak_bytes(512, 512, one)
+    assert "style loss" not in gram.breakdown and "style loss" not in estimate_peak_bytes(
+        512, 512, one.replace(style_loss="mean_cov")).breakdown
+    points = 4 * (2 * REMD_SAMPLES * REMD_STYLE_POINTS + (REMD_SAMPLES + REMD_STYLE_POINTS) * 512)
+    remd = estimate_peak_bytes(512, 512, one.replace(style_loss="remd"))
+    assert remd.breakdown["style loss"] == points
+    assert remd.peak_bytes == gram.peak_bytes + points
+    mrf = estimate_peak_bytes(512, 512, one.replace(style_loss="mrf"))
+    patches = 4 * (2 * REMD_SAMPLES * REMD_STYLE_POINTS + (REMD_SAMPLES + REMD_STYLE_POINTS) * 9 * 512
+                   + 64 * 64 * 9 * 512)
+    assert mrf.breakdown["style loss"] == patches
+    histogram = estimate_peak_bytes(512, 512, one.replace(style_loss="histogram"))
+    assert gram.peak_bytes < histogram.peak_bytes < remd.peak_bytes < mrf.peak_bytes
+    assert estimate_peak_bytes(512, 512, one.replace(style_loss="remd"), batch=2).breakdown[
+        "style loss"] == 2 * points
+
+
 def test_bfloat16_predicts_less_than_float32():
     full = estimate_peak_bytes(512, 512, ROBUST)
     half = estimate_peak_bytes(512, 512, ROBUST.replace(precision="bfloat16"))
