@@ -25,7 +25,8 @@ from .masks import Regions, load_regions
 from .start import load_init_image
 
 # The config fields `check_inputs` reads: configs that agree on these check alike (a sweep checks each set once).
-INPUT_FIELDS = ("max_dim", "style_scale", "init", "mask", "color_from", "weights")
+INPUT_FIELDS = tuple(dict.fromkeys(("max_dim", "style_scale", "init", "mask", "color_from", "weights",
+                                    *packs.PACK_FIELDS)))  # a style pack fits some configs only
 
 
 @dataclass
@@ -71,7 +72,8 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
         what = "style image" if count == 1 else f"style image {index + 1}"
         rgb = shape = None
         if isinstance(source, packs.PackedStyle):
-            packs.check_fits(source, config)
+            with _naming(point):
+                packs.check_fits(source, config)
             if scales is not None:
                 raise NstkitError(f"{what} is from style pack {source.pack}, which holds it at one size, and "
                                   "style_scale resizes a style by the content: give the style image with style_scale")

@@ -92,3 +92,19 @@ def test_cli_makes_a_pack_and_refuses_one_made_for_other_statistics_in_one_line(
         refused = run_cli("pack", style, *args, *flags)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and words in refused.stderr, refused.stderr
     assert style.read_bytes() == before
+
+
+def test_a_clip_from_a_pack_is_the_clip_from_its_image(tiny_pair, tmp_path, computed):
+    from nstkit.api.video import stylize_video
+    from nstkit.media.clips import Clip
+
+    _, style = tiny_pair
+    base = smooth_image(1, 80, 120)
+    clip = Clip([base[4:68, 2 * i: 2 * i + 96] for i in range(3)], 10.0, "pan", [f"frame_{i:05d}" for i in range(3)])
+    options = dict(weights="random:1", steps=2, frame_steps=1, max_dim=64, precision="float32", progress=False)
+    pack = make_pack([style], tmp_path / "style.npz", max_dim=64, weights="random:1", precision="float32")
+    from_image = stylize_video(clip, str(style), None, **options)
+    from_pack = stylize_video(clip, str(pack), None, **options)
+    assert computed[-1] == []  # one objective for the clip's frames, and the pack gave it every style statistic
+    assert [f.tobytes() for f in from_pack.frames] == [f.tobytes() for f in from_image.frames]
+    assert from_pack.record["inputs"]["styles"][0]["made_from"] == from_image.record["inputs"]["styles"][0]
