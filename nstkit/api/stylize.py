@@ -35,6 +35,8 @@ from ..core.record import describe_inputs
 from ..media.checks import check_inputs
 from ..media.color import prepare_for_color_mode, restore_color, transfer_colors
 from ..media.images import ImageInput
+from ..core.packs import PackedStyle, check_fits
+from ..core.packs import expand as expand_packs
 from ..media.start import initial_image
 from ..run.loop import run_stages
 from ..run.result import Callback, Progress, Result, RunStopped
@@ -151,7 +153,7 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
     if requested.temporal_weight and not video:
         raise NstkitError("temporal_weight ties a video frame to the previous one, and an image has none: "
                           "use nstkit video (stylize_video), or set temporal_weight 0")
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    styles = expand_packs(list(style) if isinstance(style, (list, tuple)) else [style])
     checked = check_inputs(content, styles, requested.resolved())
     from ..network.device import resolve_precision
 
@@ -159,6 +161,9 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
     on_device, optimizer_reason = resolve_optimizer(on_device, batch=batch, video=video,
                                                     shape=checked.content.shape[:2])
     config = on_device.resolved()
+    packed = [style for style in styles if isinstance(style, PackedStyle)]
+    for style in packed:  # again with the precision resolved: "auto" was not compared before
+        check_fits(style, config)
     blend = config.blend_weights(len(styles))
     # Recoloured first (color_transfer; refused beside a preserve_color mode), so a content start takes the colours.
     original_content_rgb, style_rgbs = transfer_colors(config.color_transfer, config.color_from, checked.content,
@@ -180,10 +185,14 @@ def prepare(content: ImageInput, style: ImageInput, requested: StyleConfig, *, v
              **({"precision_chosen": precision_reason} if precision_reason else {}),
              **({"optimizer_chosen": optimizer_reason} if optimizer_reason else {}),
              **({"regions": regions.describe([_name(s, i) for i, s in enumerate(styles)])} if regions else {})}
-    return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish, extra=extra, regions=regions)
+    return Member(config, inputs, blend, content_rgb, style_rgbs, init_rgb, finish, extra=extra, regions=regions,
+                  packed=[isinstance(style, PackedStyle) for style in styles],
+                  style_statistics={key: value for style in packed for key, value in style.statistics.items()})
 
 
 def _name(source, index: int) -> str:
+    if isinstance(source, PackedStyle):
+        return f"{source.pack} (style {source.index + 1})"
     return str(source) if isinstance(source, (str, os.PathLike)) else f"style {index + 1}"
 
 

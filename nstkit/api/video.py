@@ -40,6 +40,7 @@ import numpy as np
 from ..core.config import VIDEO_TEMPORAL_WEIGHT, StyleConfig
 from ..core.errors import NstkitError, warn
 from ..core.files import reason, rescue_paths
+from ..core.packs import expand as expand_packs
 from ..core.record import record_path
 from ..media.clips import Clip, check_video_output, downscaled, read_clip, write_mp4
 from ..media.images import ImageInput
@@ -264,7 +265,7 @@ def stylize_video(source: str | os.PathLike, style: ImageInput, output: str | os
     output = check_video_output(output, inputs=(given,)) if output is not None else None
     clip = downscaled(source, config.max_dim) if isinstance(source, Clip) else read_clip(source, fps=fps,
                                                                                          max_dim=config.max_dim)
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    styles = expand_packs(list(style) if isinstance(style, (list, tuple)) else [style])  # a pack read once
     style_inputs = [describe_input(s) for s in styles]
     frames_sha256 = signature_of_frames(clip)  # hashed once: the frames folder's signature and the record's
     signature = _signature(config, frames_sha256, style_inputs, frame_steps, warm_start)

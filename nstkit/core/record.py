@@ -29,11 +29,14 @@ from .._version import RECORD_VERSION
 from .config import init_is_path
 from .errors import NstkitError
 from .files import atomic_write
+from .packs import PackedStyle
 
 _PACKAGES = ("nstkit", "tensorflow", "keras", "numpy", "pillow")
 
 
 def describe_input(source: Any) -> dict[str, Any]:
+    if isinstance(source, PackedStyle):  # a style from a pack: the pack's file, and the image it was made from
+        return source.describe()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

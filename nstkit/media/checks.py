@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core import packs
 from ..core.config import StyleConfig, init_is_path, palette_path, parse_weights
 from ..core.errors import NstkitError
 from . import images
@@ -24,7 +25,8 @@ from .masks import Regions, load_regions
 from .start import load_init_image
 
 # The config fields `check_inputs` reads: configs that agree on these check alike (a sweep checks each set once).
-INPUT_FIELDS = ("max_dim", "style_scale", "init", "mask", "color_from", "weights")
+INPUT_FIELDS = tuple(dict.fromkeys(("max_dim", "style_scale", "init", "mask", "color_from", "weights",
+                                    *packs.PACK_FIELDS)))  # a style pack fits some configs only
 
 
 @dataclass
@@ -53,6 +55,7 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     ``point``: a sweep's grid point, named in the errors that come from the config's own combination (a style
     scale, a mask).
     """
+    styles = packs.expand(styles) if read_paths else list(styles)  # a pack stands for its styles, summarised
     count = len(styles)
     if count:
         config.blend_weights(count)
@@ -68,7 +71,14 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     for index, source in enumerate(styles):
         what = "style image" if count == 1 else f"style image {index + 1}"
         rgb = shape = None
-        if readable(source) and scales is None:
+        if isinstance(source, packs.PackedStyle):
+            with _naming(point):
+                packs.check_fits(source, config)
+            if scales is not None:
+                raise NstkitError(f"{what} is from style pack {source.pack}, which holds it at one size, and "
+                                  "style_scale resizes a style by the content: give the style image with style_scale")
+            rgb, shape = source.pixels, source.pixels.shape[:2]
+        elif readable(source) and scales is None:
             rgb = images.load_image(source, config.max_dim, what=what)
             shape = rgb.shape[:2]
         elif readable(source):  # read whole, so a scale above 1 enlarges the real pixels where the file has them

@@ -28,6 +28,9 @@ import numpy as np
 from ..core.config import StyleConfig
 from ..core.errors import NstkitError
 from ..media.images import preprocess
+from ..core.packs import statistic_key
+
+GRAM_KEY = "gram_matrix"  # the Gram term's cache entries (the "gram" statistic's are its summaries)
 
 
 @dataclass(frozen=True)
@@ -214,9 +217,21 @@ class Objective:
         self.extractor = FeatureExtractor(model, layers, config.backbone, config.precision, pooling=config.pooling)
         self.smooth = smoothing(config.swag, config.swag_temperature, config.swag_alpha)
         self.smoothed_layers = set(config.swag_layers) if self.smooth else set()
-        # Per style image (shape, bytes): its Grams for the plain Gram term; keyed with a statistic's name first, its
-        # summaries (`style_stats`) for the others. Either way computed once per style and stage size.
+        # Per style image at a stage's size (`packs.statistic_key`: kind, shape, sha256 of its pixels): its Grams
+        # for the plain Gram term (kind `GRAM_KEY`), a statistic's summaries (`style_stats`) for the others (kind:
+        # its name). Computed once per style and stage size, or taken from a style pack (`preload`).
         self._style_stats: dict[tuple, dict] = {}
+        self.computed_style_stats: list[tuple] = []  # the keys computed here, not preloaded, in order
+
+    def preload(self, statistics: dict[tuple, dict]) -> None:
+        """Take style statistics computed before (a style pack's: `core.packs`), by their cache keys; a stage
+        whose style is not among them computes its own, as without a pack."""
+        for key, layers in statistics.items():
+            self._style_stats.setdefault(key, layers)
+
+    def style_statistics(self, keys) -> dict[tuple, dict]:
+        """The cached statistics of ``keys`` (what a style pack stores)."""
+        return {key: self._style_stats[key] for key in keys}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -280,10 +295,11 @@ class Objective:
         for styles, blend in zip(inputs.styles, inputs.blends):
             mixed: dict = {}
             for style_rgb, share in zip(styles, blend):
-                key = (style_rgb.shape, style_rgb.tobytes())
+                key = statistic_key(GRAM_KEY, style_rgb)
                 if key not in self._style_stats:
                     features = self.features(tf.constant(preprocess(style_rgb)))
-                    self._style_stats[key] = {name: gram_matrix(features[name]) for name in layers}
+                    self._style_stats[key] = {name: gram_matrix(features[name]).numpy() for name in layers}
+                    self.computed_style_stats.append(key)
                 for name in layers:
                     mixed[name] = mixed.get(name, 0.0) + share * self._style_stats[key][name]
             members.append(mixed)
@@ -356,10 +372,11 @@ class Objective:
     def _summaries(self, style_rgb: np.ndarray, layers: list[str], statistic) -> dict:
         import tensorflow as tf
 
-        key = (statistic.name, style_rgb.shape, style_rgb.tobytes())
+        key = statistic_key(statistic.name, style_rgb)
         if key not in self._style_stats:
             features = self.features(tf.constant(preprocess(style_rgb)))
             self._style_stats[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
+            self.computed_style_stats.append(key)
         return self._style_stats[key]
 
 

@@ -118,6 +118,7 @@ class _Run:
             self.state.stop_event = self.stop_event
         else:
             self.objective = Objective(self.configs)
+            self.preload(self.objective)
             self.state = RunState(self.configs, self.objective, self.stop_event)
             if compiled is not None:
                 compiled.objective, compiled.state = self.objective, self.state
@@ -134,14 +135,18 @@ class _Run:
         if kept is not None and kept[0] == (stage.size, stage.source) and not resuming:
             state.restart([resize_to(rgb, *stage.size) for rgb in self.start_rgbs])
             _, source, targets = kept
+            computed_before = len(objective.computed_style_stats)
             compiled.assign(targets, objective.targets(inputs, per_stage_only=kind.windowed))
+            self.warn_if_packs_missed(objective.computed_style_stats[computed_before:], inputs, stage)
             source.restart(stage)
         else:
             if resuming:
                 state.restore(self.saved.meta["state"], self.saved.arrays)
             else:
                 state.enter([resize_to(rgb, *stage.size) for rgb in self.start_rgbs], kind.gradient_area(stage))
+            computed_before = len(objective.computed_style_stats)
             targets = objective.targets(inputs, per_stage_only=kind.windowed)
+            self.warn_if_packs_missed(objective.computed_style_stats[computed_before:], inputs, stage)
             if compiled is not None:
                 targets = compiled.as_variables(targets)
             restored = (self.saved.meta["source"], self.saved.arrays) if resuming else None
@@ -197,7 +202,31 @@ class _Run:
         kept = compiled.objectives if compiled is not None else self.objectives
         if stage.precision not in kept:
             kept[stage.precision] = Objective([config.replace(precision=stage.precision) for config in self.configs])
+            self.preload(kept[stage.precision])
         return kept[stage.precision]
+
+    def preload(self, objective: Objective) -> None:
+        """The members' style packs' statistics into ``objective`` (one in another precision finds none of its own)."""
+        for member in self.members:
+            if objective.configs[0].precision == member.config.precision:
+                objective.preload(member.style_statistics)
+
+    def warn_if_packs_missed(self, computed: list[tuple], inputs, stage: Stage) -> None:
+        """One line if a packed style's statistics had to be computed here (a stage size, or a precision, that its
+        pack was not made for): the run is the same, the pack just did not save that pass."""
+        from ..core.errors import warn
+        from ..core.packs import statistic_key
+
+        if not computed or not any(any(member.packed) for member in self.members):
+            return
+        packed = {statistic_key("", rgb)[2] for member, styles in zip(self.members, inputs.styles)
+                  for rgb, is_packed in zip(styles, member.packed) if is_packed}
+        missed = sorted({key[1][:2] for key in computed if key[2] in packed})
+        if missed:
+            sizes = ", ".join(f"{width}x{height}" for height, width in missed)
+            warn(f"a style pack has no statistics for this run's stage at {stage.size[1]}x{stage.size[0]} px (the "
+                 f"style at {sizes} px, {stage.precision or self.configs[0].precision}): computed them from the "
+                 "pack's pixels; make the pack with this run's flags to save that pass")
 
     def report(self, values: np.ndarray, stage: int, stage_step: int) -> None:
         """One step's (B, 2 + T) values into the history, then to every callback, member by member."""

@@ -53,6 +53,9 @@ class Member:
     # Video: (the previous stylised frame warped onto this one, float RGB (H, W, 3); where that warp holds,
     # (H, W) of 0 and 1), for the temporal term. None for images.
     previous: tuple[np.ndarray, np.ndarray] | None = None
+    # Style packs (`core.packs`): per style, whether it came from one; and their statistics, by cache key.
+    packed: list[bool] = field(default_factory=list)
+    style_statistics: dict = field(default_factory=dict)
 
 
 def schedule(config: StyleConfig, shape: tuple[int, int]) -> list[Stage]:

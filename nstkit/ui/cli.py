@@ -1,4 +1,4 @@
-"""The `nstkit` command line: stylize, video, recolor, estimate, sweep, layers, presets.
+"""The `nstkit` command line: stylize, video, recolor, pack, estimate, sweep, layers, presets.
 
 Every flag maps to one `StyleConfig` field and shows its default in --help.
 All input is checked before TensorFlow is imported (`media.checks.check_inputs`, as the API checks it), so
@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     recolor.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                          help="bits per channel; 16 (PNG, TIFF) writes the unrounded image (default: 8)")
 
+    # `nstkit pack`: a style's statistics computed once for the runs of a config (nstkit/api/pack.py).
+    pack = commands.add_parser("pack", help="compute the statistics of STYLE(s) once, for the runs of the flags "
+                                            "given, into a style pack that stylize, sweep and video take as a style")
+    pack.add_argument("style", nargs="+", help="style image(s); a run given the pack takes them all, in order")
+    pack.add_argument("-o", "--output", required=True, help="the pack to write (.npz); a record goes beside it")
+    pack.add_argument("--content-size", metavar="WxH", help="the size of the contents the runs will take, which "
+                                                           "decides their stages (default: a square at --max-dim)")
+    add_config_flags(pack)
+
     # `nstkit estimate`: the predicted peak memory of a stylize run (nstkit/measure/memory.py), with stylize's own flags.
     estimate = commands.add_parser("estimate", help="predict the peak memory of a stylize run before starting it")
     estimate.add_argument("content", help="content image (its size after --max-dim decides the memory)")
@@ -233,6 +242,8 @@ def _command(args: argparse.Namespace) -> int:
             return _video_command(args)
         if args.command == "recolor":
             return _recolor_command(args)
+        if args.command == "pack":
+            return _pack_command(args)
         return _stylize(args)
     except RunStopped as stopped:
         print(f"nstkit: {stopped}; nothing saved", file=sys.stderr)
@@ -265,6 +276,24 @@ def _recolor_command(args: argparse.Namespace) -> int:
         print(f"nstkit: error: {lost}", file=sys.stderr)
         return lost.exit_code
     print(f"nstkit: recoloured ({args.method}): {saved} and {record_path(saved)}")
+    return 0
+
+
+def _pack_command(args: argparse.Namespace) -> int:
+    from ..api.pack import make_pack
+    from ..media.images import check_output_path
+
+    output = check_output_path(args.output, tuple(args.style), formats=(".npz",))
+    shape = None
+    if args.content_size:
+        try:
+            width, height = (int(side) for side in args.content_size.lower().split("x"))
+        except ValueError:
+            raise NstkitError(f"--content-size must be WIDTHxHEIGHT, e.g. 512x384, got '{args.content_size}'") from None
+        shape = (height, width)
+    config = StyleConfig(**config_from_flags(args))
+    written = make_pack(args.style, output, config, content_shape=shape)
+    print(f"nstkit: wrote style pack {written} and {record_path(written)}")
     return 0
 
 
