@@ -43,6 +43,9 @@ def make_pack(styles: ImageInput | Sequence[ImageInput], output: os.PathLike | s
     if resolved.style_scale:
         raise NstkitError("style_scale sizes a style by each content, and a pack holds one size: leave style_scale "
                           "out of the pack (and give the style image to runs that scale it)")
+    if resolved.preserve_color != "none":
+        raise NstkitError(f"preserve_color {resolved.preserve_color} recolours the style by each content, so its "
+                          "statistics are each run's own: make the pack without preserve_color")
     if resolved.color_transfer != "none" and resolved.color_from == "content":
         raise NstkitError("color_from content recolours the style by each content, so its statistics are each "
                           "run's own: a pack fits color_from style or a palette, or no colour transfer")
@@ -57,7 +60,7 @@ def make_pack(styles: ImageInput | Sequence[ImageInput], output: os.PathLike | s
     member = prepare(content, sources, requested)
     objective = Objective([member.config])
     owners: dict[tuple, int] = {}
-    for stage in schedule(member.config, shape):
+    for stage in schedule(member.config, member.content_rgb.shape[:2]):  # at max_dim, as the run plans it
         if stage.precision not in (None, member.config.precision):
             continue  # a float32 finish of a bfloat16 run: another network's statistics, computed by that run
         inputs = stage_inputs([member], stage)
@@ -71,7 +74,7 @@ def make_pack(styles: ImageInput | Sequence[ImageInput], output: os.PathLike | s
     written = write_pack(output, checked.style_images(), [describe_input(source) for source in sources], made_for,
                          objective.style_statistics(keys), {key: owners[key[2]] for key in keys})
     write_record(written, build_record(kind="style pack", nstkit=__version__, made_for=made_for,
-                                       content_shape=list(shape), entries=len(keys),
+                                       content_shape=list(member.content_rgb.shape[:2]), entries=len(keys),
                                        inputs={f"style_{i + 1}": describe_input(s) for i, s in enumerate(sources)},
                                        output=str(written)))
     return written

@@ -113,6 +113,7 @@ def stylize_batch(content: ImageInput, style: ImageInput, variants: Sequence[Map
     if not variants:
         raise NstkitError("stylize_batch needs at least one variant, e.g. [{'style_weight': 1e7}]")
     base = (config or StyleConfig()).replace(**options)
+    style = expand_packs(list(style) if isinstance(style, (list, tuple)) else [style])  # a pack read once, not per member
     members = []
     for variant in variants:
         variant = dict(variant)

@@ -19,6 +19,7 @@ one-line warning. No TensorFlow here: a pack is read and checked before it loads
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,10 +52,11 @@ class PackedStyle:
     source: dict[str, Any]  # the original image: path (or array shape) and sha256
     made_for: dict[str, Any]  # `PACK_FIELDS` of the config the pack was made with
     statistics: dict[tuple, dict] = field(repr=False)  # objective cache key -> {layer: statistic}
+    pack_sha256: str = ""  # the pack file's, read once
 
     def describe(self) -> dict[str, Any]:
         """The run record's entry for this style: the pack's file and hash, and the image it was made from."""
-        return {"path": str(self.pack), "sha256": _sha256(self.pack), "pack_style": self.index + 1,
+        return {"path": str(self.pack), "sha256": self.pack_sha256, "pack_style": self.index + 1,
                 "made_from": self.source}
 
 
@@ -97,7 +99,25 @@ def config_fields(config) -> dict[str, Any]:
     weights do not change the statistics)."""
     fields = json.loads(json.dumps({name: getattr(config, name) for name in PACK_FIELDS}, default=str))
     fields["style_layers"] = sorted(config.style_layers)
+    fields["weights"] = _weights_identity(config.weights)
     return fields
+
+
+def _weights_identity(weights: str) -> str:
+    """The weights as a pack compares them: the spec, and for a file its sha256 too (a file replaced at the same
+    path makes other statistics)."""
+    from .config import parse_weights
+
+    kind, value = parse_weights(weights, check_file=False)
+    if kind != "file" or not Path(value).is_file():
+        return weights
+    stat = Path(value).stat()
+    return f"{weights} (sha256 {_file_sha256(value, stat.st_size, stat.st_mtime_ns)})"
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))
 
 
 def statistic_key(kind: str, rgb: np.ndarray) -> tuple:
@@ -154,8 +174,25 @@ def read_pack(path: os.PathLike | str) -> list[PackedStyle]:
             values = {part: arrays[f"entry{number}/{layer}/{part}"] for part in parts}
             layers[layer] = values[""] if parts == [""] else values
         statistics[entry["style"]][(entry["kind"], tuple(entry["shape"]), entry["sha256"])] = layers
-    return [PackedStyle(arrays[f"style_{i}"], path, i, source, meta["made_for"], statistics[i])
+    digest = _sha256(path)
+    return [PackedStyle(arrays[f"style_{i}"], path, i, source, meta["made_for"], statistics[i], digest)
             for i, source in enumerate(meta["sources"])]
+
+
+def style_count(sources: Sequence[Any]) -> int | None:
+    """How many styles ``sources`` stand for, a pack counting its own (read from its metadata only); None when
+    a pack cannot be read here (a cluster's workers may see files this machine does not)."""
+    count = 0
+    for source in sources:
+        if isinstance(source, PackedStyle) or not is_pack(source):
+            count += 1
+            continue
+        try:
+            with np.load(source, allow_pickle=False) as data:
+                count += len(json.loads(data["meta"].tobytes().decode())["sources"])
+        except Exception:
+            return None
+    return count
 
 
 def _sha256(path: Path) -> str:

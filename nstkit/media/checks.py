@@ -57,9 +57,10 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     """
     styles = packs.expand(styles) if read_paths else list(styles)  # a pack stands for its styles, summarised
     count = len(styles)
-    if count:
-        config.blend_weights(count)
-    scales = config.style_scales(count) if count else None
+    counted = packs.style_count(styles)  # unread packs (read_paths=False) by their metadata, if readable here
+    if counted:
+        config.blend_weights(counted)
+    scales = config.style_scales(counted) if counted else None
 
     def readable(source) -> bool:
         return read_paths or not isinstance(source, (str, os.PathLike))

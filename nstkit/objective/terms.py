@@ -296,7 +296,7 @@ class Objective:
             mixed: dict = {}
             for style_rgb, share in zip(styles, blend):
                 key = statistic_key(GRAM_KEY, style_rgb)
-                if key not in self._style_stats:
+                if not set(layers) <= set(self._style_stats.get(key, ())):  # a pack's entry has its own layers only
                     features = self.features(tf.constant(preprocess(style_rgb)))
                     self._style_stats[key] = {name: gram_matrix(features[name]).numpy() for name in layers}
                     self.computed_style_stats.append(key)
@@ -373,7 +373,7 @@ class Objective:
         import tensorflow as tf
 
         key = statistic_key(statistic.name, style_rgb)
-        if key not in self._style_stats:
+        if not set(layers) <= set(self._style_stats.get(key, ())):  # a pack's entry has its own layers only
             features = self.features(tf.constant(preprocess(style_rgb)))
             self._style_stats[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
             self.computed_style_stats.append(key)

@@ -219,6 +219,8 @@ class _Run:
 
         if not computed or not any(any(member.packed) for member in self.members):
             return
+        if stage.precision not in (None, self.configs[0].precision):
+            return  # a float32 finish: another network's statistics, which a pack of the run's precision cannot hold
         packed = {statistic_key("", rgb)[2] for member, styles in zip(self.members, inputs.styles)
                   for rgb, is_packed in zip(styles, member.packed) if is_packed}
         missed = sorted({key[1][:2] for key in computed if key[2] in packed})

@@ -36,6 +36,7 @@ from ..core.config import StyleConfig, auto_coarse_level
 from ..core.errors import NstkitError, warn
 from ..core.files import reason
 from ..core.record import RunRecord, legacy_record_path, record_path
+from ..core.packs import style_count
 from ..media.checks import INPUT_FIELDS, check_inputs
 from ..media.images import ImageInput, check_output_path
 from ..run.signals import sigterm_as_interrupt
@@ -101,11 +102,13 @@ def sweep(content: ImageInput, style: ImageInput | Sequence[ImageInput], grid: M
     content = _portable(content)
     styles = [_portable(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
     style_arg = styles if isinstance(style, (list, tuple)) else styles[0]  # as stylize would get it
+    count = style_count(styles)  # a style pack stands for its own styles; None: one that cannot be read here
     for job in jobs:
         try:
             resolved = job.config.resolved()
-            resolved.blend_weights(len(styles))
-            resolved.style_scales(len(styles))
+            if count is not None:
+                resolved.blend_weights(count)
+                resolved.style_scales(count)
         except NstkitError as error:
             raise NstkitError(f"grid point {job.label()}: {error}") from None
     if executor is not None and workers is not None:

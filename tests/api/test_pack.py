@@ -88,6 +88,7 @@ def test_cli_makes_a_pack_and_refuses_one_made_for_other_statistics_in_one_line(
     assert ran.returncode == 0, ran.stderr
     before = style.read_bytes()
     for args, words in [(("-o", style), "must end in .npz"), (("-o", pack, "--style-scale", "2"), "style_scale"),
+                        (("-o", pack, "--preserve-color", "luminance"), "preserve_color luminance"),
                         (("-o", pack, "--color-transfer", "histogram"), "color_from content")]:
         refused = run_cli("pack", style, *args, *flags)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and words in refused.stderr, refused.stderr
@@ -108,3 +109,28 @@ def test_a_clip_from_a_pack_is_the_clip_from_its_image(tiny_pair, tmp_path, comp
     assert computed[-1] == []  # one objective for the clip's frames, and the pack gave it every style statistic
     assert [f.tobytes() for f in from_pack.frames] == [f.tobytes() for f in from_image.frames]
     assert from_pack.record["inputs"]["styles"][0]["made_from"] == from_image.record["inputs"]["styles"][0]
+
+
+def test_a_batch_whose_members_need_more_layers_than_the_pack_holds_computes_them(tiny_pair, tmp_path):
+    # The batch's objective takes the union of its members' layers; the pack's entry has its own only.
+    content, style = tiny_pair
+    pack = make_pack([style], tmp_path / "style.npz", **COMMON)
+    options = dict(COMMON, optimizer="adam", learning_rate=5.0, progress=False)
+    variants = [{}, {"style_layers": "conv1_relu,conv2_block1_out", "style": str(style)}]
+    from_image = nstkit.stylize_batch(content, str(style), variants, **options)
+    from_pack = nstkit.stylize_batch(content, str(pack), variants, **options)
+    for a, b in zip(from_image, from_pack):
+        assert a.image.tobytes() == b.image.tobytes()
+
+
+def test_a_sweep_counts_a_packs_styles_for_its_blend(tmp_path):
+    import concurrent.futures
+
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(smooth_image(2, 40, 40)).save(first)
+    Image.fromarray(smooth_image(3, 48, 40)).save(second)
+    pack = make_pack([first, second], tmp_path / "two.npz", **COMMON)
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        swept = nstkit.sweep(smooth_image(1), str(pack), {"style_weight": [1e7]}, executor=executor,
+                             style_blend=[0.3, 0.7], progress=False, **dict(COMMON, steps=1))
+    assert [row.get("error") for row in swept.rows] == [None]

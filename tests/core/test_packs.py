@@ -80,3 +80,21 @@ def test_a_missing_damaged_or_foreign_file_is_one_line(tmp_path):
     np.savez(foreign, x=np.zeros(3))
     with pytest.raises(NstkitError, match="not a readable nstkit style pack"):
         packs.read_pack(foreign)
+
+
+def test_a_weights_file_replaced_at_the_same_path_unfits_the_pack(tmp_path):
+    weights = tmp_path / "resnet50.h5"
+    weights.write_bytes(b"first weights")
+    config = StyleConfig(weights=str(weights), precision="float32")
+    path, _, _ = _pack(tmp_path, config)
+    style = packs.read_pack(path)[0]
+    packs.check_fits(style, config.resolved())
+    weights.write_bytes(b"other weights")
+    with pytest.raises(NstkitError, match="was made for weights .*sha256"):
+        packs.check_fits(style, config.resolved())
+
+
+def test_style_count_counts_a_packs_own_styles_from_its_metadata(tmp_path):
+    path, _, _ = _pack(tmp_path)
+    assert packs.style_count(["a.png", str(path), np.zeros((4, 4, 3))]) == 4
+    assert packs.style_count([str(tmp_path / "elsewhere.npz")]) is None  # not readable here: not counted
