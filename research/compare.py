@@ -408,9 +408,10 @@ def machines(results: dict) -> str:
         counts.setdefault(machine, []).append(run["method"])
     if len(counts) < 2:
         return "" if not counts or "machine not recorded" in counts else f"; on {next(iter(counts))}"
-    parts = []
-    for machine, methods in counts.items():
-        names = list(dict.fromkeys(methods))
+    order = {method: index for index, method in enumerate(results["settings"]["methods"])}
+    parts = []  # in the settings' method order, whatever order the runs were stored in (the file sorts its keys)
+    for machine, methods in sorted(counts.items(), key=lambda item: min(order.get(m, len(order)) for m in item[1])):
+        names = sorted(set(methods), key=lambda m: order.get(m, len(order)))
         parts.append(f"{machine} ({len(methods)} runs" + (f": {', '.join(names)})" if len(names) <= 4 else ")"))
     return "; runs on " + " and ".join(parts) + ": compare seconds only within one machine"
 
