@@ -33,6 +33,7 @@ from ..core.config import (
     precision_from_environment,
 )
 from ..core.errors import NstkitError
+from ..core.packs import PACK_SUFFIX, is_pack, read_pack
 from ..core.record import record_path
 from ..media.images import BUNDLED_IMAGES
 
@@ -130,13 +131,20 @@ class StylePanel:
         self.previews = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._uploads: dict[str, np.ndarray] = {}
+        self._uploads: dict[str, Any] = {}  # an option's label -> its image, path or pack
 
         image_dir = Path(image_dir)
-        self.content = w.Dropdown(options=_images_in(image_dir / "content"), description="content")
-        self.style = w.Dropdown(options=_images_in(image_dir / "style"), description="style")
+        # Options show file names; the paths stay here (a stored notebook shows no machine's folders).
+        contents = _images_in(image_dir / "content")
+        styles = _images_in(image_dir / "style", IMAGE_SUFFIXES + (PACK_SUFFIX,))
+        self._uploads.update({**contents, **styles})
+        self.content = w.Dropdown(options=list(contents), description="content")
+        # A style can be a pack (`nstkit pack`): the folder's .npz files are listed beside its images.
+        self.style = w.Dropdown(options=list(styles), description="style")
         self.upload_content = w.FileUpload(accept="image/*", description="upload content")
-        self.upload_style = w.FileUpload(accept="image/*", description="upload style")
+        self.upload_style = w.FileUpload(accept=f"image/*,{PACK_SUFFIX}", description="upload style",
+                                         tooltip="an image, or a style pack (.npz) made by nstkit pack")
+        self._pack_folder: Path | None = None  # where uploaded packs are written: a pack is read from a file
         self.upload_content.observe(lambda change: self._add_upload(change, self.content), names="value")
         self.upload_style.observe(lambda change: self._add_upload(change, self.style), names="value")
         self.layers = w.SelectMultiple(options=list(CATALOG), rows=6, description="style layers",
@@ -197,12 +205,30 @@ class StylePanel:
         for item in _uploaded(change["new"]):
             label = f"uploaded: {item['name']}"
             try:
-                self._uploads[label] = load_image_bytes(item["content"], item["name"])
+                if dropdown is self.style and is_pack(item["name"]):
+                    self._uploads[label] = self._keep_pack(item["name"], item["content"])
+                else:
+                    self._uploads[label] = load_image_bytes(item["content"], item["name"])
             except NstkitError as exc:
                 self.status.value = f"could not use {item['name']}: {exc}"
                 continue
-            dropdown.options = [*dropdown.options, (label, label)]
+            dropdown.options = [*dropdown.options, label]
             dropdown.value = label
+
+    def _keep_pack(self, name: str, content) -> str:
+        """Write an uploaded pack to this panel's own folder (a pack is read from a file) and check it reads."""
+        import tempfile
+
+        if self._pack_folder is None:
+            self._pack_folder = Path(tempfile.mkdtemp(prefix="nstkit-panel-packs-"))
+        path = self._pack_folder / Path(name).name
+        path.write_bytes(bytes(content))
+        try:
+            read_pack(path)  # damaged or foreign: one line now, not at Run
+        except NstkitError:
+            path.unlink()
+            raise
+        return str(path)
 
     def config(self) -> StyleConfig:
         values = {name: control.value for name, control in self.controls.items()}
@@ -333,7 +359,8 @@ def _uploaded(value) -> list[dict[str, Any]]:
     return [{"name": item["name"], "content": item["content"]} for item in value]
 
 
-def _images_in(folder: Path) -> list[tuple[str, str]]:
+def _images_in(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> dict[str, str]:
+    """File name -> path of the images (and ``suffixes``) in ``folder``, sorted."""
     if not folder.is_dir():
-        return []
-    return [(path.name, str(path)) for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
+        return {}
+    return {path.name: str(path) for path in sorted(folder.iterdir()) if path.suffix.lower() in suffixes}

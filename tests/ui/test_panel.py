@@ -19,9 +19,10 @@ def panel():
     return panel
 
 
-def test_pickers_list_the_bundled_images(panel):
-    assert "hexagons.png" in dict(panel.style.options)
-    assert "astronaut.jpg" in dict(panel.content.options)
+def test_pickers_list_the_bundled_images_by_name_not_by_a_machines_path(panel):
+    assert "hexagons.png" in panel.style.options and "astronaut.jpg" in panel.content.options
+    assert not any(os.sep in option for option in (*panel.style.options, *panel.content.options))
+    assert panel._source(panel.style) == str(ROOT / "nstkit" / "media" / "samples" / "style" / panel.style.value)
 
 
 def _wait_for(condition, seconds=120):
@@ -86,7 +87,7 @@ def test_settings_map_onto_the_config(panel):
 def test_upload_adds_an_option_and_bad_input_shows_in_the_panel(panel):
     mine = smooth_image(3, 64, 64)
     _upload(panel.upload_content, "mine.png", _png(mine))
-    assert panel.content.value == "uploaded: mine.png" and "uploaded: mine.png" in dict(panel.content.options)
+    assert panel.content.value == "uploaded: mine.png" and "uploaded: mine.png" in panel.content.options
     styles = list(panel.style.options)
     _upload(panel.upload_style, "junk.png", b"nope")
     assert "could not use junk.png: junk.png is not an image Pillow can read" in panel.status.value
@@ -198,3 +199,28 @@ def test_choosing_a_style_loss_moves_the_style_weight_to_its_scale(panel):
     assert panel.style_weight.value == pytest.approx(NORMALISED_STYLE_WEIGHT)
     panel.style_loss.value = "gram"
     assert panel.style_weight.value == pytest.approx(1e6)  # vanilla's Gram weight
+
+
+def test_a_style_pack_uploaded_or_in_the_folder_is_a_style_and_a_damaged_one_is_one_line(panel, tmp_path):
+    import hashlib
+
+    from nstkit.api.pack import make_pack
+
+    panel.steps.value = 2
+    style = ROOT / "nstkit" / "media" / "samples" / "style" / "hexagons.png"
+    pack = make_pack([str(style)], tmp_path / "hexagons.npz", panel.config())  # made for the panel's settings
+    styles = list(panel.style.options)
+    _upload(panel.upload_style, "broken.npz", b"PK not a zip")
+    assert "could not use broken.npz:" in panel.status.value and "not a readable nstkit style pack" in panel.status.value
+    assert list(panel.style.options) == styles
+    _upload(panel.upload_style, "hexagons.npz", pack.read_bytes())
+    assert panel.style.value == "uploaded: hexagons.npz"
+    panel.run_button.click()
+    assert panel.wait(120) and panel.error is None, panel.error
+    entry = panel.result.record["inputs"]["style"]
+    assert entry["sha256"] == hashlib.sha256(pack.read_bytes()).hexdigest() and entry["pack_style"] == 1
+    (tmp_path / "style").mkdir()
+    pack.rename(tmp_path / "style" / "hexagons.npz")
+    folder_panel = StylePanel(tmp_path, weights="random", display=False)
+    assert folder_panel.style.options == ("hexagons.npz",)
+    assert folder_panel._source(folder_panel.style) == str(tmp_path / "style" / "hexagons.npz")
