@@ -280,7 +280,11 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
+    from nstkit.network.device import describe
+    from nstkit.ui.figures import FIGURE_DPI, add_caption, fill, use_legible_defaults
+
+    use_legible_defaults()
+    figure, axes = plt.subplots(figsize=(8, 5))
     seconds, losses = zip(*summary["seed_curve"])
     axes.plot(seconds, losses, color="black", lw=2, label="the seed's eager loop")
     for label, row in summary["candidates"].items():
@@ -288,14 +292,12 @@ def plot(summary: dict, path: Path) -> None:
             axes.plot(*zip(*row["curve"]), label=label)
     axes.axhline(summary["target_loss"], color="grey", ls=":", lw=1)
     axes.set(xscale="log", yscale="log", xlabel="wall time (s)", ylabel="best loss so far (seed's float32 objective)",
-             title=f"time to quality, robust preset, {summary['pair']}, {summary['size']} px, random weights "
-                   "(BN randomised)")
-    axes.legend(fontsize=7)
-    from nstkit.network.device import describe
-
-    figure.text(0.01, 0.01, describe(), fontsize=6)
-    figure.tight_layout(rect=(0, 0.03, 1, 1))
-    figure.savefig(path)
+             title=fill(f"time to quality, robust preset, {summary['pair']}, {summary['size']} px, random weights "
+                        "(BN randomised)", 8))
+    axes.legend()
+    figure.tight_layout()
+    add_caption(figure, describe())
+    figure.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
 
 
 if __name__ == "__main__":

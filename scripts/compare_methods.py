@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import textwrap
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,18 +30,16 @@ FIGURE = REPO / "img" / "results" / "06_method_comparison.png"
 GRID = REPO / "img" / "results" / "06_methods.jpg"
 
 
-def record(figure: Path, results: dict, shows: str) -> None:
-    """The figure's run record beside it: what it shows, what made it, and the results file it was drawn from."""
-    import json
-
-    figure.with_suffix(".json").write_text(json.dumps(
-        {"figure": str(figure.relative_to(REPO)), "shows": shows, "made_by": compare.made_by(results),
-         "settings": results["settings"], "from": str(compare.RESULTS.relative_to(REPO))}, indent=2) + "\n")
-    print(f"saved {figure.relative_to(REPO)} and its record")
+def record(figure: Path, results: dict, shows: str, caption: str) -> dict:
+    """The figure's run record: what it shows, what made it, and the results file it was drawn from."""
+    return {"figure": str(figure.relative_to(REPO)), "shows": shows, "caption": caption,
+            "made_by": compare.made_by(results), "settings": results["settings"],
+            "from": str(compare.RESULTS.relative_to(REPO))}
 
 
 def figures(results: dict, images: Path) -> None:
-    """The interval plot of the two style distances and the SSIM, and the first cell's image grid."""
+    """The interval plot of the two style distances and the SSIM, and the first cell's image grid, drawn by
+    `nstkit.ui.figures` (110 dpi, 10-pt text, at most six images a row)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,38 +47,42 @@ def figures(results: dict, images: Path) -> None:
     import numpy as np
 
     from nstkit.media.images import bundled_image, load_image
-    from nstkit.ui.notebook import image_grid
+    from nstkit.ui.figures import add_caption, image_grid, save_figure_file, use_legible_defaults
 
+    use_legible_defaults()
     methods = results["settings"]["methods"]
     cells = compare.complete_cells(results)
     metrics = ("gram_distance", "patch_distance", "ssim_luminance")
-    figure, axes = plt.subplots(1, len(metrics), figsize=(12, 0.32 * len(methods) + 1.2), sharey=True)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(13, 0.34 * len(methods) + 1.4), sharey=True)
     for axis, metric in zip(axes, metrics):
-        stats = [compare.stratified_bootstrap(compare._values(results, m, metric, cells)) for m in methods]
+        stats = [compare.interval(results, m, metric) for m in methods]
         means = np.array([s[0] for s in stats])
         errors = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T
         axis.errorbar(means, np.arange(len(methods)), xerr=errors, fmt="o", capsize=3)
         axis.axvline(means[methods.index(compare.BASELINE)], color="grey", lw=0.8, ls="--")
-        axis.set_title(metric.replace("_", " ") + (" (higher: more content)" if metric in compare.HIGHER_IS_BETTER
-                                                   else " (lower: nearer the style)"), fontsize=9)
+        axis.set_title(metric.replace("_", " ") + ("\n(higher: more content)" if metric in compare.HIGHER_IS_BETTER
+                                                   else "\n(lower: nearer the style)"))
     axes[0].set_yticks(np.arange(len(methods)), methods)
     axes[0].invert_yaxis()
-    figure.suptitle(textwrap.fill(compare.made_by(results), 120), fontsize=8)
     figure.tight_layout()
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(FIGURE, dpi=72)
-    record(FIGURE, results, "each method's mean and 95% interval of both style distances and the content SSIM")
+    caption = (f"Each method's mean and 95% interval over {len(cells)} (pair, seed) cells; the dashed line is "
+               f"{compare.BASELINE}'s. {compare.made_by(results)}")
+    add_caption(figure, caption)
+    save_figure_file(figure, FIGURE, record(FIGURE, results, "each method's mean and 95% interval of both style "
+                                            "distances and the content SSIM", caption))
+    print(f"saved {FIGURE.relative_to(REPO)} and its record")
     (pair, seed), settings = cells[0], results["settings"]
     stems = "-".join(Path(name).stem for name in pair)
     outputs = [images / f"{m.replace(' ', '_').replace('+', '_')}-{stems}-seed{seed}.png" for m in methods]
     if all(path.exists() for path in outputs):
         row = [bundled_image(pair[0], settings["max_dim"]), bundled_image(pair[1], settings["max_dim"]),
                *(load_image(path) for path in outputs)]
+        caption = f"{pair[0]} x {pair[1]}, seed {seed}, every method: {compare.made_by(results)}"
         grid = image_grid([[np.clip(np.rint(image), 0, 255).astype(np.uint8) for image in row]],
-                          col_labels=["content", "style", *methods],
-                          cell=1.6, caption=f"{pair[0]} x {pair[1]}, seed {seed}: {compare.made_by(results)}")
-        grid.savefig(GRID, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
-        record(GRID, results, f"{pair[0]} x {pair[1]}, seed {seed}, every method")
+                          col_labels=["content", "style", *methods], cell=2.0, caption=caption)
+        save_figure_file(grid, GRID, record(GRID, results, f"{pair[0]} x {pair[1]}, seed {seed}, every method",
+                                            caption))
+        print(f"saved {GRID.relative_to(REPO)} and its record")
     else:
         print(f"no image grid: the outputs of {pair[0]} x {pair[1]} seed {seed} are not in {images}")
 
@@ -94,6 +95,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="the results file (default: see above)")
     parser.add_argument("--images", type=Path, help="where each output and its run record go "
                                                      "(default: out/method_comparison[_quick]/)")
+    parser.add_argument("--rerun", nargs="+", default=(), choices=list(compare.METHODS), metavar="METHOD",
+                        help="run these stored methods again with today's options (their stored runs are dropped)")
     parser.add_argument("--report-only", action="store_true", help="report the stored results, run nothing")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md and img/results/ as they are")
     args = parser.parse_args()
@@ -105,7 +108,7 @@ def main() -> int:
     out = args.out or (compare.RESULTS if official else REPO / "out" / f"method_comparison{suffix}.json")
     images = args.images or REPO / "out" / f"method_comparison{suffix}"
     try:
-        results = compare.load(out) if args.report_only else compare.run(settings, out, images=images)
+        results = compare.load(out) if args.report_only else compare.run(settings, out, images=images, rerun=args.rerun)
         print(compare.report(results))
         if official and not args.no_readme:
             README.write_text(compare.readme_with_table(README.read_text(), results))

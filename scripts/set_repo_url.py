@@ -7,7 +7,9 @@
 
 - each notebook's first line: the "Open in Colab" badge (Colab opens notebooks from GitHub) and a GPU tip;
 - each notebook's set-up cell (its first code cell): ``scripts/setup_cell.py`` with its ``REPOSITORY`` filled in;
-- every Markdown link to GitHub or Colab in README.md (the README links no other GitHub repository).
+- every Markdown link to GitHub or Colab in README.md (the README links no other GitHub repository), and its
+  notebook table's Colab badges, one per notebook;
+- each notebook's Colab metadata, asking for a GPU runtime (`COLAB_METADATA`).
 
 Until the real URL is set, pyproject holds a placeholder owner (``OWNER``); the set-up cell refuses to clone
 from it, since anyone could register that name.
@@ -28,6 +30,8 @@ TEMPLATE_LINE = 'REPOSITORY = "{REPOSITORY}"'
 BADGE = "[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 GPU_TIP = ("On Colab, choose a GPU runtime first (Runtime > Change runtime type > GPU): "
            "on a CPU each run takes minutes.")
+# What Colab reads from a notebook's metadata: open it on a GPU runtime (a T4, the free tier's).
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 _URL_LINE = re.compile(r'^(Repository\s*=\s*)"([^"]*)"', re.MULTILINE)
 # Markdown links to GitHub or Colab in the README, "](https://...", not URLs in code; group "repo" is OWNER/NAME
 _README_LINKS = re.compile(r"(?<=\]\()https://(?:github\.com|colab\.research\.google\.com/github)/"
@@ -57,9 +61,12 @@ def setup_cell(url: str) -> str:
     return template.replace(TEMPLATE_LINE, f"REPOSITORY = {json.dumps(url)}", 1).rstrip("\n")
 
 
+def colab_link(url: str, notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{github_repo(url)}/blob/main/notebooks/{notebook}"
+
+
 def badge_line(url: str, notebook: str) -> str:
-    link = f"https://colab.research.google.com/github/{github_repo(url)}/blob/main/notebooks/{notebook}"
-    return f"{BADGE}({link}) {GPU_TIP}"
+    return f"{BADGE}({colab_link(url, notebook)}) {GPU_TIP}"
 
 
 def _notebooks(root: Path) -> list[Path]:
@@ -87,10 +94,18 @@ def mismatches(root: Path = ROOT) -> list[str]:
         code = next(cell for cell in cells if cell["cell_type"] == "code")
         if _source(code) != setup_cell(url):
             problems.append(f"{path.name}: the set-up cell is not scripts/setup_cell.py for {url}")
+        metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+        if any(metadata.get(key) != value if key != "colab" else
+               {k: metadata.get(key, {}).get(k) for k in value} != value for key, value in COLAB_METADATA.items()):
+            problems.append(f"{path.name}: its metadata does not ask Colab for a GPU runtime")
     repo = github_repo(url)
-    for match in _README_LINKS.finditer((root / "README.md").read_text(encoding="utf-8")):
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for match in _README_LINKS.finditer(readme):
         if match.group("repo") != repo:
             problems.append(f"README.md: {match.group(0)} is not {repo}")
+    for path in _notebooks(root):
+        if f"{BADGE}({colab_link(url, path.name)})" not in readme:
+            problems.append(f"README.md: no Colab badge for {path.name}")
     return problems
 
 
@@ -114,6 +129,8 @@ def set_repository(url: str, root: Path = ROOT) -> list[Path]:
         body = rest if head.startswith(BADGE) else _source(first)  # replace an old badge line, or add one
         first["source"] = _lines(badge_line(url, path.name) + "\n" + body)
         next(cell for cell in cells if cell["cell_type"] == "code")["source"] = _lines(setup_cell(url))
+        notebook["metadata"]["accelerator"] = COLAB_METADATA["accelerator"]
+        notebook["metadata"]["colab"] = {**notebook["metadata"].get("colab", {}), **COLAB_METADATA["colab"]}
         write(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")  # Jupyter's own layout
     readme = root / "README.md"
     write(readme, _README_LINKS.sub(lambda m: m.group(0).replace(m.group("repo"), repo), readme.read_text()))

@@ -10,8 +10,10 @@ def fetch_nstkit():  # returns a folder to put on sys.path
     if os.path.isfile("../nstkit/__init__.py"):  # this notebook sits in a clone
         return os.path.abspath("..")
     if "/OWNER/" in REPOSITORY:  # a placeholder: whoever registers OWNER on GitHub would run code here
-        raise SetupFailed("nstkit is not installed and this copy does not know its repository yet: "
-                          "clone nstkit yourself, run `pip install -e .` in the clone, and restart the kernel")
+        raise SetupFailed("nstkit is not installed and this copy does not name its repository yet: get nstkit "
+                          "where this notebook came from (the repository holding its notebooks/ folder), "
+                          "run `pip install -e .` in your clone and restart the kernel, or set REPOSITORY "
+                          "in this cell to that repository's URL")
     clone = "/content/nstkit" if "google.colab" in sys.modules else os.path.expanduser("~/nstkit")
     pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", clone]
     steps = [("pip install", pip)]

@@ -197,6 +197,35 @@ def test_a_stored_comparison_grows_by_new_methods_and_keeps_its_runs(tiny, tmp_p
         compare.run(tiny, path, progress=None)
 
 
+def test_a_method_named_for_a_rerun_runs_again_with_todays_options_and_the_others_are_kept(tiny, tmp_path,
+                                                                                            monkeypatch):
+    """VGG19 gained the tutorial's Adam: its stored runs (made under the seed's) go, the others stay; a changed
+    method not named is refused, as before."""
+    import dataclasses
+
+    import nstkit.api.stylize
+
+    path, both = tmp_path / "results.json", dataclasses.replace(tiny, methods=("vanilla", "robust"), seeds=(0,),
+                                                                 pairs=tiny.pairs[:1])
+    runs = {compare._key(m, both.pairs[0], 0): {"method": m, "pair": list(both.pairs[0]), "seed": 0,
+                                                "metrics": {"stored": 1.0}} for m in both.methods}
+    old = compare._definitions(both)
+    old["methods"]["robust"] = {"preset": "robust", "learning_rate": 1.0}  # as if robust's options had changed
+    compare._store(path, {"settings": both.as_dict(), "runs": runs, "validation": {"passed": True},
+                          "definitions": old})
+    with pytest.raises(NstkitError, match="other method options"):
+        compare.run(both, path, progress=None)
+    real, calls = nstkit.api.stylize.stylize, []
+    monkeypatch.setattr(nstkit.api.stylize, "stylize", lambda *a, **o: calls.append(o) or real(*a, **o))
+    results = compare.run(both, path, progress=None, rerun=("robust",))
+    assert [call["preset"] for call in calls] == ["robust"] and "learning_rate" not in calls[0]
+    assert results["runs"][compare._key("vanilla", both.pairs[0], 0)]["metrics"] == {"stored": 1.0}
+    assert results["runs"][compare._key("robust", both.pairs[0], 0)]["metrics"]["seconds"] > 0
+    assert json.loads(path.read_text())["definitions"] == compare._definitions(both)
+    with pytest.raises(NstkitError, match="cannot rerun swag: not in the stored comparison's methods"):
+        compare.run(both, path, progress=None, rerun=("swag",))
+
+
 def test_each_seed_gets_its_own_random_network_of_the_kind_asked_for():
     assert [compare.weights_for(w, 2) for w in ("random", "random:5", "random-kaiming", "imagenet")] == [
         "random:2", "random:2", "random-kaiming:2", "imagenet"]

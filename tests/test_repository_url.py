@@ -65,3 +65,18 @@ def test_set_repository_rewrites_them_all(copy):
 def test_a_url_colab_cannot_open_is_refused(copy):
     with pytest.raises(SystemExit, match="not a https://github.com/OWNER/NAME URL"):
         set_repo_url.set_repository("https://gitlab.com/x/nstkit", copy)
+
+
+def test_a_notebook_not_asking_colab_for_a_gpu_and_a_readme_without_its_badge_are_caught(copy):
+    url = set_repo_url.repository_url()
+    path = copy / "notebooks" / NOTEBOOK
+    notebook = json.loads(path.read_text())
+    del notebook["metadata"]["accelerator"]
+    path.write_text(json.dumps(notebook))
+    readme = copy / "README.md"
+    readme.write_text(readme.read_text().replace(f"{set_repo_url.BADGE}({set_repo_url.colab_link(url, NOTEBOOK)})", ""))
+    assert set_repo_url.mismatches(copy) == [f"{NOTEBOOK}: its metadata does not ask Colab for a GPU runtime",
+                                             f"README.md: no Colab badge for {NOTEBOOK}"]
+    set_repo_url.set_repository(url, copy)  # puts the metadata back; the README's table is written by hand
+    assert json.loads(path.read_text())["metadata"]["accelerator"] == "GPU"
+    assert set_repo_url.mismatches(copy) == [f"README.md: no Colab badge for {NOTEBOOK}"]

@@ -94,13 +94,15 @@ AUTO_PRECISION = "auto"  # the device's choice (`device.resolve_precision`), mad
 # Adam's step in each parameterisation's own units: caffe pixels (the seed's 20), or Fourier coefficients
 # scaled as in lucid (Mordvintsev et al. 2018 used 0.05).
 DEFAULT_LEARNING_RATE = {"pixel": 20.0, "fourier": 0.05}
+DEFAULT_EPSILON = 0.1  # the seed's Adam epsilon, in caffe pixel units
 # With preserve_color luminance/match the start is the content's luminance, and Adam's first full-rate step
 # (about ±lr in every channel) throws it far out: with random weights at 64-256 px the loss rose 23-130-fold
 # and no step in 30 came back below the start. A 10-step warm-up made every step in 30 improve (BENCHMARKS.md).
 COLOR_WARMUP_STEPS = 10
 DEFAULT_TILE_SIZE = 512  # `stylize_tiled`'s tile when none is given
 # Preset-provided fields: the run record says which of these a run overrode.
-PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "swag")
+PRESET_FIELDS = ("style_layers", "content_layers", "content_weight", "style_weight", "learning_rate", "epsilon",
+                 "swag")
 
 _BEYOND, _SPEED, _TILES = "beyond the seed", "speed and memory", "huge images (tiles)"
 _SCHEDULE = "optimiser schedules"
@@ -203,7 +205,8 @@ class StyleConfig:
         default_text=_lr_text(), widget=("log", -2, 2, 0.1))
     beta_1: float = option(0.99, help="Adam beta_1", kind="float", check=fraction, flag="--beta1")
     beta_2: float = option(0.999, help="Adam beta_2", kind="float", check=fraction, flag="--beta2")
-    epsilon: float = option(0.1, help="Adam epsilon", kind="float", check=number(zero=False))
+    epsilon: float | None = option(help="Adam epsilon", kind="float", check=number(zero=False),
+                                   default_text=f"the preset's, else {DEFAULT_EPSILON} (the seed's)")
     warmup_steps: int | None = option(
         help="raise Adam's learning rate linearly over the first N steps (0: the full rate from the first step, "
              "as the seed)", kind="int", check=whole(0), metavar="N", group=_SCHEDULE, optional=True,
@@ -425,7 +428,8 @@ class StyleConfig:
                                        and self.optimizer == "adam" else 0),
                 "learning_rate": _first(self.learning_rate,
                                         preset.learning_rate if self.param == "pixel" else None,
-                                        DEFAULT_LEARNING_RATE.get(self.param, DEFAULT_LEARNING_RATE["pixel"]))}
+                                        DEFAULT_LEARNING_RATE.get(self.param, DEFAULT_LEARNING_RATE["pixel"])),
+                "epsilon": _first(self.epsilon, preset.epsilon if self.param == "pixel" else None, DEFAULT_EPSILON)}
 
     def validate(self) -> None:
         """Step 4: every field's own check, then the rules that tie fields together."""

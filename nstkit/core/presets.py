@@ -80,6 +80,7 @@ class Preset:
     style_weight: float | None = None
     swag: str | None = None
     learning_rate: float | None = None  # for pixel runs; None: the seed's 20
+    epsilon: float | None = None  # Adam's, for pixel runs; None: the seed's 0.1
     backbone: str = "resnet50"
     source: str = field(default="", compare=False)
 
@@ -131,7 +132,8 @@ _PRESETS = {
         ),
         Preset(
             "robust",
-            "the seed's final later-stage conv+relu set (15 entries, repeats weigh double)",
+            "the seed's final conv+relu list: 10 of its 15 entries in stages 1-2, 5 in stage 4's second block "
+            "(a layer listed k times weighs k/15)",
             parse_layers(SEED_ROBUST_STYLE_LIST),
             parse_layers(_ROBUST_CONTENT),
             source="write-up, 'Improvements to model robustness'",
@@ -150,11 +152,16 @@ _PRESETS = {
         ),
         Preset(
             "vgg19",
-            "the VGG19 baseline: the TensorFlow style-transfer tutorial's layers and weights",
+            "the VGG19 baseline: the TensorFlow style-transfer tutorial's layers, weights and Adam",
             parse_layers([f"block{b}_conv1" for b in range(1, 6)], backbone="vgg19"),
             parse_layers(["block5_conv2"], backbone="vgg19"),
             content_weight=1e4,
             style_weight=1e-2,
+            # The tutorial's Adam(0.02, beta_1 0.99, epsilon 0.1) acts on pixels in [0, 1]; nstkit's on caffe
+            # pixels (x 255), where the same steps are lr x 255 and epsilon / 255. Under the seed's lr 20 and
+            # epsilon 0.1 these loss weights' gradients sit far under epsilon and the image never moves.
+            learning_rate=0.02 * 255,
+            epsilon=0.1 / 255,
             backbone="vgg19",
             source="tensorflow.org/tutorials/generative/style_transfer",
         ),

@@ -113,11 +113,27 @@ def gpu_details() -> list[dict]:
     return found
 
 
+def gpu_driver_present() -> bool:
+    """Whether an NVIDIA driver is installed here (its kernel module, WSL's GPU device, or its user library).
+
+    Without one, TensorFlow's CUDA start-up error ("failed call to cuInit ...") says only that there is no GPU,
+    in words that read like a fault: the device line then says "no GPU driver" instead.
+    """
+    import ctypes.util
+
+    if any(os.path.exists(path) for path in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")):
+        return True
+    return ctypes.util.find_library("cuda") is not None
+
+
 def why_no_gpu() -> str:
-    """One line: why TensorFlow sees no GPU (a CPU-only build, or the CUDA error it printed at start-up)."""
+    """One line: why TensorFlow sees no GPU (a CPU-only build, no driver, or the CUDA error it printed at
+    start-up where a driver is installed and failed)."""
     tf, _ = import_tensorflow_quietly()
     if not tf.test.is_built_with_cuda():
         return "this TensorFlow build has no CUDA support (on Linux: pip install 'tensorflow[and-cuda]')"
+    if not gpu_driver_present():
+        return "no GPU driver on this machine"
     hints = [line for line in import_messages() if any(hint in line for hint in _GPU_HINTS)]
     if not hints:
         return "TensorFlow found no GPU device"

@@ -24,7 +24,6 @@ A bad setting is one line (no traceback), naming the variable and the fix.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,8 @@ from ..core.config import (
 from ..core.errors import NstkitError
 from ..media.images import BUNDLED_IMAGES, bundled_image
 from ..network.quiet import import_tensorflow_quietly
+from .figures import add_caption as with_caption  # noqa: F401  (the notebooks' names for the figure helpers)
+from .figures import image_grid, plot_losses, save_figure_file, use_legible_defaults  # noqa: F401
 
 
 def find_repository(start: os.PathLike | str | None = None) -> Path | None:
@@ -63,7 +64,6 @@ RESULTS = REPO / "img" / "results"
 MODES = ("full", "showcase", "quick")
 RANDOM_BANNER = ("RANDOM WEIGHTS: these images show the mechanics of each experiment, not what "
                  "ResNet-50's ImageNet features do. Set NSTKIT_WEIGHTS=imagenet (the default) for real results.")
-CAPTION_FONT = 8
 SEED_OPTIMIZER = "adam"  # the seed's (lr 20, β1 0.99, ε 0.1): what the notebooks' runs use unless they say otherwise
 
 
@@ -89,7 +89,9 @@ class NotebookSettings:
         """``text`` and what made the figure: the weights, the steps, the size (and a low precision)."""
         made = "random weights, not ImageNet" if self.random_weights else f"weights: {self.weights}"
         precision = "" if self.precision == "float32" else f", {self.precision}"
-        return f"{text} ({made}; {steps or self.steps} steps, {max_dim or self.max_dim} px{precision})"
+        steps = self.steps if steps is None else steps
+        ran = f"{steps} steps" if steps else "no optimisation"  # a statistic of the inputs: nothing ran
+        return f"{text} ({made}; {ran}, {max_dim or self.max_dim} px{precision})"
 
     def run_options(self, **overrides) -> dict:
         """Keyword arguments for `nstkit.stylize` with this notebook's weights, size, steps and precision, and the
@@ -104,15 +106,13 @@ def setup(verbose: bool = True, *, showcase_steps: int = 200, showcase_max_dim: 
 
     ``showcase_steps`` / ``showcase_max_dim``: this notebook's size and length in showcase mode.
     """
-    import matplotlib
-
     from ..network import device
     from .panel import enable_colab_widgets
 
     settings = settings_from_environment(showcase_steps, showcase_max_dim)
     import_tensorflow_quietly()
     enable_colab_widgets()
-    matplotlib.rcParams["figure.dpi"] = 72  # inline figures at screen size keep stored notebooks small
+    use_legible_defaults()  # hand-made plots too: 110 dpi, 10-pt text
     with contextlib.suppress(ImportError):  # JPEG: grids of noisy images are ~10x smaller than PNG
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
@@ -193,76 +193,15 @@ def announce_cost(settings: NotebookSettings, runs: int = 1, *, steps: int | Seq
           f"and {per_run:.1f} s to build each run ({preset}{f', batches of {batch}' if batch > 1 else ''}): about "
           f"{format_duration(seconds)} on {settings.device.split(' (')[0]}.{' ' + note if note else ''}")
     if seconds >= 600:
-        print("  to shrink it: NSTKIT_MODE=showcase (a few minutes), or NSTKIT_STEPS / NSTKIT_MAX_DIM, "
-              "or Colab's GPU runtime")
+        ways = (["NSTKIT_MODE=showcase (a few minutes)"] if settings.mode != "showcase" else []) + [
+            "NSTKIT_STEPS / NSTKIT_MAX_DIM", *(["Colab's GPU runtime"] if "GPU" not in settings.device[:4] else [])]
+        print(f"  to shrink it: {', or '.join(ways)}")
     return seconds
 
 
 def image(name: str, max_dim: int) -> np.ndarray:
     """A bundled image by file name, e.g. image("hexagons.png", 512)."""
     return bundled_image(name, max_dim)
-
-
-def _caption(figure, text: str | None) -> None:
-    """The caption under the figure, inside the image, so a stored or saved figure carries it."""
-    if text:
-        figure.text(0.5, 0.0, text, ha="center", va="top", fontsize=CAPTION_FONT, wrap=True)
-
-
-def with_caption(figure, text: str):
-    """``figure`` with ``text`` under it, inside the image (for plots made by hand; grids take ``caption=``)."""
-    _caption(figure, text)
-    return figure
-
-
-def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] = (),
-               col_labels: Sequence[str] = (), title: str = "", cell: float = 2.4, caption: str | None = None):
-    """A contact sheet of images, rows x columns, with labels and (``settings.caption(...)``) a caption."""
-    import matplotlib.pyplot as plt
-
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    aspect = max(image.shape[0] / image.shape[1] for row in rows for image in row)  # height/width
-    figsize = (cell * n_cols, cell * n_rows * aspect + (0.5 if title else 0.3))
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if c < len(row):
-                ax.imshow(row[c])
-            else:
-                ax.axis("off")
-            if r == 0 and c < len(col_labels):
-                ax.set_title(col_labels[c], fontsize=9)
-            if c == 0 and r < len(row_labels):
-                ax.set_ylabel(row_labels[r], fontsize=9)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    _caption(figure, caption)
-    return figure
-
-
-def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "style"), title: str = "",
-                caption: str | None = None):
-    """Loss curves, one panel per term, one line per run (label -> history)."""
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(terms), figsize=(3.6 * len(terms), 2.8), squeeze=False)
-    for ax, term in zip(axes[0], terms):
-        for label, history in histories.items():
-            values = np.asarray(history[term])
-            if np.any(values > 0):
-                ax.plot(np.arange(1, len(values) + 1), values, label=label)
-        ax.set_yscale("log")
-        ax.set_title(term, fontsize=9)
-        ax.set_xlabel("step")
-    axes[0][-1].legend(fontsize=7)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    _caption(figure, caption)
-    return figure
 
 
 def table(rows: Sequence[dict], columns: Sequence[str] | None = None, floats: str = "{:.3g}") -> str:
@@ -282,14 +221,12 @@ def save_figure(figure, name: str, caption: str, settings: NotebookSettings, **m
     """
     if settings.quick:
         return None
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.jpg"  # photos in a grid: JPEG is a tenth of PNG's size
-    figure.savefig(path, dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
     shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-    record = {"figure": str(shown), "caption": caption, "mode": settings.mode,
-              "weights": settings.weights, "random_weights": settings.random_weights, "steps": settings.steps,
-              "max_dim": settings.max_dim, "precision": settings.precision, "device": settings.device, **made}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    save_figure_file(figure, path, {
+        "figure": str(shown), "caption": caption, "mode": settings.mode, "weights": settings.weights,
+        "random_weights": settings.random_weights, "steps": settings.steps, "max_dim": settings.max_dim,
+        "precision": settings.precision, "device": settings.device, **made})
     print(f"saved {shown}")
     return path
 

@@ -19,6 +19,16 @@ def test_preset_weights_apply_unless_overridden():
     assert StyleConfig(preset="vanilla", style_weight=5.0).resolved().style_weight == 5.0
 
 
+def test_the_vgg19_preset_carries_the_tutorials_adam_in_caffe_pixels_and_a_users_setting_wins():
+    """The TF tutorial's Adam(0.02, epsilon 0.1) acts on 0-1 pixels; nstkit's pixels are x255: lr x255, eps /255."""
+    vgg = StyleConfig(preset="vgg19").resolved()
+    assert (vgg.learning_rate, vgg.epsilon) == pytest.approx((0.02 * 255, 0.1 / 255))
+    assert StyleConfig(preset="vgg19", epsilon=0.5, learning_rate=3.0).resolved().epsilon == 0.5
+    assert StyleConfig(preset="vgg19", epsilon=0.5).overridden_preset_fields() == ["epsilon"]
+    assert StyleConfig(preset="vanilla").resolved().epsilon == 0.1
+    assert StyleConfig(preset="vgg19", param="fourier").resolved().epsilon == 0.1  # a pixel recipe, not a spectrum's
+
+
 def test_layer_overrides_replace_the_preset():
     config = StyleConfig(style_layers="conv1_relu,conv1_relu", content_layers=["conv2_block1_out"]).resolved()
     assert config.style_layers == {"conv1_relu": 2.0}

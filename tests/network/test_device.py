@@ -70,3 +70,21 @@ def test_peak_flops_follow_cores_clock_and_isa(monkeypatch):
     assert device.cpu_peak_flops("bfloat16")[0] == 2 * float32
     fields["vendor_id"] = "GenuineIntel"
     assert device.cpu_peak_flops("float32")[0] == 2 * 2.5e9 * 64
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_a_cuda_start_up_error_is_shown_only_where_a_gpu_driver_is_installed(monkeypatch, driver):
+    """A CPU-only machine with TensorFlow's CUDA build logs "failed call to cuInit" at import: that is not a
+    fault to show a reader unless there is a driver that failed."""
+    tf, _ = device.import_tensorflow_quietly()
+    monkeypatch.setattr(tf.test, "is_built_with_cuda", lambda: True)
+    monkeypatch.setattr(device, "gpu_details", lambda: [])
+    monkeypatch.setattr(device, "import_messages", lambda: [
+        "E0000 00:00:1 123 cuda_executor.cc:1228] failed call to cuInit: INTERNAL: CUDA error: UNKNOWN ERROR (303)"])
+    monkeypatch.setattr(device, "gpu_driver_present", lambda: driver)
+    line = device.describe()
+    assert line.startswith("CPU: ")
+    if driver:
+        assert line.endswith("(no GPU: failed call to cuInit: INTERNAL: CUDA error: UNKNOWN ERROR (303))")
+    else:
+        assert "cuInit" not in line and line.endswith("(no GPU: no GPU driver on this machine)")

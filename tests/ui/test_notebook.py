@@ -110,11 +110,13 @@ def test_figures_carry_their_caption_inside_the_image():
     settings = _settings(quick=False)
     caption = settings.caption("A grid", steps=7)
     assert caption == "A grid (random weights, not ImageNet; 7 steps, 64 px)"
+    assert settings.caption("Peakiness of the inputs", steps=0) == (
+        "Peakiness of the inputs (random weights, not ImageNet; no optimisation, 64 px)")  # not "10 steps"
     figure = notebook.image_grid([[np.zeros((8, 12, 3), np.uint8)]], caption=caption)
-    assert caption in [text.get_text() for text in figure.texts]
+    assert caption in [" ".join(text.get_text().split()) for text in figure.texts]  # wrapped to the figure's width
     figure = notebook.plot_losses({"a": {"total": [3.0, 2.0], "content": [1.0, 1.0], "style": [2.0, 1.0]}},
                                   caption=caption)
-    assert caption in [text.get_text() for text in figure.texts]
+    assert caption in [" ".join(text.get_text().split()) for text in figure.texts]
 
 
 def test_the_cost_is_measured_before_it_is_announced(monkeypatch, capsys):
@@ -125,5 +127,9 @@ def test_the_cost_is_measured_before_it_is_announced(monkeypatch, capsys):
     assert seconds == 12 * (2.0 + 100 * 0.5)
     printed = capsys.readouterr().out
     assert "12 run(s), 1200 steps at 64 px; measured here 0.500 s/step and 2.0 s to build each run" in printed
-    assert "10 min" in printed and "to shrink it" in printed
+    assert "10 min" in printed and "to shrink it: NSTKIT_MODE=showcase" in printed
+    showcase = notebook.NotebookSettings(weights="random", quick=False, steps=10, max_dim=64, device="CPU",
+                                         mode="showcase")
+    notebook.announce_cost(showcase, runs=12, steps=100)
+    assert "to shrink it: NSTKIT_STEPS / NSTKIT_MAX_DIM, or Colab's GPU runtime" in capsys.readouterr().out
     assert notebook.announce_cost(_settings(quick=False), steps=[10, 20]) == 2 * 2.0 + 30 * 0.5
