@@ -132,13 +132,14 @@ def _with_methods_rerun(results: dict, rerun: Sequence[str], definitions: dict) 
     """A stored comparison whose methods ``rerun`` lose their runs and take today's options: asked for by name
     (a method whose definition changed, as VGG19's when it gained the tutorial's Adam), never implied. The other
     methods' runs and options are kept; any other difference is left for `run` to refuse."""
-    if not rerun or "definitions" not in results:
+    if not rerun:
         return results
-    unknown = [method for method in rerun if method not in results["settings"]["methods"]]
+    unknown = [method for method in rerun if method not in results["settings"]["methods"]
+               or method not in definitions["methods"]]
     if unknown:
-        raise NstkitError(f"cannot rerun {', '.join(unknown)}: not in the stored comparison's methods "
-                          f"({', '.join(results['settings']['methods'])})")
-    stored = results["definitions"]
+        raise NstkitError(f"cannot rerun {', '.join(unknown)}: not among both the stored comparison's methods "
+                          f"({', '.join(results['settings']['methods'])}) and those asked for now")
+    stored = results.get("definitions") or definitions  # a store from before definitions were kept: today's
     return {**results, "definitions": {**stored, "methods": {
                 method: definitions["methods"][method] if method in rerun else options
                 for method, options in stored["methods"].items()}},
@@ -200,8 +201,8 @@ def run(settings: Settings, path: os.PathLike | str = RESULTS, *, images: os.Pat
     wanted = settings.as_dict()
     if path.exists():
         results = load(path)
-        results = _with_new_methods(results, wanted, _definitions(settings))
-        results = _with_methods_rerun(results, rerun, _definitions(settings))
+        results = _with_methods_rerun(results, rerun, _definitions(settings))  # first: a rerun may come with
+        results = _with_new_methods(results, wanted, _definitions(settings))  # new methods in one call
         if results.get("settings") != wanted:
             raise NstkitError(f"{path} holds a comparison made with other settings ({results.get('settings')}): "
                               "choose another --out, or move the file away to start again")

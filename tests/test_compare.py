@@ -222,7 +222,7 @@ def test_a_method_named_for_a_rerun_runs_again_with_todays_options_and_the_other
     assert results["runs"][compare._key("vanilla", both.pairs[0], 0)]["metrics"] == {"stored": 1.0}
     assert results["runs"][compare._key("robust", both.pairs[0], 0)]["metrics"]["seconds"] > 0
     assert json.loads(path.read_text())["definitions"] == compare._definitions(both)
-    with pytest.raises(NstkitError, match="cannot rerun swag: not in the stored comparison's methods"):
+    with pytest.raises(NstkitError, match="cannot rerun swag: not among both the stored comparison's methods"):
         compare.run(both, path, progress=None, rerun=("swag",))
 
 

@@ -49,9 +49,13 @@ def wrapped_rows(rows: Sequence[Sequence[Any]], col_labels: Sequence[str] = ()
                  ) -> tuple[list[list[Any]], list[list[str]]]:
     """One long row split into even rows of at most `MAX_PANELS_PER_ROW`, with each panel's label (the column
     labels, in order); a grid already within the limit is returned as it is."""
+    if not rows or not all(len(row) for row in rows):
+        raise ValueError("an image grid needs at least one image in every row")
     widest = max(len(row) for row in rows)
-    if widest <= MAX_PANELS_PER_ROW:
-        return [list(row) for row in rows], [list(col_labels) if r == 0 else [] for r in range(len(rows))]
+    if widest <= MAX_PANELS_PER_ROW:  # each column's label on the first row that has that column
+        return [list(row) for row in rows], [
+            [label if c < len(row) and all(len(above) <= c for above in rows[:r]) else ""
+             for c, label in enumerate(col_labels)] for r, row in enumerate(rows)]
     if len(rows) > 1:
         raise ValueError(f"a grid of {len(rows)} rows with {widest} panels in a row: give at most "
                          f"{MAX_PANELS_PER_ROW} a row (one long row wraps by itself)")
@@ -142,7 +146,7 @@ def panels_per_row(figure) -> int:
     """The most image or plot panels side by side in ``figure`` (visible axes sharing a row)."""
     rows: dict[float, int] = {}
     for ax in figure.axes:
-        if ax.get_visible() and ax.axison:
+        if ax.get_visible():  # an image shown with axis("off") is a panel; a hidden empty cell is not
             key = round(ax.get_position(original=True).y0, 2)  # the cell's, not the image's shrunk box
             rows[key] = rows.get(key, 0) + 1
     return max(rows.values(), default=0)
@@ -157,7 +161,8 @@ def drawn_text(figure) -> list:
 
     def recording(text, renderer):
         original(text, renderer)
-        if text.get_visible() and text.get_text().strip():
+        # Text.draw is patched for the class: keep this figure's only (a panel may draw in another thread)
+        if text.figure is figure and text.get_visible() and text.get_text().strip():
             drawn.append(text)
 
     Text.draw = recording

@@ -131,13 +131,13 @@ class StylePanel:
         self.previews = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._uploads: dict[str, Any] = {}  # an option's label -> its image, path or pack
+        self._uploads: dict[str, Any] = {}  # an uploaded option's label -> its image, or its pack's path
 
         image_dir = Path(image_dir)
         # Options show file names; the paths stay here (a stored notebook shows no machine's folders).
         contents = _images_in(image_dir / "content")
         styles = _images_in(image_dir / "style", IMAGE_SUFFIXES + (PACK_SUFFIX,))
-        self._uploads.update({**contents, **styles})
+        self._files = {"content": contents, "style": styles}  # each picker its own: both may hold an a.png
         self.content = w.Dropdown(options=list(contents), description="content")
         # A style can be a pack (`nstkit pack`): the folder's .npz files are listed beside its images.
         self.style = w.Dropdown(options=list(styles), description="style")
@@ -236,7 +236,9 @@ class StylePanel:
 
     def _source(self, dropdown):
         value = dropdown.value
-        return self._uploads.get(value, value)
+        if value in self._uploads:
+            return self._uploads[value]
+        return self._files["style" if dropdown is self.style else "content"].get(value, value)
 
     @property
     def running(self) -> bool:

@@ -42,6 +42,10 @@ def test_one_long_row_wraps_into_even_rows_of_at_most_six_and_every_panel_keeps_
     assert figures.panels_per_row(figures.image_grid([[_tile(0)] * 6])) == 6
     with pytest.raises(ValueError, match="at most 6 a row"):
         figures.image_grid([[_tile(0)] * 7, [_tile(0)] * 7])
+    with pytest.raises(ValueError, match="at least one image in every row"):
+        figures.image_grid([[_tile(0)], []])
+    short_first = figures.image_grid([[_tile(0)], [_tile(1), _tile(2)]], col_labels=["first", "second"])
+    assert {"first", "second"} <= set(_texts(short_first))  # the second column's label on the row that has it
     plt.close("all")
 
 
@@ -92,7 +96,7 @@ def test_every_stored_figure_is_legible(record_path, record):
         width = image.width
     assert round(dpi) >= figures.FIGURE_DPI and legibility["dpi"] >= figures.FIGURE_DPI
     assert legibility["smallest_text_pt"] >= figures.TEXT_PT
-    assert 1 <= legibility["panels_per_row"] <= figures.MAX_PANELS_PER_ROW
+    assert 1 <= legibility["panels_per_row"] <= figures.MAX_PANELS_PER_ROW, f"{record['figure']}: {legibility}"
     assert width / legibility["panels_per_row"] >= MIN_PANEL_PX
     assert legibility["overlapping_text"] == []
 

@@ -221,6 +221,12 @@ def test_a_style_pack_uploaded_or_in_the_folder_is_a_style_and_a_damaged_one_is_
     assert entry["sha256"] == hashlib.sha256(pack.read_bytes()).hexdigest() and entry["pack_style"] == 1
     (tmp_path / "style").mkdir()
     pack.rename(tmp_path / "style" / "hexagons.npz")
+    (tmp_path / "content").mkdir()
+    Image.fromarray(smooth_image(4, 40, 56)).save(tmp_path / "content" / "hexagons.npz.png")
+    Image.fromarray(smooth_image(5, 40, 56)).save(tmp_path / "style" / "hexagons.npz.png")  # a name in both pickers
     folder_panel = StylePanel(tmp_path, weights="random", display=False)
-    assert folder_panel.style.options == ("hexagons.npz",)
+    assert folder_panel.style.options == ("hexagons.npz", "hexagons.npz.png")
     assert folder_panel._source(folder_panel.style) == str(tmp_path / "style" / "hexagons.npz")
+    folder_panel.style.value = folder_panel.content.value = "hexagons.npz.png"
+    assert folder_panel._source(folder_panel.content) == str(tmp_path / "content" / "hexagons.npz.png")
+    assert folder_panel._source(folder_panel.style) == str(tmp_path / "style" / "hexagons.npz.png")
