@@ -145,7 +145,8 @@ def test_the_placeholder_url_is_never_cloned(colab):
     run = run_cell(python, set_repo_url.PLACEHOLDER, work, home)
     assert run.returncode == 1 and run.stdout == "" and not (home / "nstkit").exists()
     [line] = run.stderr.splitlines()
-    assert "does not know its repository yet" in line and "pip install -e ." in line, line
+    assert "does not name its repository yet" in line and "pip install -e ." in line, line
+    assert "where this notebook came from" in line and "set REPOSITORY" in line, line  # where to get it
 
 
 def test_ipython_shows_the_one_line_and_no_traceback(colab):
@@ -159,5 +160,6 @@ def test_ipython_shows_the_one_line_and_no_traceback(colab):
                          env=clean_env(HOME=str(home)), timeout=120)
     assert run.returncode == 3, run
     assert run.stdout.strip().splitlines() == [
-        "nstkit set-up: nstkit is not installed and this copy does not know its repository yet: clone nstkit "
-        "yourself, run `pip install -e .` in the clone, and restart the kernel"], run.stdout
+        "nstkit set-up: nstkit is not installed and this copy does not name its repository yet: get nstkit where "
+        "this notebook came from (the repository holding its notebooks/ folder), run `pip install -e .` in your "
+        "clone and restart the kernel, or set REPOSITORY in this cell to that repository's URL"], run.stdout

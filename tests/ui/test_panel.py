@@ -211,7 +211,8 @@ def test_a_style_pack_uploaded_or_in_the_folder_is_a_style_and_a_damaged_one_is_
     pack = make_pack([str(style)], tmp_path / "hexagons.npz", panel.config())  # made for the panel's settings
     styles = list(panel.style.options)
     _upload(panel.upload_style, "broken.npz", b"PK not a zip")
-    assert "could not use broken.npz:" in panel.status.value and "not a readable nstkit style pack" in panel.status.value
+    status = panel.status.value
+    assert "could not use broken.npz:" in status and "not a readable nstkit style pack" in status
     assert list(panel.style.options) == styles
     _upload(panel.upload_style, "hexagons.npz", pack.read_bytes())
     assert panel.style.value == "uploaded: hexagons.npz"
