@@ -120,8 +120,8 @@ def plot_losses(histories: dict, terms: Sequence[str] = ("total", "content", "st
         ax.set_title(f"{term} ÷ its first value" if relative else term, fontsize=TEXT_PT)
         ax.set_xlabel("step", fontsize=TEXT_PT)
         ax.tick_params(labelsize=TEXT_PT)
-    if len(histories) > 1 or next(iter(histories), ""):
-        axes[0][-1].legend(fontsize=TEXT_PT)
+    if len(histories) > 1 or next(iter(histories), ""):  # beside the plots, never over a curve
+        axes[0][-1].legend(fontsize=TEXT_PT, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     if title:
         figure.suptitle(fill(title, 3.8 * len(terms)), fontsize=TEXT_PT + 1)
     figure.tight_layout()

@@ -135,3 +135,13 @@ def test_relative_loss_curves_start_at_one_so_layer_sets_on_other_scales_compare
     assert [list(line.get_ydata()) for line in axis.get_lines()] == [[0.0, 1.0, 0.5], [1.0, 0.2, 0.1]]
     assert axis.get_title() == "style ÷ its first value"
     plt.close(figure)
+
+
+def test_the_loss_legend_sits_beside_the_plots_never_over_a_curve():
+    histories = {f"{w:.0e}": {"total": [w, w / 2], "content": [0.0, 1.0], "style": [w, w / 3]} for w in (1, 1e4, 1e8)}
+    figure = figures.plot_losses(histories)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend = figure.axes[-1].get_legend().get_window_extent(renderer)
+    assert all(legend.x0 >= axis.get_window_extent(renderer).x1 for axis in figure.axes)
+    plt.close(figure)
