@@ -125,6 +125,12 @@ def test_a_saved_figure_records_what_a_reader_sees(tmp_path):
                                     "panels_per_row": 4, "overlapping_text": []}
     with Image.open(path) as image:
         assert round(image.info["dpi"][0]) == figures.FIGURE_DPI
+    clash = plt.figure(figsize=(3, 2))
+    clash.text(0.5, 0.5, "a label", ha="center")
+    clash.text(0.52, 0.5, "another label", ha="center")
+    path = figures.save_figure_file(clash, tmp_path / "clash.png", {})
+    assert json.loads(path.with_suffix(".json").read_text())["legibility"]["overlapping_text"] == [
+        ["a label", "another label"]]
     plt.close("all")
 
 
