@@ -87,14 +87,14 @@ def mismatches(root: Path = ROOT) -> list[str]:
     url = repository_url(root)
     problems = []
     for path in _notebooks(root):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells, metadata = notebook["cells"], notebook["metadata"]
         first = next(cell for cell in cells if cell["cell_type"] == "markdown")
         if _source(first).split("\n", 1)[0] != badge_line(url, path.name):
             problems.append(f"{path.name}: the first line is not the Colab badge for {url}")
         code = next(cell for cell in cells if cell["cell_type"] == "code")
         if _source(code) != setup_cell(url):
             problems.append(f"{path.name}: the set-up cell is not scripts/setup_cell.py for {url}")
-        metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
         if (metadata.get("accelerator") != COLAB_METADATA["accelerator"]  # a notebook saved from Colab keeps its
                 or metadata.get("colab", {}).get("gpuType") != COLAB_METADATA["colab"]["gpuType"]):  # provenance
             problems.append(f"{path.name}: its metadata does not ask Colab for a GPU runtime")

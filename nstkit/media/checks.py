@@ -56,7 +56,6 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     scale, a mask).
     """
     styles = packs.expand(styles) if read_paths else list(styles)  # a pack stands for its styles, summarised
-    count = len(styles)
     counted = packs.style_count(styles)  # unread packs (read_paths=False) by their metadata, if readable here
     if counted:
         config.blend_weights(counted)
@@ -70,7 +69,7 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     loaded: list[np.ndarray | None] = []
     shapes: list[tuple[int, int] | None] = []
     for index, source in enumerate(styles):
-        what = "style image" if count == 1 else f"style image {index + 1}"
+        what = "style image" if len(styles) == 1 else f"style image {index + 1}"
         rgb = shape = None
         if isinstance(source, packs.PackedStyle):
             with _naming(point):
@@ -93,7 +92,7 @@ def check_inputs(content: ImageInput, styles: Sequence[ImageInput], config: Styl
     regions = None
     if config.mask and read_paths and content_rgb is not None:
         with _naming(point):
-            regions = load_regions(config.mask, content_rgb.shape[:2], count)
+            regions = load_regions(config.mask, content_rgb.shape[:2], len(styles))  # expanded: one per style
     palette = None
     if palette_path(config.color_from) and read_paths:
         if not os.path.exists(config.color_from):

@@ -295,13 +295,9 @@ class Objective:
         for styles, blend in zip(inputs.styles, inputs.blends):
             mixed: dict = {}
             for style_rgb, share in zip(styles, blend):
-                key = statistic_key(GRAM_KEY, style_rgb)
-                if not set(layers) <= set(self._style_stats.get(key, ())):  # a pack's entry has its own layers only
-                    features = self.features(tf.constant(preprocess(style_rgb)))
-                    self._style_stats[key] = {name: gram_matrix(features[name]).numpy() for name in layers}
-                    self.computed_style_stats.append(key)
+                grams = self._style_statistics(GRAM_KEY, style_rgb, layers, lambda f: gram_matrix(f).numpy())
                 for name in layers:
-                    mixed[name] = mixed.get(name, 0.0) + share * self._style_stats[key][name]
+                    mixed[name] = mixed.get(name, 0.0) + share * grams[name]
             members.append(mixed)
         grams = {name: tf.concat([member[name] for member in members], axis=0) for name in layers}
         return grams, (style_layer_scales(grams) if normalise else None)
@@ -370,12 +366,18 @@ class Objective:
         return {key: tf.constant(np.stack([member[key] for member in members])) for key in members[0]}
 
     def _summaries(self, style_rgb: np.ndarray, layers: list[str], statistic) -> dict:
+        return self._style_statistics(statistic.name, style_rgb, layers, lambda f: statistic.summarise(f[0].numpy()))
+
+    def _style_statistics(self, kind: str, style_rgb: np.ndarray, layers: list[str], summarise) -> dict:
+        """A style's ``kind`` of statistic per layer, from the cache (a pack's, or an earlier stage's) or computed
+        by one network pass and kept; a cached entry missing a layer is computed whole (a pack holds its own
+        layers only)."""
         import tensorflow as tf
 
-        key = statistic_key(statistic.name, style_rgb)
-        if not set(layers) <= set(self._style_stats.get(key, ())):  # a pack's entry has its own layers only
+        key = statistic_key(kind, style_rgb)
+        if not set(layers) <= set(self._style_stats.get(key, ())):
             features = self.features(tf.constant(preprocess(style_rgb)))
-            self._style_stats[key] = {n: statistic.summarise(features[n][0].numpy()) for n in layers}
+            self._style_stats[key] = {name: summarise(features[name]) for name in layers}
             self.computed_style_stats.append(key)
         return self._style_stats[key]
 

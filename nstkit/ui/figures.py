@@ -173,10 +173,11 @@ def drawn_text(figure) -> list:
     return drawn
 
 
-def overlapping_text(figure) -> list[tuple[str, str]]:
-    """Pairs of drawn texts in ``figure`` whose boxes overlap: what a reader could not read."""
+def overlapping_text(figure, drawn: list | None = None) -> list[tuple[str, str]]:
+    """Pairs of drawn texts in ``figure`` whose boxes overlap: what a reader could not read. ``drawn``: the
+    texts of a draw already made (`drawn_text`), so as not to draw again."""
     renderer = figure.canvas.get_renderer()
-    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in drawn_text(figure)]
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in drawn or drawn_text(figure)]
     clashes = []
     for i, (first, a) in enumerate(boxes):
         for second, b in boxes[i + 1:]:
@@ -185,9 +186,9 @@ def overlapping_text(figure) -> list[tuple[str, str]]:
     return clashes
 
 
-def smallest_text_pt(figure) -> float:
-    """The smallest font size of any text drawn in ``figure``."""
-    return min((text.get_fontsize() for text in drawn_text(figure)), default=TEXT_PT)
+def smallest_text_pt(figure, drawn: list | None = None) -> float:
+    """The smallest font size of any text drawn in ``figure`` (``drawn`` as in `overlapping_text`)."""
+    return min((text.get_fontsize() for text in drawn or drawn_text(figure)), default=TEXT_PT)
 
 
 def save_figure_file(figure, path: Path, record: dict[str, Any]) -> Path:
@@ -196,9 +197,10 @@ def save_figure_file(figure, path: Path, record: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"pil_kwargs": {"quality": 85}} if path.suffix.lower() in (".jpg", ".jpeg") else {}
     figure.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight", **options)
-    legibility = {"dpi": FIGURE_DPI, "smallest_text_pt": smallest_text_pt(figure),
+    drawn = drawn_text(figure)  # one draw for both measures
+    legibility = {"dpi": FIGURE_DPI, "smallest_text_pt": smallest_text_pt(figure, drawn),
                   "panels_per_row": panels_per_row(figure),
-                  "overlapping_text": [list(pair) for pair in overlapping_text(figure)]}
+                  "overlapping_text": [list(pair) for pair in overlapping_text(figure, drawn)]}
     path.with_suffix(".json").write_text(json.dumps({**record, "legibility": legibility}, indent=2,
                                                     sort_keys=True) + "\n")
     return path
